@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install bench data clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[test,bench]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fetch the real genome, simulate the 164-cell-type task, train Basset on Ray Train,
+# register it in MLflow, score a real VCF genome-wide, write Parquet and plots.
+run: $(STAMP)
+	$(VENV)/bin/dnacnn main --config jobs/configs/main.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) bench/onehot.py
+	$(PY) bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) data runs out

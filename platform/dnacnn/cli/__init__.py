@@ -1,0 +1,26 @@
+"""The ``dnacnn`` command. Each capability registers its subcommands from its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    help="dnacnn: train CNNs on DNA sequence and score variants genome-wide, on Ray.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+# Registration: importing each module adds its commands to `app`.
+from dnacnn.cli import genome_commands, main_job  # noqa: E402,F401

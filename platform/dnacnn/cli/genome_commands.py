@@ -1,0 +1,56 @@
+"""``dnacnn fetch-genome`` and ``dnacnn check-vcf``."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import typer
+
+from dnacnn.cli import app
+from dnacnn.cli.errors import user_errors
+from dnacnn.genome import Genome
+from dnacnn.reference_data import fetch_vt_examples
+from dnacnn.variants import read_alleles
+
+
+@app.command("fetch-genome")
+def fetch_genome(data_dir: Path = typer.Option(Path("data"), help="Where to unpack it.")) -> None:
+    """Get the real GRCh37 chr20 and its VCFs (Debian's vt-examples) and print their paths."""
+    with user_errors():
+        vt = fetch_vt_examples(data_dir)
+        genome = Genome(vt.chr20_fasta)
+        typer.echo(json.dumps({
+            "fasta": str(vt.chr20_fasta),
+            "contigs": genome.lengths,
+            "vcf": str(vt.normalize_vcf),
+        }, indent=2))
+
+
+@app.command("check-vcf")
+def check_vcf(
+    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip)."),
+    genome: Path = typer.Option(..., help="Indexed FASTA the VCF was called on."),
+    show: int = typer.Option(20, help="Rejects to print."),
+) -> None:
+    """Read a VCF against a genome: alleles by kind, rejects by reason, the first rejects."""
+    with user_errors():
+        ref = Genome(genome)
+        kinds: collections.Counter = collections.Counter()
+        reasons: collections.Counter = collections.Counter()
+        records = set()
+        for allele in read_alleles(vcf, ref):
+            records.add(allele.record)
+            kinds[allele.kind] += 1
+            if allele.reject:
+                reasons[allele.reject] += 1
+                if reasons.total() <= show:
+                    typer.echo(f"reject {allele.reject}: {allele.message}", err=True)
+        typer.echo(json.dumps({
+            "records": len(records),
+            "alleles": kinds.total(),
+            "scorable": kinds.total() - reasons.total(),
+            "kinds": dict(kinds),
+            "rejects": dict(reasons),
+        }, indent=2))

@@ -1,0 +1,1 @@
+"""Ray Data sources, datasets on disk, and the simulators of the model family's tasks."""

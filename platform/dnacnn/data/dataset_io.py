@@ -1,0 +1,129 @@
+"""Datasets on disk: Parquet splits plus a JSON description.
+
+Layout of a dataset folder::
+
+    DIR/dataset.json          DatasetDescription
+    DIR/train/*.parquet       one row per sequence
+    DIR/valid/*.parquet
+    DIR/test/*.parquet
+
+Columns of every split:
+    onehot  arrow.fixed_shape_tensor (L, 4) uint8, A/C/G/T, N all-zero
+    labels  arrow.fixed_shape_tensor (T,) float32, in the order of ``tasks``
+            (binary: T=1; multitask: 0/1 per task; multiclass: one-hot over classes)
+    chrom   string, start int64, end int64   (0-based half-open; synthetic
+            sequences use chrom "synthetic" and their index as start)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+SPLITS = ("train", "valid", "test")
+TASK_TYPES = ("binary", "multitask", "multiclass")
+FORMAT = "dnacnn-dataset/1"
+
+
+@dataclass
+class DatasetDescription:
+    """What a dataset holds, saved as ``dataset.json`` beside its splits.
+
+    Attributes:
+        name: short name, e.g. ``tutorial_binary`` or ``basset164``.
+        task_type: one of :data:`TASK_TYPES`.
+        tasks: task (cell type / class) names, in label-column order.
+        seq_len: L, bases per sequence.
+        rows: rows per split.
+        splits: how the splits were made (e.g. chromosomes or blocks per split).
+        sources: input files with their sha256, or the simulator's parameters.
+        extra: anything else (ground truth file names, seeds, ...).
+    """
+
+    name: str
+    task_type: str
+    tasks: list[str]
+    seq_len: int
+    rows: dict[str, int] = field(default_factory=dict)
+    splits: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    format: str = FORMAT
+
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise ValueError(f"task_type {self.task_type!r} is not one of {TASK_TYPES}")
+        if self.task_type == "binary" and len(self.tasks) != 1:
+            raise ValueError("a binary dataset has exactly one task")
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / "dataset.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DatasetDescription:
+        path = Path(directory) / "dataset.json"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{directory} is not a dnacnn dataset (no dataset.json); make one with "
+                "`dnacnn simulate ...` or `dnacnn data ...`"
+            )
+        return cls(**json.loads(path.read_text()))
+
+
+def split_dir(directory: str | Path, split: str) -> Path:
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    return Path(directory) / split
+
+
+def onehot_column(onehot: np.ndarray) -> pa.Array:
+    """(N, L, 4) uint8 -> an ``arrow.fixed_shape_tensor`` array of N (L, 4) cells."""
+    onehot = np.ascontiguousarray(onehot, dtype=np.uint8)
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(onehot)
+
+
+def labels_column(labels: np.ndarray) -> pa.Array:
+    """(N, T) -> an ``arrow.fixed_shape_tensor`` array of N (T,) float32 cells."""
+    labels = np.ascontiguousarray(labels, dtype=np.float32)
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(labels)
+
+
+def make_table(
+    onehot: np.ndarray,
+    labels: np.ndarray | None = None,
+    chrom: list[str] | np.ndarray | None = None,
+    start: np.ndarray | None = None,
+    end: np.ndarray | None = None,
+) -> pa.Table:
+    """An Arrow table in the dataset schema from numpy arrays.
+
+    Args:
+        onehot: (N, L, 4) uint8.
+        labels: (N, T) float; omitted for unlabelled sequence (e.g. genome tiles).
+        chrom, start, end: N coordinates; default "synthetic", 0..N-1, 1..N.
+    """
+    n = len(onehot)
+    start = np.arange(n, dtype=np.int64) if start is None else np.asarray(start, dtype=np.int64)
+    columns = {
+        "chrom": pa.array(["synthetic"] * n if chrom is None else list(chrom), pa.string()),
+        "start": pa.array(start, pa.int64()),
+        "end": pa.array(start + onehot.shape[1] if end is None else np.asarray(end, np.int64), pa.int64()),
+        "onehot": onehot_column(onehot),
+    }
+    if labels is not None:
+        columns["labels"] = labels_column(labels)
+    return pa.table(columns)
+
+
+def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed-shape tensor column back to one (N, *shape) numpy array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.to_numpy_ndarray()

@@ -1,0 +1,129 @@
+"""Reference genome access: an indexed FASTA (plain or bgzipped) through ``pysam.FastaFile``.
+
+Coordinates are 0-based, half-open. Windows that run past a contig's ends come
+back padded with ``N`` to their full length. Contig names are resolved
+explicitly: ``chr20`` finds ``20`` (and back), ``chrM`` finds ``MT``; each alias
+is logged once, never applied silently; an unknown contig raises
+:class:`UnknownContigError` naming the contigs that exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pysam
+
+from dnacnn import sequence
+
+log = logging.getLogger(__name__)
+
+_MITO = ("chrM", "MT", "chrMT", "M")
+
+
+class UnknownContigError(KeyError):
+    """A contig that the genome does not have (under any alias)."""
+
+    def __init__(self, chrom: str, available: list[str], path: str):
+        shown = ", ".join(available[:10]) + (", ..." if len(available) > 10 else "")
+        self.chrom = chrom
+        super().__init__(
+            f"contig {chrom!r} is not in the genome {path} (contigs: {shown}); "
+            "check that the VCF/BED and the FASTA use the same genome build"
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+def alias_candidates(chrom: str) -> list[str]:
+    """Other names the same contig goes by: ``chr20`` <-> ``20``, ``chrM`` <-> ``MT``."""
+    if chrom in _MITO:
+        return [m for m in _MITO if m != chrom]
+    if chrom.startswith("chr"):
+        return [chrom[3:]]
+    return ["chr" + chrom]
+
+
+class Genome:
+    """An indexed reference FASTA.
+
+    Args:
+        path: FASTA file with a ``.fai`` index (bgzipped files also need ``.gzi``;
+            pysam builds missing indexes when it can write beside the file).
+    Picklable: the pysam handle is reopened in each process.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if not Path(self.path).exists():
+            raise FileNotFoundError(f"genome FASTA not found: {self.path}")
+        try:
+            self._fasta = pysam.FastaFile(self.path)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"cannot open {self.path} as an indexed FASTA ({err}); a gzipped FASTA "
+                "must be bgzip-compressed (`bgzip -d` then `bgzip`) and indexed with "
+                "`samtools faidx`"
+            ) from None
+        self.lengths: dict[str, int] = dict(zip(self._fasta.references, self._fasta.lengths))
+        self._resolved: dict[str, str] = {name: name for name in self.lengths}
+
+    def __reduce__(self):
+        return (Genome, (self.path,))
+
+    @property
+    def contigs(self) -> list[str]:
+        """Contig names in FASTA order."""
+        return list(self.lengths)
+
+    def resolve(self, chrom: str) -> str:
+        """The genome's own name for ``chrom``, trying aliases; logs each alias once.
+
+        Raises:
+            UnknownContigError: no contig by that name or an alias of it.
+        """
+        name = self._resolved.get(chrom)
+        if name is not None:
+            return name
+        for alias in alias_candidates(chrom):
+            if alias in self.lengths:
+                log.warning("contig %r is named %r in %s; using %r", chrom, alias, self.path, alias)
+                self._resolved[chrom] = alias
+                return alias
+        raise UnknownContigError(chrom, self.contigs, self.path)
+
+    def has(self, chrom: str) -> bool:
+        """Whether ``chrom`` (or an alias of it) is in the genome."""
+        try:
+            self.resolve(chrom)
+        except UnknownContigError:
+            return False
+        return True
+
+    def length(self, chrom: str) -> int:
+        return self.lengths[self.resolve(chrom)]
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        """Sequence of ``[start, end)`` (0-based), upper case, N-padded past the contig's ends.
+
+        Returns:
+            a string of exactly ``end - start`` characters.
+        """
+        if end < start:
+            raise ValueError(f"interval {chrom}:{start}-{end} has end before start")
+        name = self.resolve(chrom)
+        size = self.lengths[name]
+        lo, hi = max(start, 0), min(end, size)
+        core = self._fasta.fetch(name, lo, hi).upper() if hi > lo else ""
+        left = min(max(0, -start), end - start)
+        right = (end - start) - left - len(core)
+        return "N" * left + core + "N" * right
+
+    def fetch_onehot(self, chrom: str, start: int, end: int) -> np.ndarray:
+        """One-hot of ``[start, end)``: (end - start, 4) uint8, N rows all-zero."""
+        return sequence.encode(self.fetch(chrom, start, end))
+
+    def close(self) -> None:
+        self._fasta.close()
