@@ -1,0 +1,127 @@
+"""Self-describing checkpoints: weights as safetensors, everything else as JSON.
+
+A checkpoint is a directory holding
+
+- ``model.json``: ``{"format": "dnacnn-model/1", "name", "config", "tasks",
+  "seq_len", "rc_average"}``, so a scorer needs nothing else to use the model;
+- ``model.safetensors``: the model's ``state_dict``.
+
+Nothing is pickled or unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dnacnn.models.registry import MODELS, build
+from dnacnn.models.reverse_complement import RCAverage
+
+FORMAT = "dnacnn-model/1"
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class LoadedModel:
+    """A model read back by ``load``, with what it predicts."""
+
+    model: nn.Module  # in eval mode; wrapped in RCAverage when saved wrapped
+    name: str  # key of MODELS
+    config: object  # the model's config dataclass
+    tasks: list[str]  # T names, one per output column
+    seq_len: int  # L, the input window the model was built for
+    rc_average: bool = False  # whether ``model`` averages both strands
+
+
+def save(model: nn.Module, directory: str | Path, tasks: Sequence[str]) -> None:
+    """Write ``model`` and its task names to ``directory`` (created if missing).
+
+    Args:
+        model: a model of ``MODELS``, or one wrapped in ``RCAverage`` (the inner
+            model's weights are saved and ``"rc_average": true`` is recorded).
+        directory: the checkpoint directory; existing files are overwritten.
+        tasks: T distinct names, one per output column (e.g. cell types).
+    """
+    rc_average = isinstance(model, RCAverage)
+    inner = model.model if rc_average else model
+    name = getattr(inner, "name", None)
+    if name not in MODELS or not isinstance(inner, MODELS[name][0]):
+        raise ValueError(
+            f"cannot save a {type(inner).__name__}: only models built from "
+            f"dnacnn.models.MODELS ({', '.join(MODELS)}) can be saved"
+        )
+    tasks = list(tasks)
+    if len(tasks) != inner.n_tasks:
+        raise ValueError(
+            f"got {len(tasks)} task names for a model with {inner.n_tasks} outputs; "
+            "pass one name per output column"
+        )
+    if not all(isinstance(t, str) for t in tasks) or len(set(tasks)) != len(tasks):
+        raise ValueError("task names must be distinct strings")
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
+    save_file(state, directory / WEIGHTS_FILE)
+    meta = {
+        "format": FORMAT,
+        "name": name,
+        "config": dataclasses.asdict(inner.config),
+        "tasks": tasks,
+        "seq_len": inner.seq_len,
+        "rc_average": rc_average,
+    }
+    # Written last: a directory with model.json holds a complete checkpoint.
+    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load(directory: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    """Read a checkpoint written by ``save``.
+
+    Args:
+        directory: the checkpoint directory.
+        map_location: device to put the weights on, e.g. "cpu" or "cuda:0".
+    Returns:
+        a ``LoadedModel`` whose model is in eval mode on ``map_location``.
+    """
+    directory = Path(directory)
+    meta_path = directory / CONFIG_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"no {CONFIG_FILE} in {directory}; expected a directory written by "
+            "dnacnn.models.save"
+        )
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise ValueError(
+            f"{meta_path} has format {meta.get('format')!r}; this version of dnacnn "
+            f"reads {FORMAT!r}"
+        )
+    model = build(meta["name"], meta["config"])
+    tasks = list(meta["tasks"])
+    if len(tasks) != model.n_tasks or meta["seq_len"] != model.seq_len:
+        raise ValueError(
+            f"{meta_path} is inconsistent: {len(tasks)} tasks and seq_len {meta['seq_len']} "
+            f"for a config with n_tasks={model.n_tasks} and seq_len={model.seq_len}"
+        )
+    model.load_state_dict(load_file(directory / WEIGHTS_FILE, device="cpu"))
+    model.to(map_location)
+    rc_average = bool(meta.get("rc_average", False))
+    if rc_average:
+        model = RCAverage(model)
+    return LoadedModel(
+        model=model.eval(),
+        name=meta["name"],
+        config=model.config,
+        tasks=tasks,
+        seq_len=model.seq_len,
+        rc_average=rc_average,
+    )

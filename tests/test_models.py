@@ -1,0 +1,348 @@
+"""Tests of the model family: shapes, published sizes, strand symmetry, checkpoints, training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnacnn.models import (
+    MODELS,
+    Basset,
+    BassetConfig,
+    LoadedModel,
+    MultiScaleConfig,
+    RCAverage,
+    RCConv1d,
+    basset_cell_types,
+    build,
+    load,
+    reverse_complement_x,
+    save,
+)
+
+torch.set_num_threads(1)
+
+# Small configs of each model, for the tests that only need the wiring.
+SMALL = {
+    "basset": {
+        "seq_len": 100,
+        "n_tasks": 5,
+        "conv_filters": (16, 16, 16),
+        "conv_widths": (7, 5, 3),
+        "pool_widths": (2, 2, 2),
+        "hidden_units": (32, 32),
+    },
+    "multiscale": {"seq_len": 60, "widths": (3, 7), "filters": 8, "dense": (16, 8), "n_tasks": 3},
+    "simple": {"seq_len": 60, "filters": 8, "width": 6, "hidden_units": 16, "n_tasks": 2},
+}
+
+
+def random_x(n: int, length: int, seed: int = 0) -> torch.Tensor:
+    """(n, 4, length) float one-hot of uniform random DNA."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, 4, (n, length), generator=g)
+    return F.one_hot(idx, 4).float().transpose(1, 2)
+
+
+def warm_batch_norm(model: nn.Module, x: torch.Tensor) -> None:
+    """Move batch-norm running statistics away from their initial values."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(x)
+    model.eval()
+
+
+def test_small_configs_cover_the_table() -> None:
+    assert set(SMALL) == set(MODELS)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "length", "n_tasks"),
+    [
+        ("basset", {}, 600, 164),
+        ("basset", {"seq_len": 1000}, 1000, 164),
+        ("multiscale", {}, 200, 1),
+        ("multiscale", {"seq_len": 101, "n_tasks": 4}, 101, 4),
+        ("simple", {}, 200, 1),
+        ("simple", {"seq_len": 500, "n_tasks": 3}, 500, 3),
+    ],
+)
+def test_output_shapes(name: str, config: dict, length: int, n_tasks: int) -> None:
+    torch.manual_seed(0)
+    model = build(name, config).eval()
+    with torch.no_grad():
+        logits = model(random_x(3, length))
+    assert logits.shape == (3, n_tasks)
+    assert logits.dtype == torch.float32
+    assert model.name == name
+    assert model.seq_len == length and model.n_tasks == n_tasks
+    assert isinstance(model.config, MODELS[name][1])
+
+
+def test_multiscale_accepts_other_lengths() -> None:
+    model = build("multiscale", SMALL["multiscale"]).eval()
+    for length in (25, 60, 137):
+        assert model(random_x(2, length)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["basset", "simple"])
+def test_fixed_length_models_reject_other_lengths(name: str) -> None:
+    model = build(name, SMALL[name]).eval()
+    with pytest.raises(ValueError, match="seq_len=80"):
+        model(random_x(2, 80))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_models_reject_length_major_input(name: str) -> None:
+    model = build(name, SMALL[name]).eval()
+    with pytest.raises(ValueError, match="transpose"):
+        model(random_x(2, model.seq_len).transpose(1, 2))
+
+
+def test_basset_published_parameter_count() -> None:
+    model = build("basset")
+    conv_dense = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, (nn.Conv1d, nn.Linear))
+        for p in m.parameters()
+    )
+    batch_norm = sum(
+        p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm1d) for p in m.parameters()
+    )
+    expected = (
+        4 * 300 * 19 + 300
+        + 300 * 200 * 11 + 200
+        + 200 * 200 * 7 + 200
+        + 2000 * 1000 + 1000
+        + 1000 * 1000 + 1000
+        + 1000 * 164 + 164
+    )  # fmt: skip
+    assert expected == 4_129_664
+    assert conv_dense == 4_129_664
+    assert batch_norm == 2 * (300 + 200 + 200 + 1000 + 1000)
+    assert sum(p.numel() for p in model.parameters()) == conv_dense + batch_norm
+    assert model.config.conv_output_length == 10
+    assert model.dense[0].in_features == 2000
+
+
+def test_basset_too_short_raises() -> None:
+    assert BassetConfig().min_seq_len == 168
+    BassetConfig(seq_len=168)
+    with pytest.raises(ValueError, match="seq_len >= 168"):
+        BassetConfig(seq_len=167)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("widths", [(3, 7, 15, 25), (2, 4, 9)])
+def test_multiscale_attention(widths: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    model = build("multiscale", {"widths": widths, "filters": 8, "seq_len": 101}).eval()
+    x = random_x(5, 101)
+    with torch.no_grad():
+        logits, attention = model(x, return_attention=True)
+        plain = model(x)
+    assert torch.equal(logits, plain)
+    assert list(attention) == list(widths)
+    for weights in attention.values():
+        assert weights.shape == (5, 101)
+        assert (weights >= 0).all()
+        torch.testing.assert_close(weights.sum(dim=1), torch.ones(5))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_rc_average_is_strand_invariant(name: str) -> None:
+    torch.manual_seed(0)
+    model = build(name, SMALL[name])
+    x = random_x(8, model.seq_len)
+    warm_batch_norm(model, x)
+    wrapped = RCAverage(model).eval()
+    x_rc = reverse_complement_x(x)
+    with torch.no_grad():
+        assert (model(x) - model(x_rc)).abs().max() > 1e-4  # the bare model is not invariant
+        assert (wrapped(x) - wrapped(x_rc)).abs().max() < 1e-6
+        torch.testing.assert_close(wrapped(x), (model(x) + model(x_rc)) / 2)
+    assert wrapped.name == name and wrapped.n_tasks == model.n_tasks
+
+
+def test_reverse_complement_x() -> None:
+    # ACGTT -> AACGT
+    x = F.one_hot(torch.tensor([[0, 1, 2, 3, 3]]), 4).float().transpose(1, 2)
+    expected = F.one_hot(torch.tensor([[0, 0, 1, 2, 3]]), 4).float().transpose(1, 2)
+    assert torch.equal(reverse_complement_x(x), expected)
+
+
+def test_rc_conv1d_is_equivariant() -> None:
+    torch.manual_seed(0)
+    layer = RCConv1d(n_filters=5, width=7)
+    x = torch.randn(3, 4, 50)
+    out = layer(x)  # (3, 10, 44)
+    assert out.shape == (3, 10, 44)
+    swapped = torch.cat([out[:, 5:], out[:, :5]], dim=1).flip(2)
+    torch.testing.assert_close(layer(reverse_complement_x(x)), swapped, atol=1e-6, rtol=0)
+    assert sum(p.numel() for p in layer.parameters()) == 5 * 4 * 7 + 5
+
+
+@pytest.mark.parametrize("name", ["basset", "simple"])
+def test_rc_equivariant_first_layer(name: str) -> None:
+    torch.manual_seed(0)
+    config = {**SMALL[name], "rc_equivariant_first_layer": True}
+    model = build(name, config).eval()
+    first = model.conv_tower[0] if name == "basset" else model.conv
+    filters = config["conv_filters"][0] if name == "basset" else config["filters"]
+    assert isinstance(first, RCConv1d) and first.n_filters == filters // 2
+    assert model(random_x(2, model.seq_len)).shape == (2, model.n_tasks)
+    key, odd = ("conv_filters", (15, 16, 16)) if name == "basset" else ("filters", 15)
+    with pytest.raises(ValueError, match="even"):
+        build(name, {**config, key: odd})
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_save_load_round_trip(name: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build(name, SMALL[name])
+    x = random_x(6, model.seq_len)
+    warm_batch_norm(model, x)
+    tasks = [f"task_{i}" for i in range(model.n_tasks)]
+    save(model, tmp_path / "ckpt", tasks)
+
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "model.json",
+        "model.safetensors",
+    ]
+    meta = json.loads((tmp_path / "ckpt" / "model.json").read_text())
+    assert meta["format"] == "dnacnn-model/1"
+    assert meta["name"] == name
+    assert meta["tasks"] == tasks
+    assert meta["seq_len"] == model.seq_len
+    assert meta["rc_average"] is False
+
+    loaded = load(tmp_path / "ckpt")
+    assert isinstance(loaded, LoadedModel)
+    assert not loaded.model.training
+    assert (loaded.name, loaded.tasks, loaded.seq_len) == (name, tasks, model.seq_len)
+    assert loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+
+
+def test_save_load_rc_average(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build("basset", SMALL["basset"])
+    x = random_x(4, 100)
+    warm_batch_norm(model, x)
+    wrapped = RCAverage(model).eval()
+    save(wrapped, tmp_path, [f"t{i}" for i in range(5)])
+    assert json.loads((tmp_path / "model.json").read_text())["rc_average"] is True
+    loaded = load(tmp_path)
+    assert loaded.rc_average and isinstance(loaded.model, RCAverage)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), wrapped(x))
+
+
+def test_save_rejects_wrong_task_count(tmp_path) -> None:
+    model = build("simple", SMALL["simple"])
+    with pytest.raises(ValueError, match="2 outputs"):
+        save(model, tmp_path, ["only_one"])
+    with pytest.raises(ValueError, match="distinct"):
+        save(model, tmp_path, ["same", "same"])
+
+
+def test_load_rejects_other_formats(tmp_path) -> None:
+    save(build("simple", SMALL["simple"]), tmp_path, ["a", "b"])
+    meta = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**meta, "format": "other/9"}))
+    with pytest.raises(ValueError, match="dnacnn-model/1"):
+        load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing")
+
+
+def test_build_validates_configs() -> None:
+    with pytest.raises(ValueError, match="'conv_filter'.*allowed keys: seq_len"):
+        build("basset", {"conv_filter": (10, 10, 10)})
+    with pytest.raises(ValueError, match="basset, multiscale, simple|'basset', 'multiscale'"):
+        build("resnet", {})
+    with pytest.raises(TypeError, match="BassetConfig"):
+        build("basset", MultiScaleConfig())
+    with pytest.raises(ValueError, match="one entry per layer"):
+        build("basset", {"conv_widths": (19, 11)})
+    # Lists (as read from YAML or JSON) become tuples.
+    model = build("basset", {**SMALL["basset"], "conv_filters": [16, 16, 16]})
+    assert model.config == BassetConfig(**SMALL["basset"])
+    assert isinstance(build("basset", BassetConfig(**SMALL["basset"])), Basset)
+
+
+def test_basset_cell_types() -> None:
+    names = basset_cell_types()
+    assert len(names) == BassetConfig().n_tasks == 164
+    assert len(set(names)) == 164
+    assert names[0] == "8988T"
+    assert all(n and n == n.strip() for n in names)
+
+
+def fit(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, lr: float, steps: int = 20
+) -> list[float]:
+    """Adam steps on one fixed batch; returns the training loss of each step."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
+# Dropout off, so that the loss on a fixed batch follows the optimiser alone.
+NO_DROPOUT = {
+    "basset": {"hidden_dropouts": (0.0, 0.0)},
+    "multiscale": {"branch_dropout": 0.0, "dense_dropouts": (0.0, 0.0)},
+    "simple": {"conv_dropout": 0.0, "hidden_dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_training_lowers_the_loss(name: str) -> None:
+    torch.manual_seed(0)
+    model = build(name, {**SMALL[name], **NO_DROPOUT[name]})
+    x = random_x(16, model.seq_len, seed=1)
+    if name == "multiscale":  # 3 classes: a softmax over the logits
+        y = torch.randint(0, 3, (16,))
+        losses = fit(model, x, y, F.cross_entropy, lr=3e-3)
+    else:  # independent binary tasks
+        y = torch.randint(0, 2, (16, model.n_tasks)).float()
+        losses = fit(model, x, y, F.binary_cross_entropy_with_logits, lr=3e-3)
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_published_basset_trains_at_600_bp() -> None:
+    torch.manual_seed(0)
+    model = build("basset")  # published shapes, dropout included
+    x = random_x(2, 600, seed=2)
+    y = torch.randint(0, 2, (2, 164)).float()
+    losses = fit(model, x, y, F.binary_cross_entropy_with_logits, lr=1e-3)
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_load_onto_gpu(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build("basset", SMALL["basset"])
+    x = random_x(4, 100)
+    warm_batch_norm(model, x)
+    save(model, tmp_path, [f"t{i}" for i in range(5)])
+    loaded = load(tmp_path, map_location="cuda")
+    assert next(loaded.model.parameters()).is_cuda
+    with torch.no_grad():
+        on_gpu = loaded.model(x.cuda()).cpu()
+    torch.testing.assert_close(on_gpu, model(x), rtol=1e-3, atol=1e-3)  # TF32 convolutions
