@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The first call of a numba-compiled function compiles it: no per-example deadline.
+settings.register_profile("dnacnn", deadline=None)
+settings.load_profile("dnacnn")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "data"

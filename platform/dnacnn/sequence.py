@@ -7,14 +7,16 @@ Conventions (used across the whole package):
 - ``onehot`` arrays are uint8 of shape (L, 4) for one sequence, (N, L, 4) for a batch.
 
 Encoding is one gather from a 256-entry lookup table: each byte of the
-sequence indexes a 4-byte row, read as one uint32, so there is no Python loop
-over characters.
+sequence indexes a 4-byte row, read as one uint32. The gather is a compiled
+loop (numba): numpy's fancy indexing first widens every uint8 index to an
+8-byte intp, which costs 4x (see bench/onehot.py and BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 ALPHABET = "ACGT"
@@ -32,6 +34,20 @@ _IUPAC_COMPLEMENT = str.maketrans(
     "TGCAYRSWMKVHDBNtgcayrswmkvhdbn",
 )
 _DECODE = np.frombuffer(b"NACGT", dtype=np.uint8)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _gather(codes: np.ndarray, lut32: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """out[i] = lut32[codes[i]]: codes (n,) uint8, lut32 (256,) uint32, out (n,) uint32."""
+    for i in range(codes.shape[0]):
+        out[i] = lut32[codes[i]]
+
+
+def _onehot_of_codes(codes: np.ndarray) -> np.ndarray:
+    """(n,) uint8 ASCII codes -> (n, 4) uint8 one-hot."""
+    out = np.empty(codes.shape[0], dtype=np.uint32)
+    _gather(codes, _LUT32, out)
+    return out.view(np.uint8).reshape(codes.shape[0], 4)
 
 
 def _as_bytes(seq: str | bytes | bytearray | memoryview) -> np.ndarray:
@@ -55,8 +71,7 @@ def encode(seq: str | bytes) -> np.ndarray:
     Returns:
         onehot: (L, 4) uint8, rows in A, C, G, T order; all-zero for N/IUPAC.
     """
-    codes = _as_bytes(seq)
-    return _LUT32[codes].view(np.uint8).reshape(len(codes), 4)
+    return _onehot_of_codes(_as_bytes(seq))
 
 
 def encode_batch(seqs: Sequence[str | bytes], length: int | None = None) -> np.ndarray:
@@ -77,8 +92,7 @@ def encode_batch(seqs: Sequence[str | bytes], length: int | None = None) -> np.n
         if len(s) > length:
             raise ValueError(f"sequence {i} has length {len(s)}, longer than {length}")
     buf = b"".join(s.ljust(length, b"N") for s in raw)
-    codes = np.frombuffer(buf, dtype=np.uint8)
-    return _LUT32[codes].view(np.uint8).reshape(len(raw), length, 4)
+    return _onehot_of_codes(np.frombuffer(buf, dtype=np.uint8)).reshape(len(raw), length, 4)
 
 
 def decode(onehot: np.ndarray) -> str | list[str]:

@@ -1,0 +1,92 @@
+"""Genome windows against pysam on the committed real chr20 piece and the whole chromosome."""
+
+import logging
+import pickle
+
+import numpy as np
+import pysam
+import pytest
+
+from conftest import FIXTURE_FASTA, shared
+from dnacnn import sequence
+from dnacnn.genome import Genome, UnknownContigError
+
+# Real sequence of the fixture: 20:0-300,000 (starts with an N run, then bases).
+REAL_START, REAL_END = 60_000, 300_000
+
+
+@pytest.fixture(scope="module")
+def genome():
+    return Genome(FIXTURE_FASTA)
+
+
+def test_fetch_matches_pysam(genome):
+    fasta = pysam.FastaFile(str(FIXTURE_FASTA))
+    rng = np.random.default_rng(0)
+    for start in rng.integers(REAL_START, REAL_END - 1000, size=50):
+        start = int(start)
+        assert genome.fetch("20", start, start + 600) == fasta.fetch("20", start, start + 600).upper()
+
+
+def test_fixture_holds_real_bases_there(genome):
+    seq = genome.fetch("20", REAL_START, REAL_START + 10_000)
+    assert set(seq) <= set("ACGTN") and seq.count("N") < 100
+
+
+def test_windows_past_contig_ends_are_padded_with_n(genome):
+    size = genome.length("20")
+    left = genome.fetch("20", -5, 10)
+    assert len(left) == 15 and left.startswith("NNNNN")
+    right = genome.fetch("20", size - 3, size + 7)
+    assert len(right) == 10 and right.endswith("N" * 7)
+    assert genome.fetch("20", size + 10, size + 20) == "N" * 10
+    np.testing.assert_array_equal(genome.fetch_onehot("20", size, size + 4), np.zeros((4, 4)))
+
+
+def test_chr_prefix_alias_is_resolved_and_reported_once(genome, caplog):
+    with caplog.at_level(logging.WARNING, logger="dnacnn.genome"):
+        a = genome.fetch("chr20", 100_000, 100_050)
+        b = genome.fetch("chr20", 100_000, 100_050)
+    assert a == b == genome.fetch("20", 100_000, 100_050)
+    assert sum("chr20" in r.message for r in caplog.records) == 1
+
+
+def test_unknown_contig_names_it_and_the_contigs_that_exist(genome):
+    with pytest.raises(UnknownContigError, match=r"'chr7'.*contigs: 20"):
+        genome.fetch("chr7", 0, 10)
+
+
+def test_genome_pickles_for_ray_tasks(genome):
+    again = pickle.loads(pickle.dumps(genome))
+    assert again.fetch("20", 100_000, 100_100) == genome.fetch("20", 100_000, 100_100)
+
+
+def test_missing_or_unindexed_fasta_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="genome FASTA not found"):
+        Genome(tmp_path / "nope.fa")
+    plain_gz = tmp_path / "x.fa.gz"
+    import gzip
+
+    with gzip.open(plain_gz, "wt") as f:
+        f.write(">a\nACGT\n")
+    with pytest.raises(ValueError, match="bgzip"):
+        Genome(plain_gz)
+
+
+def test_soft_masked_fasta_reads_upper_case():
+    path = shared("genome_pieces", "human", "pyfaidx_chr17.hg19.part.fa")
+    genome = Genome(path)
+    contig = genome.contigs[0]
+    raw = pysam.FastaFile(str(path)).fetch(contig, 0, 5000)
+    assert any(c.islower() for c in raw), "fixture should be soft-masked"
+    assert genome.fetch(contig, 0, 5000) == raw.upper()
+    np.testing.assert_array_equal(genome.fetch_onehot(contig, 0, 5000), sequence.encode(raw))
+
+
+def test_whole_chr20_matches_pysam_at_both_ends():
+    path = shared("grch37_chr20", "20.fa.gz")
+    genome = Genome(path)
+    fasta = pysam.FastaFile(str(path))
+    assert genome.length("20") == 63_025_520
+    for start in (0, 30_000_000, 63_025_000):
+        assert genome.fetch("20", start, start + 520) == fasta.fetch("20", start, start + 520).upper()

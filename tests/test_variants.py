@@ -1,0 +1,140 @@
+"""VCF records as (site, ALT) rows, on real 1000 Genomes files against the real chr20."""
+
+import gzip
+from collections import Counter
+
+import pysam
+import pytest
+
+from conftest import FIXTURE_FASTA, FIXTURE_VCF, shared
+from dnacnn.genome import Genome
+from dnacnn.variants import VcfFormatError, allele_kind, read_alleles
+
+
+@pytest.fixture(scope="module")
+def genome():
+    return Genome(FIXTURE_FASTA)
+
+
+def _lines(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return f.read().splitlines()
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_every_real_record_checks_out_against_the_genome(genome):
+    alleles = list(read_alleles(FIXTURE_VCF, genome))
+    records = [r for r in pysam.VariantFile(str(FIXTURE_VCF))]
+    assert len(alleles) == sum(len(r.alts) for r in records) == 194
+    assert all(a.reject is None for a in alleles), [a.message for a in alleles if a.reject][:3]
+    assert {a.kind for a in alleles} <= {"insertion", "deletion"}
+    first = alleles[0]
+    assert (first.chrom, first.pos, first.ref, first.alt, first.kind) == ("20", 421808, "A", "ACCA", "insertion")
+    assert first.line == 1 + sum(1 for l in _lines(FIXTURE_VCF) if l.startswith("#"))
+
+
+def test_multiallelic_sites_give_one_row_per_alt():
+    genome = Genome(shared("grch37_chr20", "20.fa.gz"))
+    path = shared("grch37_chr20", "vcf", "pysam_tabix_vcf_2.vcf")
+    alleles = list(read_alleles(path, genome))
+    per_record = Counter(a.record for a in alleles)
+    records = list(pysam.VariantFile(str(path)))
+    assert len(per_record) == len(records) == 200
+    assert sum(n > 1 for n in per_record.values()) == 63
+    for index, rec in enumerate(records):
+        rows = [a for a in alleles if a.record == index]
+        assert [a.alt for a in rows] == [x.upper() for x in rec.alts]
+        assert all(a.pos == rec.pos and a.ref == rec.ref.upper() for a in rows)
+    assert not [a for a in alleles if a.reject]
+
+
+def test_platypus_calls_have_kinds_and_all_match_the_real_genome():
+    genome = Genome(shared("grch37_chr20", "20.fa.gz"))
+    alleles = list(read_alleles(shared("grch37_chr20", "vcf", "pysam_tabix_vcf_5.vcf"), genome))
+    kinds = Counter(a.kind for a in alleles)
+    assert kinds["insertion"] and kinds["deletion"] and kinds["SNV"]
+    assert not [a for a in alleles if a.reject]
+    for a in alleles:
+        assert a.kind == allele_kind(a.ref, a.alt)
+
+
+def test_ref_mismatch_symbolic_missing_and_unknown_contig_are_rejected_with_reasons(genome, tmp_path):
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l.split("\t") for l in lines if not l.startswith("#")][:4]
+    wrong_ref = "T" if body[0][3][0] != "T" else "G"
+    edits = [
+        body[0][:3] + [wrong_ref + body[0][3][1:], body[0][4]] + body[0][5:],  # REF mismatch
+        body[1][:4] + ["<DEL>," + body[1][4] + ",*"] + body[1][5:],  # symbolic + real + '*'
+        body[2][:4] + ["."] + body[2][5:],  # missing ALT
+        ["chr9"] + body[3][1:],  # contig not in the genome
+        body[3][:4] + ["ACGR"] + body[3][5:],  # IUPAC in ALT
+    ]
+    path = _write(tmp_path / "edited.vcf", header + ["\t".join(f) for f in edits])
+    got = [(a.reject, a.alt) for a in read_alleles(path, genome)]
+    reasons = [r for r, _ in got]
+    assert reasons == [
+        "ref_mismatch", "symbolic_allele", None, "symbolic_allele",
+        "missing_alt", "unknown_contig", "invalid_allele",
+    ]
+    messages = {a.reject: a.message for a in read_alleles(path, genome) if a.reject}
+    assert f"20:{body[0][1]}" in messages["ref_mismatch"] and "genome build" in messages["ref_mismatch"]
+    assert "chr9" in messages["unknown_contig"]
+
+
+def test_chr_prefixed_vcf_resolves_to_the_genome_contig(genome, tmp_path):
+    lines = [
+        l.replace("##contig=<ID=20", "##contig=<ID=chr20") if l.startswith("##contig") else
+        ("chr" + l if not l.startswith("#") else l)
+        for l in _lines(FIXTURE_VCF)
+    ]
+    path = _write(tmp_path / "chr.vcf", lines)
+    alleles = list(read_alleles(path, genome))
+    assert len(alleles) == 194 and all(a.chrom == "chr20" and a.reject is None for a in alleles)
+
+
+def test_malformed_lines_become_rejects_naming_the_line(genome, tmp_path):
+    lines = _lines(FIXTURE_VCF)
+    n_header = sum(l.startswith("#") for l in lines)
+    body = [l for l in lines if not l.startswith("#")][:3]
+    bad = body[1].split("\t")
+    bad[1] = "12x"
+    path = _write(tmp_path / "bad.vcf", lines[:n_header] + [body[0], "\t".join(bad), "20\t5\tonly3", body[2]])
+    alleles = list(read_alleles(path, genome))
+    assert len(alleles) == 4  # 2 good + 2 malformed: every line accounted for
+    malformed = [a for a in alleles if a.reject == "malformed"]
+    assert [a.line for a in malformed] == [n_header + 2, n_header + 3]
+    assert "POS '12x' is not a positive integer" in malformed[0].message
+    assert "3 tab-separated column(s)" in malformed[1].message
+    assert str(path) in malformed[0].message
+
+
+def test_tabix_region_query_reads_each_record_once(genome):
+    whole = [a for a in read_alleles(FIXTURE_VCF, genome)]
+    split = 30_000_000
+    left = list(read_alleles(FIXTURE_VCF, genome, region=("20", 0, split)))
+    right = list(read_alleles(FIXTURE_VCF, genome, region=("20", split, 70_000_000)))
+    assert [(a.pos, a.alt) for a in left + right] == [(a.pos, a.alt) for a in whole]
+    assert all(a.pos - 1 < split for a in left) and all(a.pos - 1 >= split for a in right)
+    assert list(read_alleles(FIXTURE_VCF, genome, region=("7", 0, 100))) == []
+
+
+def test_plain_gzip_vcf_is_read(genome, tmp_path):
+    path = tmp_path / "plain.vcf.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(_lines(FIXTURE_VCF)) + "\n")
+    assert len(list(read_alleles(path, genome))) == 194
+
+
+def test_not_a_vcf_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.vcf"
+    path.write_text("this is not a vcf\n")
+    with pytest.raises(VcfFormatError, match="x.vcf is not a readable VCF"):
+        list(read_alleles(path))
+    with pytest.raises(FileNotFoundError, match="VCF not found"):
+        list(read_alleles(tmp_path / "missing.vcf"))
