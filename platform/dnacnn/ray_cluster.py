@@ -17,7 +17,7 @@ def configure_data_context() -> None:
     Parquet written by Ray then reads back in plain pyarrow, pandas or polars.
     Called on the driver before building datasets (Ray Data ships the context to tasks).
     """
-    from ray.data.context import FixedShapeTensorFormat
+    from ray.data.extensions import FixedShapeTensorFormat
 
     ctx = DataContext.get_current()
     ctx.arrow_fixed_shape_tensor_format = FixedShapeTensorFormat.ARROW_NATIVE

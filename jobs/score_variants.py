@@ -1,0 +1,45 @@
+"""Ray job entrypoint: genome-wide variant scoring.
+
+    RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/score_variants.py --model models:/basset@champion \
+        --genome data/20.fa.gz --vcf data/calls.vcf.gz --out out/scores
+
+Parses arguments and calls ``dnacnn.scoring.batch.score_vcf`` (which joins the
+job's cluster through RAY_ADDRESS); run it again with the same --out to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from dnacnn.scoring.batch import score_vcf
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a checkpoint folder")
+    parser.add_argument("--genome", required=True, help="indexed FASTA")
+    parser.add_argument("--vcf", required=True, help="VCF, plain/gzip/bgzip")
+    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    parser.add_argument("--rc", action="store_true", help="average forward and reverse-complement probabilities")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--shard-size", type=int, default=1_000_000, help="bp per shard")
+    parser.add_argument("--num-actors", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
+    parser.add_argument("--vcf-out", action="store_true", help="also write scores.vcf.gz")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    summary = score_vcf(
+        model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
+        batch_size=args.batch_size, shard_size_bp=args.shard_size, num_actors=args.num_actors,
+        device=args.device, vcf_out=args.vcf_out, address=args.address,
+    )
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

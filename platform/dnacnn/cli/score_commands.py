@@ -1,0 +1,41 @@
+"""``dnacnn score``: score every variant of a VCF with a trained model, on Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from dnacnn.cli import app
+from dnacnn.cli.errors import user_errors
+
+
+@app.command("score")
+def score(
+    model: str = typer.Option(
+        ..., help="A registry URI (models:/NAME@champion, models:/NAME/3, runs:/...) or a checkpoint folder."
+    ),
+    genome: Path = typer.Option(..., help="Indexed FASTA the VCF was called on (.fai; bgzipped also .gzi)."),
+    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip; tabix-indexed or not)."),
+    out: Path = typer.Option(..., help="Output folder; running again with the same folder resumes the job."),
+    rc: bool = typer.Option(False, "--rc", help="Average forward and reverse-complement probabilities."),
+    batch_size: int = typer.Option(256, help="Variants per forward pass."),
+    shard_size: int = typer.Option(1_000_000, help="Region size of one shard, bp."),
+    num_actors: int = typer.Option(0, help="Scorer actors (0: one per CPU of the cluster)."),
+    address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)."),
+    device: str = typer.Option("cpu", help="cpu, or cuda for one GPU per actor."),
+    vcf_out: bool = typer.Option(False, "--vcf-out", help="Also write OUT/scores.vcf.gz (+ .tbi)."),
+    plot: bool = typer.Option(True, help="Write OUT/top_effects.png."),
+) -> None:
+    """Score every (variant, ALT allele): Parquet scores and rejects, summary.json, a plot."""
+    with user_errors():
+        from dnacnn.scoring.batch import score_vcf
+
+        summary = score_vcf(
+            model=model if model.startswith(("models:/", "runs:/")) else Path(model),
+            genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size,
+            shard_size_bp=shard_size, num_actors=num_actors or None, device=device,
+            vcf_out=vcf_out, plot=plot, address=address,
+        )
+        typer.echo(json.dumps(summary, indent=2))

@@ -1,0 +1,412 @@
+"""``VariantScorer``: variant -> ref/alt windows -> predictions -> per-task deltas.
+
+One implementation for every caller: the Python API (:meth:`VariantScorer.score_dataframe`),
+the batch job (its shard workers call :meth:`VariantScorer.__call__` on Arrow
+tables; the class is also a valid Ray Data ``map_batches`` callable class) and the
+HTTP service. The model is passed in: a loaded model, a bare ``nn.Module``, a
+checkpoint folder, a registry URI (``models:/NAME@alias``) or a zero-argument
+loader; strings are loaded where the scorer is built, so a Ray actor loads its
+model once.
+
+Scores, per variant and task t (T tasks, in the model's task order):
+
+- ``p_ref``, ``p_alt``: sigmoid of the model's logits on the ref / alt window;
+- ``delta = p_alt - p_ref`` (SAD, as in Basset), in [-1, 1];
+- ``logit_delta = logit_alt - logit_ref``;
+- ``max_abs_delta = max_t |delta_t|`` and ``max_task``, the name of that task.
+
+With ``rc=True`` the model also sees the reverse complement of both windows:
+``p_ref`` and ``p_alt`` are the **means of the two strands' probabilities**
+(not of their logits), ``delta`` is their difference, and ``logit_delta`` is
+the mean of the two strands' logit differences. Scoring a variant from either
+strand then gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+from torch import nn
+
+from dnacnn.genome import Genome, UnknownContigError
+from dnacnn.models import LoadedModel
+from dnacnn.models import load as load_checkpoint
+from dnacnn.scoring.windows import variant_windows
+from dnacnn.sequence import reverse_complement_onehot
+from dnacnn.variants import allele_kind, check_ref
+
+log = logging.getLogger(__name__)
+
+ModelSpec = Union[LoadedModel, nn.Module, str, os.PathLike, Callable[[], LoadedModel]]
+
+#: Columns a batch / DataFrame must have; ``pos`` is the 1-based VCF POS.
+INPUT_COLUMNS = ("chrom", "pos", "ref", "alt")
+#: Columns the scorer adds to a batch.
+SCORE_COLUMNS = ("kind", "delta", "logit_delta", "max_abs_delta", "max_task", "reason", "message")
+
+_BASES = re.compile(r"^[ACGTN]+$")
+_REGISTRY_SCHEMES = ("models:/", "runs:/")
+
+
+def is_registry_uri(spec: object) -> bool:
+    """Whether ``spec`` is an MLflow model URI (``models:/...`` or ``runs:/...``)."""
+    return isinstance(spec, str) and spec.startswith(_REGISTRY_SCHEMES)
+
+
+def load_model_spec(
+    spec: ModelSpec,
+    device: str | torch.device = "cpu",
+    tasks: Sequence[str] | None = None,
+    seq_len: int | None = None,
+) -> LoadedModel:
+    """A :class:`LoadedModel` from any model argument the scorer accepts.
+
+    Args:
+        spec: a ``LoadedModel``; an ``nn.Module`` of the family (``.seq_len``,
+            ``.n_tasks``, optionally ``.tasks``); a checkpoint folder written by
+            ``dnacnn.models.save``; a registry URI (``models:/NAME@alias``,
+            ``models:/NAME/VERSION``, ``runs:/...``) read by ``dnacnn.registry``;
+            or a zero-argument callable returning a ``LoadedModel``.
+        device: where to put a model loaded from disk.
+        tasks, seq_len: for a bare ``nn.Module`` without ``.tasks`` / ``.seq_len``.
+    """
+    if isinstance(spec, LoadedModel):
+        return spec
+    if isinstance(spec, nn.Module):
+        n_tasks = getattr(spec, "n_tasks", None)
+        names = list(tasks if tasks is not None else getattr(spec, "tasks", None) or [])
+        if not names:
+            if n_tasks is None:
+                raise ValueError("pass tasks=[...] for a model without .n_tasks or .tasks")
+            names = [f"task_{i}" for i in range(n_tasks)]
+            log.warning("model has no task names; calling its outputs %s..%s", names[0], names[-1])
+        length = seq_len if seq_len is not None else getattr(spec, "seq_len", None)
+        if length is None:
+            raise ValueError("pass seq_len=L for a model without .seq_len")
+        return LoadedModel(
+            model=spec.eval(), name=getattr(spec, "name", type(spec).__name__),
+            config=getattr(spec, "config", None), tasks=names, seq_len=int(length),
+        )
+    if is_registry_uri(spec):
+        from dnacnn import registry  # MLflow is imported only when a URI is used
+
+        return registry.load_model(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        return load_checkpoint(spec, map_location=device)
+    if callable(spec):
+        loaded = spec()
+        if not isinstance(loaded, LoadedModel):
+            raise TypeError(f"the model loader returned a {type(loaded).__name__}, not a LoadedModel")
+        return loaded
+    raise TypeError(
+        f"cannot use a {type(spec).__name__} as a model: pass a LoadedModel, an nn.Module, "
+        "a checkpoint folder, a models:/ URI or a loader function"
+    )
+
+
+def check_allele(genome: Genome, chrom: object, pos: object, ref: object, alt: object) -> tuple[str, str | None, str]:
+    """Whether one (variant, ALT allele) row can be scored, by the rules of ``dnacnn.variants``.
+
+    Args:
+        chrom, pos, ref, alt: one row; ``pos`` is the 1-based VCF POS.
+    Returns:
+        (kind, reason, message): ``reason`` is ``None`` for a scorable row, else one
+        of ``variants.REJECT_REASONS`` and ``message`` says what is wrong, naming the row.
+    """
+    if isinstance(chrom, (int, np.integer)) and not isinstance(chrom, bool):
+        chrom = str(chrom)  # a contig column read as numbers (20 for "20")
+    where = f"{chrom}:{pos}"
+    if not isinstance(chrom, str) or not chrom or chrom == ".":
+        return "unknown", "malformed", f"row {where}: CHROM {chrom!r} is missing"
+    try:
+        if isinstance(pos, (bool, np.bool_)) or float(pos) != int(pos) or int(pos) < 1:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
+    pos = int(pos)
+    ref = ref.upper() if isinstance(ref, str) else ""
+    alt = alt.upper() if isinstance(alt, str) else "."
+    kind = allele_kind(ref, alt)
+    if kind == "missing":
+        return kind, "missing_alt", f"{where} has no ALT allele ('.'): nothing to score"
+    if kind == "symbolic":
+        return kind, "symbolic_allele", f"ALT {alt!r} at {where} is symbolic; only sequence alleles are scored"
+    if "," in alt:
+        return "unknown", "invalid_allele", (
+            f"ALT {alt!r} at {where} lists several alleles; give one row per ALT allele"
+        )
+    if not _BASES.match(alt):
+        return kind, "invalid_allele", f"ALT {alt!r} at {where} has characters outside A, C, G, T, N"
+    if not _BASES.match(ref):
+        return kind, "invalid_allele", f"REF {ref!r} at {where} has characters outside A, C, G, T, N"
+    try:
+        mismatch = check_ref(genome, chrom, pos, ref)
+    except UnknownContigError as err:
+        return kind, "unknown_contig", f"{where}: {err}"
+    if mismatch:
+        return kind, "ref_mismatch", mismatch
+    return kind, None, ""
+
+
+class VariantScorer:
+    """Scores (variant, ALT allele) rows with one model against one genome.
+
+    Args:
+        model: see :func:`load_model_spec`; a string is loaded here, once.
+        genome: a :class:`Genome` or the path of an indexed FASTA.
+        rc: also score the reverse complement and average the two strands'
+            probabilities (see the module docstring).
+        batch_size: variants per forward pass (each pass runs 2 or, with ``rc``,
+            4 windows per variant).
+        device: torch device, e.g. "cpu" or "cuda:0".
+        num_threads: ``torch.set_num_threads`` for this process (e.g. the CPUs of
+            a Ray actor); None leaves torch's setting alone.
+        tasks, seq_len: only for a bare ``nn.Module`` that lacks them.
+    Attributes:
+        tasks: T task names, the order of every per-task array.
+        seq_len: L, the window length.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        genome: Genome | str | os.PathLike,
+        rc: bool = False,
+        batch_size: int = 256,
+        device: str | torch.device = "cpu",
+        num_threads: int | None = None,
+        tasks: Sequence[str] | None = None,
+        seq_len: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        self.device = torch.device(device)
+        loaded = load_model_spec(model, self.device, tasks=tasks, seq_len=seq_len)
+        self.model = loaded.model.to(self.device).eval()
+        self.model_name = loaded.name
+        self.tasks: list[str] = list(loaded.tasks)
+        self.seq_len = int(loaded.seq_len)
+        self.genome = genome if isinstance(genome, Genome) else Genome(genome)
+        self.rc = bool(rc)
+        self.batch_size = int(batch_size)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    # ---- arrays -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _logits(self, onehot: np.ndarray) -> np.ndarray:
+        """(M, L, 4) uint8 -> (M, T) float32 logits, one forward pass."""
+        x = torch.from_numpy(np.array(onehot, dtype=np.float32))  # (M, L, 4), own copy
+        x = x.to(self.device).permute(0, 2, 1).contiguous()  # (M, 4, L)
+        return self.model(x).float().cpu().numpy()  # (M, T)
+
+    def score_onehot(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray) -> dict[str, np.ndarray]:
+        """Scores of windows already built.
+
+        Args:
+            onehot_ref, onehot_alt: (N, L, 4) uint8 (or 0/1 float), L == ``seq_len``.
+        Returns:
+            dict of float32 arrays: ``p_ref``, ``p_alt``, ``delta`` = p_alt - p_ref and
+            ``logit_delta``, each (N, T); strand-averaged when ``rc`` (module docstring).
+        """
+        onehot_ref, onehot_alt = np.asarray(onehot_ref), np.asarray(onehot_alt)
+        if onehot_ref.shape != onehot_alt.shape or onehot_ref.ndim != 3 or onehot_ref.shape[2] != 4:
+            raise ValueError(
+                f"expected two (N, L, 4) arrays of one shape, got {onehot_ref.shape} and {onehot_alt.shape}"
+            )
+        if onehot_ref.shape[1] != self.seq_len:
+            raise ValueError(
+                f"windows of length {onehot_ref.shape[1]} for a model of length {self.seq_len}; "
+                "build them with dnacnn.scoring.windows.variant_windows(..., seq_len=scorer.seq_len)"
+            )
+        n, t = len(onehot_ref), self.n_tasks
+        out = {k: np.empty((n, t), dtype=np.float32) for k in ("p_ref", "p_alt", "delta", "logit_delta")}
+        for lo in range(0, n, self.batch_size):
+            hi = min(n, lo + self.batch_size)
+            parts = [onehot_ref[lo:hi], onehot_alt[lo:hi]]
+            if self.rc:
+                parts += [reverse_complement_onehot(p) for p in parts]
+            logits = self._logits(np.concatenate(parts)).reshape(len(parts), hi - lo, t)  # (S, B, T)
+            probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # (S, B, T)
+            strands = len(parts) // 2  # 1, or 2 with rc: [ref, alt, ref_rc, alt_rc]
+            p_ref = probs[0::2].mean(axis=0)  # (B, T)
+            p_alt = probs[1::2].mean(axis=0)
+            logit_delta = (logits[1::2] - logits[0::2]).sum(axis=0) / strands
+            out["p_ref"][lo:hi] = p_ref
+            out["p_alt"][lo:hi] = p_alt
+            out["delta"][lo:hi] = p_alt - p_ref
+            out["logit_delta"][lo:hi] = logit_delta
+        return out
+
+    def score_alleles(
+        self, chrom: Sequence[str], pos: Sequence[int] | np.ndarray, ref: Sequence[str], alt: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Scores of N checked sequence alleles (see :func:`check_allele`).
+
+        Args:
+            chrom, pos, ref, alt: N rows; ``pos`` 1-based.
+        Returns:
+            :meth:`score_onehot`'s dict plus ``max_abs_delta`` (N,) float32 and
+            ``max_task`` (N,) object (task names).
+        """
+        n = len(chrom)
+        pos0 = np.asarray(pos, dtype=np.int64).reshape(n) - 1
+        out: dict[str, np.ndarray] = {}
+        chunks = []
+        for lo in range(0, n, self.batch_size):  # windows built batch by batch: memory bounded
+            hi = min(n, lo + self.batch_size)
+            onehot_ref, onehot_alt = variant_windows(
+                self.genome, chrom[lo:hi], pos0[lo:hi], ref[lo:hi], alt[lo:hi], self.seq_len
+            )
+            chunks.append(self.score_onehot(onehot_ref, onehot_alt))
+        for key in ("p_ref", "p_alt", "delta", "logit_delta"):
+            out[key] = (
+                np.concatenate([c[key] for c in chunks]) if chunks
+                else np.zeros((0, self.n_tasks), dtype=np.float32)
+            )
+        abs_delta = np.abs(out["delta"])
+        best = abs_delta.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+        out["max_abs_delta"] = abs_delta[np.arange(n), best].astype(np.float32)
+        out["max_task"] = np.array([self.tasks[i] for i in best], dtype=object)
+        return out
+
+    def score_columns(self, chrom, pos, ref, alt) -> dict[str, np.ndarray]:
+        """Check and score N rows: the per-row result columns of :data:`SCORE_COLUMNS`.
+
+        Rejected rows get ``reason`` / ``message`` and NaN scores (``max_task`` None).
+        Returns:
+            dict: ``kind``, ``reason``, ``message``, ``max_task`` (N,) object;
+            ``delta``, ``logit_delta`` (N, T) float32; ``max_abs_delta`` (N,) float32.
+        """
+        n = len(chrom)
+        checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
+        kind = np.array([c[0] for c in checks], dtype=object)
+        reason = np.array([c[1] for c in checks], dtype=object)
+        message = np.array([c[2] for c in checks], dtype=object)
+        ok = np.flatnonzero(reason == None)  # noqa: E711  (object array)
+        delta = np.full((n, self.n_tasks), np.nan, dtype=np.float32)
+        logit_delta = np.full((n, self.n_tasks), np.nan, dtype=np.float32)
+        max_abs = np.full(n, np.nan, dtype=np.float32)
+        max_task = np.full(n, None, dtype=object)
+        if len(ok):
+            scores = self.score_alleles(
+                [str(chrom[i]) for i in ok], [int(pos[i]) for i in ok],
+                [str(ref[i]).upper() for i in ok], [str(alt[i]).upper() for i in ok],
+            )
+            delta[ok], logit_delta[ok] = scores["delta"], scores["logit_delta"]
+            max_abs[ok], max_task[ok] = scores["max_abs_delta"], scores["max_task"]
+        return {
+            "kind": kind, "delta": delta, "logit_delta": logit_delta, "max_abs_delta": max_abs,
+            "max_task": max_task, "reason": reason, "message": message,
+        }
+
+    # ---- tables -------------------------------------------------------------------------
+
+    def __call__(self, batch: Mapping[str, Any] | pa.Table | pd.DataFrame):
+        """Score a batch, for Ray Data ``map_batches`` (any batch format) or a service.
+
+        Args:
+            batch: columns ``chrom``, ``pos`` (1-based), ``ref``, ``alt`` and any others
+                (passed through): a dict of numpy arrays, a ``pyarrow.Table`` or a
+                ``pandas.DataFrame``.
+        Returns:
+            the same kind of batch with :data:`SCORE_COLUMNS` added. In Arrow,
+            ``delta`` and ``logit_delta`` are ``fixed_size_list<float32>[T]`` (null for
+            rejected rows) and the schema metadata holds ``dnacnn.tasks`` (JSON).
+        """
+        if isinstance(batch, pa.Table):
+            cols = {name: batch.column(name).to_pylist() for name in INPUT_COLUMNS if name in batch.column_names}
+        elif isinstance(batch, pd.DataFrame):
+            cols = {name: batch[name].tolist() for name in INPUT_COLUMNS if name in batch.columns}
+        else:
+            cols = {name: list(batch[name]) for name in INPUT_COLUMNS if name in batch}
+        missing = [name for name in INPUT_COLUMNS if name not in cols]
+        if missing:
+            raise ValueError(
+                f"the batch lacks column(s) {', '.join(missing)}; a variant batch needs "
+                f"{', '.join(INPUT_COLUMNS)} (pos = 1-based VCF POS)"
+            )
+        scores = self.score_columns(cols["chrom"], cols["pos"], cols["ref"], cols["alt"])
+        if isinstance(batch, pa.Table):
+            return self._append_arrow(batch, scores)
+        if isinstance(batch, pd.DataFrame):
+            return _assign_pandas(batch.copy(), scores)
+        out = dict(batch)
+        out.update(scores)
+        return out
+
+    def arrow_schema_metadata(self) -> dict[bytes, bytes]:
+        """Schema metadata of scored tables: task names and how they were scored."""
+        return {
+            b"dnacnn.tasks": json.dumps(self.tasks).encode(),
+            b"dnacnn.seq_len": str(self.seq_len).encode(),
+            b"dnacnn.rc": json.dumps(self.rc).encode(),
+            b"dnacnn.model": self.model_name.encode(),
+        }
+
+    def _append_arrow(self, table: pa.Table, scores: dict[str, np.ndarray]) -> pa.Table:
+        rejected = np.asarray(scores["reason"] != None, dtype=bool)  # noqa: E711
+        t = self.n_tasks
+        table = table.drop_columns([c for c in SCORE_COLUMNS if c in table.column_names])
+        table = table.append_column("kind", pa.array(scores["kind"].tolist(), pa.string()))
+        for key in ("delta", "logit_delta"):
+            values = pa.array(np.nan_to_num(scores[key]).ravel(), pa.float32())
+            table = table.append_column(key, pa.FixedSizeListArray.from_arrays(values, t, mask=pa.array(rejected)))
+        table = table.append_column("max_abs_delta", pa.array(scores["max_abs_delta"], pa.float32(), mask=rejected))
+        for key in ("max_task", "reason", "message"):
+            table = table.append_column(key, pa.array(scores[key].tolist(), pa.string()))
+        meta = dict(table.schema.metadata or {})
+        meta.update(self.arrow_schema_metadata())
+        return table.replace_schema_metadata(meta)
+
+    def score_dataframe(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Score a table of variants: the Python API.
+
+        Args:
+            df: one row per (variant, ALT allele) with ``chrom``, ``pos`` (1-based VCF
+                POS), ``ref``, ``alt`` and optionally ``id`` and other columns.
+        Returns:
+            a new DataFrame, same rows in the same order, with ``id`` ('.' when absent),
+            ``kind``, ``delta`` and ``logit_delta`` ((T,) float32 arrays in the order
+            of ``self.tasks``), ``max_abs_delta``, ``max_task``, and ``reason`` /
+            ``message`` (None / '' for scored rows; NaN scores for rejected ones).
+        """
+        missing = [name for name in INPUT_COLUMNS if name not in df.columns]
+        if missing:
+            raise ValueError(
+                f"the DataFrame lacks column(s) {', '.join(missing)}; give one row per "
+                f"(variant, ALT allele) with {', '.join(INPUT_COLUMNS)} (pos = 1-based VCF POS)"
+            )
+        out = df.reset_index(drop=True).copy()
+        if "id" not in out.columns:
+            out.insert(min(2, len(out.columns)), "id", ".")
+        scores = self.score_columns(
+            out["chrom"].tolist(), out["pos"].tolist(), out["ref"].tolist(), out["alt"].tolist()
+        )
+        return _assign_pandas(out, scores)
+
+
+def _assign_pandas(df: pd.DataFrame, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Put score columns into ``df``: (N, T) arrays as one (T,) array per row."""
+    for key, value in scores.items():
+        if value.ndim == 2:
+            df[key] = pd.Series(list(value), index=df.index, dtype=object)
+        elif value.dtype == object:
+            df[key] = pd.Series(value, index=df.index, dtype=object)
+        else:
+            df[key] = value
+    return df

@@ -1,0 +1,171 @@
+"""VariantScorer: scores, RC averaging, checks with reasons, the Ray Data callable class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import FIXTURE_FASTA
+from dnacnn import models
+from dnacnn.genome import Genome
+from dnacnn.scoring import VariantScorer, variant_windows
+from dnacnn.sequence import reverse_complement_onehot
+
+REAL = 150_000  # 0-based, inside the fixture's real chr20 sequence
+TASKS = ["HepG2", "K562", "GM12878 ", "H1-hESC"]  # a trailing space, as in Basset's Roadmap names
+
+
+def tiny_model(seed: int = 0, seq_len: int = 100, n_tasks: int = 4) -> torch.nn.Module:
+    """A small randomly initialised CNN with weights large enough for deltas far from 0."""
+    torch.manual_seed(seed)
+    model = models.build("simple", dict(
+        seq_len=seq_len, n_tasks=n_tasks, filters=8, width=7, pool_width=4, hidden_units=16,
+        conv_dropout=0.0, hidden_dropout=0.0,
+    ))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.4)
+    return model.eval()
+
+
+def save_tiny(directory, seed: int = 0, seq_len: int = 100, tasks=TASKS):
+    models.save(tiny_model(seed, seq_len, len(tasks)), directory, tasks)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def genome() -> Genome:
+    return Genome(FIXTURE_FASTA)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("model"))
+
+
+def real_snvs(genome: Genome, n: int, start: int = REAL, step: int = 37) -> pd.DataFrame:
+    rows = []
+    for i in range(n):
+        p = start + i * step
+        ref = genome.fetch("20", p, p + 1)
+        rows.append({"chrom": "20", "pos": p + 1, "ref": ref, "alt": "ACGT"[("ACGT".index(ref) + 1 + i % 3) % 4]})
+    return pd.DataFrame(rows)
+
+
+def test_score_onehot_definitions(genome):
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 10)
+    ref, alt = variant_windows(genome, df.chrom, df.pos - 1, df.ref, df.alt, scorer.seq_len)
+    out = scorer.score_onehot(ref, alt)
+    assert {k: v.shape for k, v in out.items()} == {k: (10, 4) for k in ("p_ref", "p_alt", "delta", "logit_delta")}
+    np.testing.assert_allclose(out["delta"], out["p_alt"] - out["p_ref"], atol=1e-7)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    p_ref, p_alt = out["p_ref"].astype(np.float64), out["p_alt"].astype(np.float64)
+    unsaturated = (np.minimum(p_ref, p_alt) > 1e-3) & (np.maximum(p_ref, p_alt) < 1 - 1e-3)
+    assert unsaturated.mean() > 0.5
+    np.testing.assert_allclose(out["logit_delta"][unsaturated], (logit(p_alt) - logit(p_ref))[unsaturated], atol=1e-3)
+    assert np.abs(out["delta"]).max() > 0.01  # the model does react to single bases
+    same = scorer.score_onehot(ref, ref)
+    assert np.all(same["delta"] == 0) and np.all(same["logit_delta"] == 0)
+    small = VariantScorer(tiny_model(), genome, tasks=TASKS, batch_size=3).score_onehot(ref, alt)
+    np.testing.assert_allclose(small["delta"], out["delta"], atol=1e-6)  # batching changes nothing
+    with pytest.raises(ValueError, match="length 99"):
+        scorer.score_onehot(ref[:, :99], alt[:, :99])
+
+
+def test_rc_averaging_makes_delta_strand_symmetric(genome):
+    df = real_snvs(genome, 12)
+    model = tiny_model(seed=3)
+    plain = VariantScorer(model, genome, tasks=TASKS)
+    both = VariantScorer(model, genome, tasks=TASKS, rc=True)
+    ref, alt = variant_windows(genome, df.chrom, df.pos - 1, df.ref, df.alt, plain.seq_len)
+    ref_rc, alt_rc = reverse_complement_onehot(ref), reverse_complement_onehot(alt)
+
+    forward, reverse = plain.score_onehot(ref, alt), plain.score_onehot(ref_rc, alt_rc)
+    assert np.abs(forward["delta"] - reverse["delta"]).max() > 1e-3  # one strand alone is not symmetric
+
+    a, b = both.score_onehot(ref, alt), both.score_onehot(ref_rc, alt_rc)
+    for key in ("p_ref", "p_alt", "delta", "logit_delta"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+    # probabilities (not logits) are averaged over the strands
+    np.testing.assert_allclose(a["p_ref"], (forward["p_ref"] + reverse["p_ref"]) / 2, atol=1e-6)
+    np.testing.assert_allclose(a["delta"], (forward["delta"] + reverse["delta"]) / 2, atol=1e-6)
+    np.testing.assert_allclose(a["logit_delta"], (forward["logit_delta"] + reverse["logit_delta"]) / 2, atol=1e-5)
+
+
+def test_score_dataframe_scores_good_rows_and_rejects_bad_ones_with_reasons(genome, model_dir):
+    scorer = VariantScorer(str(model_dir), genome)  # a checkpoint folder: loaded by the scorer
+    assert scorer.tasks == TASKS and scorer.seq_len == 100
+    base = genome.fetch("20", REAL, REAL + 1)
+    other = "A" if base != "A" else "C"
+    two = genome.fetch("20", REAL, REAL + 2)
+    df = pd.DataFrame([
+        ("20", REAL + 1, "rs1", base, other),  # SNV
+        ("chr20", REAL + 1, "rs2", two, two[0]),  # deletion, alias chr20 -> 20
+        ("20", REAL + 1, "rs3", base, base + "GG"),  # insertion
+        ("21", REAL + 1, "rs4", base, other),  # unknown_contig
+        ("20", REAL + 1, "rs5", other, base),  # ref_mismatch
+        ("20", REAL + 1, "rs6", base, "<DEL>"),  # symbolic_allele
+        ("20", REAL + 1, "rs7", base, "."),  # missing_alt
+        ("20", REAL + 1, "rs8", base, "AXG"),  # invalid_allele
+        ("20", REAL + 1, "rs9", base, "A,T"),  # invalid_allele: one row per ALT
+        ("20", 0, "rs10", base, other),  # malformed POS
+    ], columns=["chrom", "pos", "id", "ref", "alt"])
+    out = scorer.score_dataframe(df)
+    assert list(out["id"]) == list(df["id"])  # same rows, same order
+    assert list(out["reason"]) == [None, None, None, "unknown_contig", "ref_mismatch", "symbolic_allele",
+                                   "missing_alt", "invalid_allele", "invalid_allele", "malformed"]
+    assert list(out["kind"][:3]) == ["SNV", "deletion", "insertion"]
+    for i in range(3):
+        assert out["delta"][i].shape == (4,) and out["delta"][i].dtype == np.float32
+        assert out["max_task"][i] == TASKS[int(np.abs(out["delta"][i]).argmax())]
+        assert out["max_abs_delta"][i] == pytest.approx(np.abs(out["delta"][i]).max())
+    assert "21:" in out["message"][3] and "genome build" in out["message"][4]
+    assert "REF" in out["message"][4] and f"20:{REAL + 1}" in out["message"][4]
+    assert out["max_abs_delta"][3:].isna().all() and all(np.isnan(d).all() for d in out["delta"][3:])
+    with pytest.raises(ValueError, match="alt"):
+        scorer.score_dataframe(df.drop(columns=["alt"]))
+
+
+def test_checkpoint_folder_and_module_score_alike(genome, model_dir):
+    df = real_snvs(genome, 6)
+    from_dir = VariantScorer(str(model_dir), genome).score_dataframe(df)
+    from_module = VariantScorer(tiny_model(), genome, tasks=TASKS).score_dataframe(df)
+    np.testing.assert_allclose(np.stack(from_dir["delta"]), np.stack(from_module["delta"]), atol=1e-6)
+
+
+def test_call_keeps_the_batch_format(genome):
+    import pyarrow as pa
+
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 5)
+    arrow = scorer(pa.Table.from_pandas(df))
+    assert arrow.schema.field("delta").type == pa.list_(pa.float32(), 4)
+    assert arrow.schema.metadata[b"dnacnn.tasks"].decode().count('"') == 8
+    numpy_out = scorer({k: df[k].to_numpy() for k in df.columns})
+    assert numpy_out["delta"].shape == (5, 4)
+    pandas_out = scorer(df)
+    np.testing.assert_allclose(np.stack(arrow.column("delta").to_pylist()), numpy_out["delta"], atol=0)
+    np.testing.assert_allclose(np.stack(pandas_out["delta"]), numpy_out["delta"], atol=0)
+
+
+def test_variant_scorer_is_a_ray_data_callable_class(ray_session, genome, model_dir):
+    """The same class in map_batches on an actor pool, loading its model from a folder in the actor."""
+    import ray
+
+    df = real_snvs(genome, 40, step=101)
+    ds = ray.data.from_pandas(df).map_batches(
+        VariantScorer,
+        fn_constructor_kwargs={"model": str(model_dir), "genome": str(FIXTURE_FASTA), "num_threads": 1},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        batch_size=16,
+        batch_format="pyarrow",
+        num_cpus=1,
+    )
+    got = ds.to_pandas().sort_values("pos").reset_index(drop=True)
+    want = VariantScorer(str(model_dir), genome).score_dataframe(df)
+    assert got["reason"].isna().all()
+    np.testing.assert_allclose(np.stack(got["delta"]), np.stack(want["delta"]), atol=1e-6)
+    assert list(got["max_task"]) == list(want["max_task"])

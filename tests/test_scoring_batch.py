@@ -1,0 +1,393 @@
+"""The genome-wide batch job: accounting, agreement with the Python API, restarts, rejects.
+
+Core tests run on the committed fixture (real chr20 sequence around 194 real 1000 Genomes
+indels); the real VCFs of ../shared/data run against the whole chr20 when present.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pysam
+import pytest
+import torch
+
+from conftest import FIXTURE_FASTA, FIXTURE_VCF, shared
+from dnacnn import models
+from dnacnn.genome import Genome
+from dnacnn.scoring import VariantScorer
+from dnacnn.scoring.batch import plan_shards, prepare_vcf, score_vcf
+from test_scoring import TASKS, save_tiny
+
+SHARD = 2_000_000  # about 30 non-empty shards of the fixture
+KEY = ["chrom", "pos", "ref", "alt"]
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def data_lines(path) -> list[str]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as handle:
+        return [line for line in handle if not line.startswith("#")]
+
+
+def header_lines(path) -> list[str]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as handle:
+        return [line for line in handle if line.startswith("#")]
+
+
+def text_alleles(path) -> pd.DataFrame:
+    """(chrom, pos, id, ref, alt) per ALT allele, by splitting the text: independent of pysam."""
+    rows = []
+    for line in data_lines(path):
+        chrom, pos, vid, ref, alts = line.split("\t")[:5]
+        rows += [(chrom, int(pos), vid, ref.upper(), alt.upper()) for alt in alts.split(",")]
+    return pd.DataFrame(rows, columns=["chrom", "pos", "id", "ref", "alt"])
+
+
+def read_scores(out: Path) -> pd.DataFrame:
+    return pq.read_table(out / "scores").to_pandas()
+
+
+def read_rejects(out: Path) -> pd.DataFrame:
+    return pq.read_table(out / "rejects").to_pandas()
+
+
+def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal as sets of (variant, allele) rows, none twice, scores within 1e-6."""
+    assert not a.duplicated(KEY).any() and not b.duplicated(KEY).any()
+    a, b = a.sort_values(KEY).reset_index(drop=True), b.sort_values(KEY).reset_index(drop=True)
+    assert a[KEY].equals(b[KEY])
+    np.testing.assert_allclose(np.stack(a["delta"]), np.stack(b["delta"]), atol=1e-6)
+    np.testing.assert_allclose(np.stack(a["logit_delta"]), np.stack(b["logit_delta"]), atol=1e-5)
+    assert list(a["max_task"]) == list(b["max_task"])
+
+
+def assert_accounting(summary: dict, out: Path) -> None:
+    assert summary["alleles_read"] == summary["alleles_scored"] + summary["alleles_rejected"]
+    assert summary["alleles_rejected"] == sum(summary["rejected_by_reason"].values())
+    assert pq.read_table(out / "scores").num_rows == summary["alleles_scored"]
+    assert pq.read_table(out / "rejects").num_rows == summary["alleles_rejected"]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert not list(out.rglob("_tmp-*"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def clean_run(ray_session, model_dir, tmp_path_factory):
+    """One uninterrupted run on the fixture: the reference for the other tests."""
+    out = tmp_path_factory.mktemp("clean")
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, vcf_out=True)
+    return out, summary
+
+
+# ---- core: the committed fixture --------------------------------------------------------
+
+
+def test_fixture_run_outputs_and_accounting(clean_run):
+    out, summary = clean_run
+    assert_accounting(summary, out)
+    n = len(data_lines(FIXTURE_VCF))
+    assert summary["records_read"] == n == 194
+    assert summary["alleles_read"] == len(text_alleles(FIXTURE_VCF)) == summary["alleles_scored"]
+    assert summary["shards"] == len(list((out / "_shards").glob("*.json"))) > 10
+    assert (out / "tasks.txt").read_text().splitlines() == TASKS
+
+    table = pq.read_table(out / "scores")
+    assert table.schema.names == ["chrom", "pos", "id", "ref", "alt", "kind", "delta", "logit_delta",
+                                  "max_abs_delta", "max_task"]
+    assert str(table.schema.field("delta").type).startswith("fixed_size_list") and table.schema.field("delta").type.list_size == 4
+    assert json.loads(table.schema.metadata[b"dnacnn.tasks"]) == TASKS
+    scores = table.to_pandas()
+    assert set(scores["kind"]) <= {"insertion", "deletion"}
+    assert list(scores["pos"]) == sorted(scores["pos"])  # parts in genome order
+
+    with pysam.VariantFile(str(out / "scores.vcf.gz")) as vcf:  # bgzipped and tabix-indexed
+        records = list(vcf.fetch("20", 0, 63_025_520))
+    assert len(records) == len(scores)
+    assert records[0].info["DNACNN_MAXABS"][0] == pytest.approx(scores["max_abs_delta"][0], rel=1e-5)
+    assert records[0].info["DNACNN_TASK"][0] == scores["max_task"][0].strip().replace(" ", "_")
+    assert (out / "top_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_batch_job_agrees_with_the_python_api(clean_run, model_dir):
+    out, _ = clean_run
+    api = VariantScorer(str(model_dir), FIXTURE_FASTA).score_dataframe(text_alleles(FIXTURE_VCF))
+    assert api["reason"].isna().all()
+    assert_same_rows(read_scores(out), api)
+
+
+def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, model_dir, tmp_path):
+    """SIGKILL the job's driver (another process on this Ray cluster) once its first shard is
+    recorded, then run it again with the same output folder."""
+    import ray
+
+    out = tmp_path / "out"
+    script = tmp_path / "slow_job.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        import ray
+        from dnacnn import models
+        from dnacnn.models.simple import SimpleCNN
+        from dnacnn.scoring.batch import score_vcf
+
+        class SlowSimple(SimpleCNN):  # same weights and outputs, 0.25 s per forward pass
+            def forward(self, x):
+                time.sleep(0.25)
+                return super().forward(x)
+
+        address, model_dir, genome, vcf, out, shard = sys.argv[1:]
+        loaded = models.load(model_dir)
+        slow = SlowSimple(loaded.model.config)
+        slow.load_state_dict(loaded.model.state_dict())
+        loaded.model = slow.eval()
+        ray.init(address=address)
+        score_vcf(loaded, genome, vcf, out, shard_size_bp=int(shard), num_actors=1, plot=False)
+    """))
+    total = len(plan_shards(str(FIXTURE_VCF), True, Genome(FIXTURE_FASTA), SHARD))
+    address = ray.get_runtime_context().gcs_address
+    log = open(tmp_path / "job.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), address, str(model_dir), str(FIXTURE_FASTA), str(FIXTURE_VCF), str(out), str(SHARD)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while not list((out / "_shards").glob("0*.json")):
+            assert proc.poll() is None, f"the job ended before it was killed: {(tmp_path / 'job.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no shard finished in 120 s"
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    finished = len(list((out / "_shards").glob("0*.json")))
+    assert 1 <= finished < total  # killed mid-way
+    assert not (out / "summary.json").exists()
+
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD)
+    assert 0 < summary["shards_run_now"] < total
+    assert_accounting(summary, out)
+    clean_out, clean_summary = clean_run
+    for key in ("records_read", "alleles_read", "alleles_scored", "alleles_rejected"):
+        assert summary[key] == clean_summary[key]
+    assert_same_rows(read_scores(out), read_scores(clean_out))
+
+
+def test_restart_redoes_exactly_the_shards_without_markers(clean_run, model_dir, tmp_path):
+    """The states a kill can leave: parts renamed into place but no marker yet, temporaries."""
+    clean_out, clean_summary = clean_run
+    out = tmp_path / "out"
+    shutil.copytree(clean_out, out)
+    markers = sorted((out / "_shards").glob("*.json"))
+    for marker in markers[:3]:
+        marker.unlink()
+    (out / "scores" / "_tmp-part-000000.parquet-deadbeef").write_bytes(b"partial")
+    (out / "_shards" / "_tmp-000001.json-deadbeef").write_text("{")
+    (out / "summary.json").unlink()
+
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, plot=False)
+    assert summary["shards_run_now"] == 3
+    assert_accounting(summary, out)
+    assert_same_rows(read_scores(out), read_scores(clean_out))
+
+    again = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, plot=False)
+    assert again["shards_run_now"] == 0 and again["alleles_scored"] == clean_summary["alleles_scored"]
+
+
+def test_restart_with_other_inputs_is_refused(clean_run, model_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(clean_run[0], out)
+    with pytest.raises(ValueError, match="shard_size_bp"):
+        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD // 2)
+    other = save_tiny(tmp_path / "other_model", seed=1)
+    with pytest.raises(ValueError, match="model_sha256"):
+        score_vcf(str(other), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD)
+
+
+# ---- rejects from real records with edits -------------------------------------------------
+
+
+def edited_vcf(path: Path, genome: Genome, unsorted: bool = False) -> dict:
+    """The fixture's first 30 real records with edits; returns the expected reject counts."""
+    header = [h for h in header_lines(FIXTURE_VCF) if not h.startswith("##fileformat")]
+    lines = [line.rstrip("\n").split("\t") for line in data_lines(FIXTURE_VCF)[:30]]
+    fields = {i: f for i, f in enumerate(lines)}
+    g = fields[3][3]  # GAA at 20:1600125
+    fields[3][3] = ("T" if g[0] != "T" else "C") + g[1:]  # ref_mismatch
+    fields[5][4] = "<DEL>"  # symbolic_allele
+    fields[6][4] = "."  # missing_alt
+    fields[8][4] = fields[8][4] + ",<*>"  # one scored ALT, one symbolic_allele
+    fields[10][4] = fields[10][3] + "XT"  # invalid_allele
+    body = ["\t".join(f) for f in lines]
+    # malformed (5 columns): its 30 bp REF spans the shard boundary at 4,000,000 (= 2 * SHARD)
+    bad = f"20\t3999990\tbad\t{genome.fetch('20', 3999989, 4000019)}\tA"
+    at = next(i for i, f in enumerate(lines) if int(f[1]) > 3999990)
+    body.insert(at, bad)
+    for f in lines[:2]:  # unknown_contig: the records again, on contig 21 (declared, not in the genome)
+        body.append("\t".join(["21"] + f[1:]))
+    if unsorted:
+        body[0], body[1] = body[1], body[0]
+    path.write_text("##fileformat=VCFv4.2\n" + "".join(header) + "\n".join(body) + "\n")
+    reasons = {"ref_mismatch": 1, "symbolic_allele": 2, "missing_alt": 1, "invalid_allele": 1,
+               "malformed": 1, "unknown_contig": 2}
+    malformed_line = len(header) + 1 + at + 1
+    return {"reasons": reasons, "records": len(body), "alleles": len(body) + 1, "malformed_line": malformed_line}
+
+
+@pytest.fixture(scope="module")
+def edited_run(ray_session, model_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("edited")
+    vcf = tmp / "edited.vcf"  # plain text, no index: the job indexes a copy
+    expected = edited_vcf(vcf, Genome(FIXTURE_FASTA))
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, tmp / "out", shard_size_bp=SHARD, plot=False)
+    return tmp / "out", summary, expected
+
+
+def test_rejects_with_reasons_from_edited_real_records(edited_run):
+    out, summary, expected = edited_run
+    assert (out / "_work" / "input.vcf.gz.tbi").exists()
+    assert_accounting(summary, out)
+    assert summary["rejected_by_reason"] == expected["reasons"]  # the boundary-crossing line once
+    assert summary["records_read"] == expected["records"]
+    assert summary["alleles_read"] == expected["alleles"]
+    rejects = read_rejects(out)
+    assert list(rejects.columns) == ["chrom", "pos", "id", "ref", "alt", "kind", "reason", "message", "line"]
+    bad = rejects[rejects.reason == "malformed"].iloc[0]
+    assert (bad.chrom, bad.pos, bad.id) == ("20", 3999990, "bad")
+    assert "8" in bad.message and "column" in bad.message  # says what is wrong with the line
+    mismatch = rejects[rejects.reason == "ref_mismatch"].iloc[0]
+    assert mismatch.pos == 1600125 and "genome build" in mismatch.message
+    assert set(rejects[rejects.reason == "unknown_contig"].chrom) == {"21"}
+    symbolic = rejects[rejects.reason == "symbolic_allele"]
+    assert sorted(symbolic.alt) == ["<*>", "<DEL>"]
+    scores = read_scores(out)
+    assert not scores.duplicated(KEY).any() and len(scores) == summary["alleles_scored"]
+
+
+def test_unsorted_vcf_is_read_whole_with_line_numbers(edited_run, model_dir, tmp_path):
+    vcf = tmp_path / "unsorted.vcf"
+    expected = edited_vcf(vcf, Genome(FIXTURE_FASTA), unsorted=True)
+    assert prepare_vcf(vcf, tmp_path / "work") == (str(vcf), False)
+    out = tmp_path / "out"
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, out, shard_size_bp=SHARD, plot=False, vcf_out=True)
+    assert summary["shards"] == 1
+    assert_accounting(summary, out)
+    assert summary["rejected_by_reason"] == expected["reasons"]
+    rejects = read_rejects(out)
+    assert rejects[rejects.reason == "malformed"].line.tolist() == [expected["malformed_line"]]
+    assert (rejects.line > 0).all()
+    assert (out / "scores.vcf.gz").exists() and not (out / "scores.vcf.gz.tbi").exists()
+    assert_same_rows(read_scores(out), read_scores(edited_run[0]))  # same rows as the sorted file
+
+
+# ---- the real VCFs against the whole real chr20 --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def basset_dir(tmp_path_factory):
+    """A tiny Basset (batch norm in eval mode) with 6 tasks."""
+    torch.manual_seed(7)
+    model = models.build("basset", dict(
+        seq_len=200, n_tasks=6, conv_filters=(16, 16, 16), conv_widths=(9, 5, 3),
+        pool_widths=(2, 2, 2), hidden_units=(32,), hidden_dropouts=(0.1,),
+    ))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    directory = tmp_path_factory.mktemp("basset")
+    models.save(model.eval(), directory, [f"cell type {i}" for i in range(6)])
+    return directory
+
+
+@pytest.mark.parametrize("name, sites, multi", [
+    ("pysam_tabix_vcf_2.vcf", 200, 63), ("pysam_tabix_vcf_5.vcf", 977, 43), ("pysam_tabix_vcf_21.vcf", 300, 0),
+])
+def test_real_vcfs_on_real_chr20(ray_session, basset_dir, tmp_path, name, sites, multi):
+    fasta = shared("grch37_chr20", "20.fa.gz")
+    vcf = shared("grch37_chr20", "vcf", name)
+    expected = text_alleles(vcf)
+    assert len(data_lines(vcf)) == sites and int((expected.groupby(["pos", "ref"]).size() > 1).sum()) >= multi
+    out = tmp_path / "out"
+    summary = score_vcf(str(basset_dir), fasta, vcf, out, shard_size_bp=10_000_000, rc=True, plot=False)
+    assert_accounting(summary, out)
+    assert summary["records_read"] == sites
+    assert summary["alleles_read"] == len(expected)
+    assert summary["alleles_rejected"] == 0  # every REF of these files matches chr20
+    api = VariantScorer(str(basset_dir), fasta, rc=True).score_dataframe(expected)
+    assert_same_rows(read_scores(out), api)
+
+
+# ---- the command line and the Ray job entrypoint --------------------------------------------
+
+
+def test_cli_score_and_job_entrypoint(ray_session, model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    result = runner.invoke(app, ["score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
+                                 "--vcf", str(FIXTURE_VCF), "--out", str(out), "--rc", "--batch-size", "64",
+                                 "--shard-size", "70000000", "--no-plot"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["alleles_scored"] == 194
+
+    missing = runner.invoke(app, ["score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
+                                  "--vcf", str(tmp_path / "nope.vcf"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "VCF not found" in missing.output
+
+    job = runpy.run_path(str(Path(__file__).resolve().parents[1] / "jobs" / "score_variants.py"))
+    job_out = tmp_path / "job"
+    job["main"](["--model", str(model_dir), "--genome", str(FIXTURE_FASTA), "--vcf",
+                                   str(FIXTURE_VCF), "--out", str(job_out), "--rc", "--batch-size", "64",
+                                   "--shard-size", "70000000"])
+    assert_same_rows(read_scores(job_out), read_scores(out))
+
+
+# ---- a registered model -------------------------------------------------------------------
+
+
+def test_registry_uri_is_fetched_once_and_scores_like_the_folder(ray_session, mlflow_uri, clean_run, model_dir, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from dnacnn import registry
+    from dnacnn.config import MlflowConfig
+
+    registry.setup_tracking(MlflowConfig(experiment="scoring"))
+    with mlflow.start_run():
+        info = registry.log_pyfunc_model(model_dir, TASKS, "multitask")
+    version = mlflow.register_model(info.model_uri, "tiny-scorer")
+    MlflowClient().set_registered_model_alias("tiny-scorer", "champion", version.version)
+
+    uri = "models:/tiny-scorer@champion"
+    out = tmp_path / "out"
+    summary = score_vcf(uri, FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, plot=False)
+    assert (out / "_work" / "model" / "model.json").exists()  # fetched once, by the driver
+    assert summary["model_sha256"] == clean_run[1]["model_sha256"]
+    assert_same_rows(read_scores(out), read_scores(clean_run[0]))
+
+    df = text_alleles(FIXTURE_VCF).head(20)
+    from_uri = VariantScorer(uri, FIXTURE_FASTA).score_dataframe(df)
+    assert_same_rows(from_uri, VariantScorer(str(model_dir), FIXTURE_FASTA).score_dataframe(df))
