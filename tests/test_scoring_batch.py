@@ -136,6 +136,20 @@ def test_batch_job_agrees_with_the_python_api(clean_run, model_dir):
     assert_same_rows(read_scores(out), api)
 
 
+def test_plain_gzip_vcf_as_debian_ships_it_scores_the_same_rows(clean_run, model_dir, tmp_path):
+    """vt-examples ships its VCFs plain-gzipped (not BGZF): indexed copy, same rows."""
+    import gzip
+
+    plain_gz = tmp_path / "plain.vcf.gz"
+    with gzip.open(FIXTURE_VCF, "rb") as src, gzip.open(plain_gz, "wb") as dst:
+        dst.write(src.read())
+    out = tmp_path / "out"
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, plain_gz, out, shard_size_bp=SHARD)
+    assert_accounting(summary, out)
+    assert summary["shards"] > 10  # split by region through the indexed copy
+    assert_same_rows(read_scores(out), read_scores(clean_run[0]))
+
+
 def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, model_dir, tmp_path):
     """SIGKILL the job's driver (another process on this Ray cluster) once its first shard is
     recorded, then run it again with the same output folder."""

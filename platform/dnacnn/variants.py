@@ -129,7 +129,7 @@ def diagnose_line(line: str) -> str:
 
 def _raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
     """The 1-based lines ``wanted`` of a (possibly gzipped) text file."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     found: dict[int, str] = {}
     with opener(path, "rt", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
@@ -142,7 +142,7 @@ def _raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
 
 def _count_header_lines(path: str) -> int:
     """Number of leading '#' lines of a (possibly gzipped) VCF."""
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     count = 0
     with opener(path, "rt", errors="replace") as handle:
         for line in handle:
@@ -152,12 +152,13 @@ def _count_header_lines(path: str) -> int:
     return count
 
 
-def _is_gzip(path: str) -> bool:
+def is_gzip(path: str) -> bool:
+    """Whether a file starts with the gzip magic bytes (plain gzip or BGZF)."""
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _is_bgzf(path: str) -> bool:
+def is_bgzf(path: str) -> bool:
     """BGZF is gzip with an extra field 'BC' (SAM/BAM spec, section 4.1)."""
     with open(path, "rb") as handle:
         head = handle.read(14)
@@ -183,7 +184,7 @@ def open_vcf(path: str | Path) -> pysam.VariantFile:
     if not Path(path).exists():
         raise FileNotFoundError(f"VCF not found: {path}")
     pysam.set_verbosity(0)  # htslib's own stderr lines; our rejects say the same, with the line
-    if _is_gzip(path) and not _is_bgzf(path):
+    if is_gzip(path) and not is_bgzf(path):
         path = _as_bgzf(path)
     try:
         return pysam.VariantFile(path)

@@ -60,7 +60,9 @@ import pysam
 
 from dnacnn.genome import Genome
 from dnacnn.scoring.scorer import ModelSpec, VariantScorer, is_registry_uri, load_model_spec
-from dnacnn.variants import REJECT_REASONS, Allele, diagnose_line, open_vcf, read_alleles
+from dnacnn.variants import (
+    REJECT_REASONS, Allele, diagnose_line, is_bgzf, is_gzip, open_vcf, read_alleles,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,8 @@ class ShardCounts:
 def has_index(path: str | Path) -> bool:
     """Whether ``path`` is a BGZF VCF with a tabix or CSI index beside it."""
     pysam.set_verbosity(0)
+    if not is_bgzf(str(path)):  # plain text or plain gzip: no index possible
+        return False
     try:
         with pysam.VariantFile(str(path)) as vcf:
             return vcf.index is not None
@@ -167,7 +171,7 @@ def prepare_vcf(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     if copy.exists() and Path(f"{copy}.tbi").exists():
         return str(copy), True
     plain = work / f"{_TMP}input-{uuid.uuid4().hex}.vcf"
-    opener = gzip.open if _is_gzip(vcf) else open
+    opener = gzip.open if is_gzip(vcf) else open
     with opener(vcf, "rb") as src, open(plain, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)  # streamed: memory bounded
     try:
@@ -185,11 +189,6 @@ def prepare_vcf(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     os.replace(f"{plain}.gz.tbi", f"{copy}.tbi")  # last: the pair exists only when complete
     log.info("%s has no tabix index; scoring a bgzipped, indexed copy %s", vcf, copy)
     return str(copy), True
-
-
-def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
 
 
 def plan_shards(vcf: str, indexed: bool, genome: Genome, shard_size_bp: int) -> list[Shard]:

@@ -1,0 +1,39 @@
+"""Ray job entrypoint: train a model on Ray Train, log and register it in MLflow.
+
+    RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/train.py --config jobs/configs/basset_accessibility.yaml --set train.epochs=10
+
+Parses arguments and calls ``dnacnn.train.trainer.train_and_register`` (which
+joins the job's cluster through RAY_ADDRESS). Submit it again with the same
+``train.run_name`` and ``train.storage_path`` to resume the run. Paths in the
+config are relative to the job's working directory: give absolute ones (and a
+shared ``train.storage_path``) on a multi-node cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from dnacnn.config import load_config
+from dnacnn.train.trainer import train_and_register
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="job config YAML (jobs/configs/...)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value, e.g. train.epochs=4 (repeatable)")
+    parser.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=N")
+    parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    summary = train_and_register(load_config(args.config, overrides), args.address).to_dict()
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

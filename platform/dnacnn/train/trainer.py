@@ -1,0 +1,313 @@
+"""Thin Ray glue: build the TorchTrainer from a job config, fit, then report and register.
+
+``fit(job)`` runs :func:`dnacnn.train.loop.train_loop_per_worker` on
+``train.num_workers`` Ray Train workers (DDP over gloo on CPU, nccl on GPU)
+and returns the final checkpoint. Running a job again with the same
+``train.run_name`` and ``train.storage_path`` resumes it from its latest
+checkpoint: that is how Ray Train V2 resumes (``resume_from_checkpoint`` and
+``Trainer.restore`` are gone). A finished run given more epochs continues
+training; a run that stopped early only re-scores its test split.
+
+``train_and_register(job)`` adds, on the driver, the report figures and the
+MLflow run, model version and alias (see :mod:`dnacnn.registry`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray.data
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from dnacnn.config import JobConfig, to_dict
+from dnacnn.data.dataset_io import SPLITS, DatasetDescription, split_dir
+from dnacnn.train import metrics
+from dnacnn.train.loop import LoopSpec, TrainState, read_test_predictions, train_loop_per_worker
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"  # figures and test report, inside the run folder
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fit`."""
+
+    run_name: str
+    run_dir: Path  # <storage_path>/<run_name>: Ray Train's run folder
+    checkpoint_dir: Path  # the final checkpoint (model.json + model.safetensors + state)
+    state: TrainState  # history, sessions, test metrics
+    spec: LoopSpec
+    description: DatasetDescription
+    final_metrics: dict[str, float]  # epoch, best_epoch, best_val_*, test_*
+
+
+@dataclass
+class TrainSummary:
+    """The outcome of :func:`train_and_register`: where everything went."""
+
+    fit: FitResult
+    figures: list[Path]
+    run: Any  # dnacnn.registry.LoggedRun
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ray_run": self.fit.run_name,
+            "run_dir": str(self.fit.run_dir),
+            "checkpoint": str(self.fit.checkpoint_dir),
+            "epochs": self.fit.state.epoch,
+            "sessions": self.fit.state.sessions,
+            "metrics": self.fit.final_metrics,
+            "figures": [str(p) for p in self.figures],
+            "mlflow": {
+                "tracking_uri": self.run.tracking_uri,
+                "run_id": self.run.run_id,
+                "model_uri": self.run.model_uri,
+                "registered_model": self.run.registered_name,
+                "version": self.run.version,
+                "alias": self.run.alias,
+                "uri": (f"models:/{self.run.registered_name}@{self.run.alias}"
+                        if self.run.alias else self.run.model_uri),
+            },
+        }
+
+
+def loop_spec(job: JobConfig, description: DatasetDescription) -> LoopSpec:
+    """What the workers need: the train section, the resolved model config, the task.
+
+    ``seq_len`` and ``n_tasks`` of the model default to the dataset's; given, they must match.
+    """
+    params = dict(job.model.params)
+    for key, value in (("seq_len", description.seq_len), ("n_tasks", len(description.tasks))):
+        if key in params and params[key] != value:
+            raise ValueError(
+                f"model.params.{key}={params[key]} does not match the dataset "
+                f"{description.name!r} ({key}={value}); remove it to take the dataset's"
+            )
+        params[key] = value
+    spec = LoopSpec(train=job.train, model_name=job.model.name, model_config=params,
+                    task_type=description.task_type, tasks=list(description.tasks),
+                    rc_average=job.model.rc_average, dataset=description.name)
+    check_metric_names(job, description.task_type)
+    return spec
+
+
+def check_metric_names(job: JobConfig, task_type: str) -> None:
+    """Fail before training when ``train.monitor`` or ``mlflow.selection_metric`` is not a metric."""
+    val = [f"val_{m}" for m in metrics.metric_names(task_type)]
+    monitorable = ["train_loss", "train_accuracy", *val]
+    if job.train.monitor not in monitorable:
+        raise ValueError(f"train.monitor {job.train.monitor!r} is not a metric of a "
+                         f"{task_type} task; choose one of {monitorable}")
+    if job.mlflow.selection_metric not in val:
+        raise ValueError(f"mlflow.selection_metric {job.mlflow.selection_metric!r} is not a "
+                         f"validation metric of a {task_type} task; choose one of {val}")
+
+
+def run_name(job: JobConfig, description: DatasetDescription) -> str:
+    """``train.run_name``, or ``<model>-<dataset>``."""
+    return job.train.run_name or f"{job.model.name}-{description.name}"
+
+
+def storage_path(job: JobConfig) -> str:
+    """``train.storage_path`` made absolute (URIs such as ``s3://...`` are kept)."""
+    path = job.train.storage_path
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def load_datasets(dataset_dir: str | Path, materialize: bool = True, num_workers: int = 2) -> dict[str, Any]:
+    """The train / valid / test splits as Ray Datasets (Ray must be initialised).
+
+    With ``materialize``, each split is read on the driver with pyarrow and put
+    in the object store as blocks of at most 4,096 rows (at least two per
+    worker): no Ray Data task needs a CPU while the training workers hold them
+    all; a ``row`` column (the row's index in its split) lets the loop put
+    test predictions back in split order. Without it, splits stream from
+    Parquet with ``ray.data.read_parquet`` (test predictions in arbitrary order).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    datasets = {}
+    for split in SPLITS:
+        path = split_dir(dataset_dir, split)
+        if not path.is_dir() or not any(path.glob("*.parquet")):
+            raise FileNotFoundError(
+                f"no Parquet files in {path}; a dataset folder needs train/, valid/ and test/ "
+                "splits (write one with `dnacnn simulate ...`)"
+            )
+        if materialize:
+            table = pq.read_table(path, columns=["onehot", "labels"])
+            table = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+            n_blocks = min(max(2 * num_workers, math.ceil(table.num_rows / 4096)), max(1, table.num_rows))
+            size = math.ceil(table.num_rows / n_blocks)
+            datasets[split] = ray.data.from_arrow(
+                [table.slice(i, size) for i in range(0, table.num_rows, size)] or [table])
+        else:
+            datasets[split] = ray.data.read_parquet(str(path.resolve()), columns=["onehot", "labels"])
+    datasets["train"] = datasets["train"].randomize_block_order()
+    return datasets
+
+
+class EvalSplitDataConfig(DataConfig):
+    """Ray Train's DataConfig, but valid / test are split without dropping rows.
+
+    ``train`` is split in equal shards (Ray's default: every DDP rank takes the
+    same number of steps). The evaluation splits are shared out so that every
+    row is scored exactly once (``equal=False``); the loop gathers the predictions.
+    """
+
+    def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
+        train_only = {k: v for k, v in datasets.items() if k == "train"}
+        output = super().configure(train_only, world_size, worker_handles, worker_node_ids,
+                                   **kwargs)
+        for name, ds in datasets.items():
+            if name == "train":
+                continue
+            if ds.name is None:
+                ds.set_name(name)
+            ds = ds.copy(ds)
+            ds.context.execution_options = DataConfig.default_ingest_options()
+            for i, split in enumerate(ds.streaming_split(world_size, equal=False)):
+                output[i][name] = split
+        return output
+
+
+def build_trainer(spec: LoopSpec, datasets: dict[str, Any], name: str, storage: str):
+    """The TorchTrainer for ``spec``: ScalingConfig, RunConfig (name, storage, failures,
+    checkpoints kept), backend gloo on CPU / nccl on GPU."""
+    tc = spec.train
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=spec.to_dict(),
+        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+        ),
+        datasets=datasets,
+        dataset_config=EvalSplitDataConfig(),
+    )
+
+
+def fit(job: JobConfig, address: str | None = None) -> FitResult:
+    """Train ``job`` on Ray Train; resume its run when one of the same name exists.
+
+    Args:
+        job: the job config.
+        address: a Ray cluster to join; default ``RAY_ADDRESS`` or a local cluster.
+    Returns:
+        the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
+        and what it records.
+    """
+    from dnacnn.ray_cluster import init_ray
+
+    description = DatasetDescription.load(job.data.dataset)
+    spec = loop_spec(job, description)
+    name, storage = run_name(job, description), storage_path(job)
+    init_ray(address)
+    datasets = load_datasets(job.data.dataset, job.data.materialize, job.train.num_workers)
+    log.info("training %s on %s (%d workers) as run %s in %s", job.model.name,
+             description.name, job.train.num_workers, name, storage)
+    result = build_trainer(spec, datasets, name, storage).fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"run {name} ended without a checkpoint; see the Ray logs")
+    checkpoint_dir = Path(result.checkpoint.path)
+    if "://" in storage or not checkpoint_dir.is_dir():
+        checkpoint_dir = Path(result.checkpoint.to_directory(str(Path(tempfile.mkdtemp()) / "final")))
+    state = TrainState.load(checkpoint_dir)
+    if not state.finished:
+        raise RuntimeError(f"the latest checkpoint of run {name} ({checkpoint_dir}) is not final")
+    return FitResult(
+        run_name=name,
+        run_dir=Path(result.path) if "://" not in storage else checkpoint_dir.parent,
+        checkpoint_dir=checkpoint_dir,
+        state=state,
+        spec=spec,
+        description=description,
+        final_metrics=final_metrics(state),
+    )
+
+
+def final_metrics(state: TrainState) -> dict[str, float]:
+    """epoch, best_epoch, stopped_early, best_val_* (at the best epoch) and test_*."""
+    early = state.early_stopping
+    best = next((r for r in state.history if r["epoch"] == early.get("best_epoch")), {})
+    return {
+        "epochs": float(state.epoch),
+        "best_epoch": float(early.get("best_epoch") or 0),
+        "stopped_early": float(early.get("stopped_epoch") is not None),
+        **{f"best_{k}": float(v) for k, v in best.items() if k.startswith("val_")},
+        **{k: float(v) for k, v in state.test.items()},
+    }
+
+
+def train_and_register(job: JobConfig, address: str | None = None) -> TrainSummary:
+    """Fit, draw the report figures, log the run to MLflow, register the model, set its alias."""
+    from dnacnn import registry
+    from dnacnn.train.plots import report_figures
+
+    result = fit(job, address)
+    spec, state = result.spec, result.state
+    predictions = read_test_predictions(result.checkpoint_dir)
+    report_dir = result.run_dir / REPORT_DIR
+    figures = report_figures(report_dir, state.history, predictions["y"], predictions["prob"],
+                             spec.task_type, spec.tasks)
+    summary = metrics.classification_summary(spec.task_type, predictions["y"],
+                                             predictions["prob"], spec.tasks)
+    (report_dir / "test_report.json").write_text(json.dumps(summary, indent=1))
+    logged = registry.log_training_run(
+        cfg=job.mlflow,
+        config=to_dict(job),
+        checkpoint_dir=result.checkpoint_dir,
+        history=state.history,
+        final_metrics=result.final_metrics,
+        tasks=spec.tasks,
+        task_type=spec.task_type,
+        model_name=spec.model_name,
+        dataset_name=result.description.name,
+        dataset_dir=job.data.dataset,
+        figures=figures,
+        json_artifacts={"test_report.json": summary, "train_state.json": _state_dict(state),
+                        "dataset.json": to_dict(result.description)},
+        text_artifacts={"classification_report.txt": summary["classification_report"]},
+        tags={"dnacnn.ray_run": result.run_name, "dnacnn.ray_run_dir": str(result.run_dir),
+              "dnacnn.checkpoint": str(result.checkpoint_dir),
+              "dnacnn.resumed_from_epoch": str(state.sessions[-1]["start_epoch"] - 1)},
+        run_name=result.run_name,
+        example=example_sequences(job.data.dataset),
+    )
+    log.info("run %s: checkpoint %s; MLflow run %s; model %s v%s (%s)", result.run_name,
+             result.checkpoint_dir, logged.run_id, logged.registered_name, logged.version,
+             logged.alias)
+    return TrainSummary(fit=result, figures=figures, run=logged)
+
+
+def example_sequences(dataset_dir: str | Path, n: int = 2) -> list[str]:
+    """The first ``n`` test sequences as strings: the logged model's input example."""
+    import pyarrow.parquet as pq
+
+    from dnacnn.data.dataset_io import column_to_numpy
+    from dnacnn.sequence import decode
+
+    first = sorted(split_dir(dataset_dir, "test").glob("*.parquet"))[0]
+    table = pq.ParquetFile(first).read_row_group(0, columns=["onehot"]).slice(0, n)
+    decoded = decode(column_to_numpy(table.column("onehot")))
+    return [decoded] if isinstance(decoded, str) else list(decoded)
+
+
+def _state_dict(state: TrainState) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(state)

@@ -1,0 +1,153 @@
+"""Job configs: every committed YAML loads; bad keys, types and sections are named in the error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dnacnn.config import (
+    JobConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    to_dict,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+# The training jobs' configs (other jobs, e.g. main.yaml, load into their own classes).
+TRAIN_CONFIGS = [REPO / "jobs" / "configs" / name for name in (
+    "tutorial_multiscale.yaml", "basset_accessibility.yaml", "species_simple.yaml",
+    "oct4_mafk.yaml", "smoke.yaml")]
+
+
+def write(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def minimal(**sections) -> dict:
+    raw = {"data": {"dataset": "data/datasets/x"}, "model": {"name": "simple"}}
+    raw.update(sections)
+    return raw
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_committed_configs_load(path):
+    job = load_config(path)
+    assert isinstance(job, JobConfig)
+    assert job.train.num_workers >= 1 and job.data.dataset
+
+
+def test_tutorial_recipe_defaults():
+    t = TrainConfig()
+    assert (t.num_workers, t.use_gpu, t.batch_size, t.lr, t.betas, t.eps) == (
+        2, False, 64, 0.001, (0.9, 0.999), 1e-7)
+    assert (t.early_stopping_patience, t.lr_plateau_patience, t.lr_plateau_factor, t.min_lr) == (
+        10, 5, 0.5, 1e-6)
+
+
+def test_unknown_key_names_key_and_section(tmp_path):
+    path = write(tmp_path, minimal(train={"learning_rate": 0.1}))
+    with pytest.raises(ValueError, match=r"unknown key 'learning_rate' in section 'train'; "
+                                         r"allowed: epochs, num_workers"):
+        load_config(path)
+
+
+def test_unknown_section_and_missing_key(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown section 'trian'; allowed: data, model, train"):
+        load_config(write(tmp_path, minimal(trian={})))
+    with pytest.raises(ValueError, match=r"missing key 'dataset' in section 'data'"):
+        load_config(write(tmp_path, {"data": {}, "model": {"name": "simple"}}))
+    with pytest.raises(ValueError, match=r"missing section 'model'"):
+        load_config(write(tmp_path, {"data": {"dataset": "x"}}))
+
+
+def test_unknown_model_param_names_key(tmp_path):
+    path = write(tmp_path, minimal(model={"name": "basset", "params": {"filterz": 3}}))
+    with pytest.raises(ValueError, match=r"unknown key 'filterz' in section 'model.params'.*"
+                                         r"allowed: seq_len, n_tasks, conv_filters"):
+        load_config(path)
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'"):
+        load_config(write(tmp_path, minimal(model={"name": "resnet"})))
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"epochs": "ten"}, r"train.epochs must be an integer, got 'ten'"),
+        ({"epochs": 2.5}, r"train.epochs must be an integer"),
+        ({"use_gpu": "yes"}, r"train.use_gpu must be true or false"),
+        ({"lr": "fast"}, r"train.lr must be a number"),
+        ({"betas": [0.9]}, r"train.betas must be a list of 2 values"),
+        ({"monitor_mode": "up"}, r"train.monitor_mode must be one of \['min', 'max'\]"),
+        ({"epochs": 0}, r"in section 'train': epochs must be >= 1"),
+        ({"lr_plateau_factor": 2}, r"lr_plateau_factor must be in \(0, 1\)"),
+    ],
+)
+def test_bad_values_are_named(tmp_path, train, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(write(tmp_path, minimal(train=train)))
+
+
+def test_values_are_converted(tmp_path):
+    # YAML reads 1e-7 (no dot) as a string; lists become tuples; rc_augment: true means half the rows.
+    job = load_config(write(tmp_path, minimal(train={"eps": "1e-7", "betas": [0.8, 0.99],
+                                                     "rc_augment": True, "lr": 1})))
+    assert job.train.eps == 1e-7 and job.train.betas == (0.8, 0.99)
+    assert job.train.rc_augment == 0.5 and job.train.lr == 1.0 and isinstance(job.train.lr, float)
+
+
+def test_overrides(tmp_path):
+    path = write(tmp_path, minimal())
+    job = load_config(path, ["train.epochs=4", "model.params.filters=16", "mlflow.register=false"])
+    assert job.train.epochs == 4 and job.model.params == {"filters": 16}
+    assert job.mlflow.register is False
+    with pytest.raises(ValueError, match=r"unknown key 'epoch' in section 'train'"):
+        load_config(path, ["train.epoch=4"])
+    with pytest.raises(ValueError, match=r"must look like section.key=value"):
+        apply_overrides({}, ["epochs=4"])
+
+
+def test_round_trip_through_plain_dict():
+    job = from_dict(JobConfig, minimal(train={"epochs": 3}), "")
+    again = from_dict(JobConfig, to_dict(job), "")
+    assert again == job
+
+
+@dataclass
+class Inner:
+    size: int = 1
+
+
+@dataclass
+class Outer:
+    name: str
+    inner: Inner = field(default_factory=Inner)
+    tags: list[str] = field(default_factory=list)
+    limit: float | None = None
+
+
+def test_from_dict_is_generic():
+    out = from_dict(Outer, {"name": "a", "inner": {"size": 3}, "tags": ["x"], "limit": None}, "score")
+    assert out == Outer("a", Inner(3), ["x"], None)
+    with pytest.raises(ValueError, match=r"unknown key 'sise' in section 'score.inner'; allowed: size"):
+        from_dict(Outer, {"name": "a", "inner": {"sise": 3}}, "score")
+    with pytest.raises(ValueError, match=r"section 'score' must be a mapping"):
+        from_dict(Outer, ["a"], "score")
+
+
+def test_cli_rejects_bad_config_with_exit_2(tmp_path):
+    from dnacnn.cli import app
+
+    path = write(tmp_path, minimal(train={"lr_rate": 0.1}))
+    result = CliRunner().invoke(app, ["train", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "unknown key 'lr_rate' in section 'train'" in result.output
+    result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "not found" in result.output

@@ -1,0 +1,161 @@
+"""MLflow registry: tracking setup, the alias rule, fetching checkpoints back, the pyfunc model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dnacnn import registry
+from dnacnn.config import MlflowConfig
+from dnacnn.models import build, load, save
+from dnacnn.sequence import encode_batch
+
+L = 40
+TASKS = ["cell_a", "cell_b", "cell_c"]
+
+
+def make_checkpoint(directory: Path, seed: int = 0, task_type: str = "multitask") -> Path:
+    torch.manual_seed(seed)
+    model = build("simple", {"seq_len": L, "n_tasks": len(TASKS), "filters": 4, "width": 5,
+                             "hidden_units": 8})
+    save(model, directory, TASKS)
+    (directory / "task.json").write_text(json.dumps({"task_type": task_type}))
+    return directory
+
+
+def sequences(n: int, seed: int = 1) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACGT"), L)) for _ in range(n)]
+
+
+def reference_probs(checkpoint: Path, seqs: list[str], task_type: str = "multitask") -> np.ndarray:
+    loaded = load(checkpoint)
+    x = torch.as_tensor(encode_batch(seqs, L)).transpose(1, 2).float()
+    with torch.no_grad():
+        logits = loaded.model(x)
+    out = torch.softmax(logits, 1) if task_type == "multiclass" else torch.sigmoid(logits)
+    return out.double().numpy()
+
+
+def log_run(checkpoint: Path, best_val_loss: float, name: str = "simple-toy", **kwargs):
+    cfg = MlflowConfig(experiment="test", registered_model=name, **kwargs)
+    return registry.log_training_run(
+        cfg=cfg, config={"model": {"name": "simple"}, "train": {"lr": 0.01}},
+        checkpoint_dir=checkpoint,
+        history=[{"epoch": 1, "val_loss": best_val_loss + 0.1}, {"epoch": 2, "val_loss": best_val_loss}],
+        final_metrics={"best_val_loss": best_val_loss, "test_auroc": 0.5},
+        tasks=TASKS, task_type="multitask", model_name="simple", dataset_name="toy",
+        example=sequences(2),
+    )
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    return make_checkpoint(tmp_path / "ckpt")
+
+
+def test_tracking_uri_default_and_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = registry.default_tracking_uri(MlflowConfig(data_dir=str(tmp_path / "d")))
+    assert uri == f"sqlite:///{tmp_path / 'd' / 'mlflow.db'}"
+    assert registry.artifact_root(uri) == (tmp_path / "d" / "mlartifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/x.db")
+    assert registry.default_tracking_uri(MlflowConfig(tracking_uri="http://x")) == "sqlite:////elsewhere/x.db"
+
+
+def test_alias_rule_champion_only_when_better(mlflow_uri, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    ckpt = make_checkpoint(tmp_path / "c1")
+    first = log_run(ckpt, 0.50)
+    assert (first.version, first.alias) == ("1", "champion")
+    worse = log_run(make_checkpoint(tmp_path / "c2", seed=1), 0.60)
+    assert (worse.version, worse.alias) == ("2", "challenger")
+    better = log_run(make_checkpoint(tmp_path / "c3", seed=2), 0.40)
+    assert (better.version, better.alias) == ("3", "champion")
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("simple-toy", "champion").version) == "3"
+    assert str(client.get_model_version_by_alias("simple-toy", "challenger").version) == "2"
+    # The run holds config, per-epoch metrics, provenance.
+    run = client.get_run(first.run_id)
+    assert run.data.params["train.lr"] == "0.01"
+    assert run.data.metrics["best_val_loss"] == 0.5
+    assert [m.step for m in client.get_metric_history(first.run_id, "val_loss")] == [1, 2]
+    assert run.data.tags["mlflow.source.git.commit"]
+    artifacts = {a.path for a in client.list_artifacts(first.run_id)}
+    assert {"config.json", "tasks.txt", "code.json"} <= artifacts
+    assert mlflow.get_tracking_uri() == mlflow_uri
+
+
+def test_alias_rule_max_mode_and_nan(mlflow_uri, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    ckpt = make_checkpoint(tmp_path / "c")
+    runs = [log_run(ckpt, 0.5, name="m-max", register=False) for _ in range(3)]
+    client = MlflowClient(mlflow_uri)
+    client.create_registered_model("m-max")
+    versions = [str(client.create_model_version("m-max", r.model_uri, run_id=r.run_id).version)
+                for r in runs]
+    assert registry.assign_alias("m-max", versions[0], 0.80, "val_auroc", "max") == "champion"
+    assert registry.assign_alias("m-max", versions[1], 0.70, "val_auroc", "max") == "challenger"
+    assert registry.assign_alias("m-max", versions[2], float("nan"), "val_auroc", "max") == "challenger"
+    assert str(client.get_model_version_by_alias("m-max", "champion").version) == versions[0]
+
+
+def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path):
+    logged = log_run(checkpoint, 0.5)
+    seqs = sequences(5)
+    expected = reference_probs(checkpoint, seqs)
+    uris = ["models:/simple-toy@champion", "models:/simple-toy/1",
+            f"runs:/{logged.run_id}/model", logged.model_uri]
+    for i, uri in enumerate(uris):
+        folder = registry.fetch_model_dir(uri, dst=tmp_path / f"fetched{i}")
+        assert folder == tmp_path / f"fetched{i}"
+        assert {"model.json", "model.safetensors"} <= {p.name for p in folder.iterdir()}
+        np.testing.assert_allclose(reference_probs(folder, seqs), expected, rtol=0, atol=1e-7)
+    default = registry.fetch_model_dir("models:/simple-toy@champion")
+    assert (default / "model.json").is_file()
+    for spec in ("models:/simple-toy@champion", checkpoint):
+        loaded = registry.load_model(spec)
+        assert loaded.tasks == TASKS and loaded.seq_len == L and not loaded.model.training
+    with pytest.raises(ValueError, match="not an MLflow model URI"):
+        registry.fetch_model_dir(str(checkpoint))
+    with pytest.raises(ValueError, match="cannot fetch models:/nope@champion"):
+        registry.fetch_model_dir("models:/nope@champion")
+
+
+def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
+    # The same check in a fresh interpreter runs in tests/test_train.py (end to end).
+    import mlflow
+
+    log_run(checkpoint, 0.5)
+    model = mlflow.pyfunc.load_model("models:/simple-toy@champion")
+    signature = model.metadata.signature
+    assert signature.inputs.input_names() == ["sequence"]
+    assert signature.outputs.input_names() == TASKS
+    seqs = sequences(7)
+    out = model.predict(pd.DataFrame({"sequence": seqs}), params={"batch_size": 3})
+    assert list(out.columns) == TASKS
+    np.testing.assert_allclose(out.to_numpy(), reference_probs(checkpoint, seqs), rtol=0, atol=1e-7)
+
+
+def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):
+    import mlflow
+
+    ckpt = make_checkpoint(tmp_path / "mc", task_type="multiclass")
+    registry.setup_tracking(MlflowConfig(experiment="multiclass"))
+    with mlflow.start_run():
+        info = registry.log_pyfunc_model(ckpt, TASKS, "multiclass", example=sequences(2))
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    seqs = sequences(4)
+    out = model.predict(pd.DataFrame({"sequence": seqs}))
+    np.testing.assert_allclose(out.to_numpy().sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(out.to_numpy(), reference_probs(ckpt, seqs, "multiclass"), atol=1e-7)
+    with pytest.raises(Exception, match=f"takes windows of exactly {L} bp"):
+        model.predict(pd.DataFrame({"sequence": ["ACGT"]}))
