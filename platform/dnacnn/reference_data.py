@@ -53,7 +53,7 @@ def fetch_vt_examples(data_dir: str | Path) -> VtExamples:
         ReferenceDataError: apt-get/dpkg are missing or the package cannot be had;
             the message says how to pass a FASTA of one's own instead.
     """
-    target = Path(data_dir) / PACKAGE
+    target = Path(data_dir).resolve() / PACKAGE  # absolute: dpkg runs in a temporary folder
     found = VtExamples(target)
     if found.chr20_fasta.exists() and _gzi(found.chr20_fasta).exists():
         return found

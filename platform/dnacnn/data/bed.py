@@ -1,0 +1,212 @@
+"""Reading BED files and label tables, whole or by byte range (for sharded reads).
+
+A *label table* is a tab-separated file whose first line is a header naming the
+columns: ``chrom start end TASK1 TASK2 ...`` (a leading ``#`` is allowed); each
+task column holds 0/1 or a float. A *BED* has no header (``track``/``browser``/
+``#`` lines are skipped) and its first three columns are chrom, start, end
+(0-based half-open); further columns are ignored. Plain or gzipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from dnacnn.data.windows import merge_intervals
+
+_SKIP_PREFIXES = (b"#", b"track", b"browser")
+
+
+def is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _open(path: str | Path):
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+@dataclass(frozen=True)
+class LabelHeader:
+    """The header of a label table: the task names and where data lines begin."""
+
+    tasks: list[str]
+    data_offset: int  # byte offset of the first data line (plain files)
+
+
+def read_label_header(path: str | Path) -> LabelHeader:
+    """Parse the header line of a label table.
+
+    Raises:
+        ValueError: fewer than four columns, or a header that looks like data.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"label table not found: {path}")
+    with _open(path) as handle:
+        line = handle.readline()
+    text = line.decode("utf-8", errors="replace").rstrip("\r\n").lstrip("#")
+    columns = text.split("\t")
+    if len(columns) < 4:
+        raise ValueError(
+            f"{path}: the header {text!r} has {len(columns)} tab-separated column(s); a label "
+            "table needs `chrom<TAB>start<TAB>end<TAB>TASK...` with one column per task"
+        )
+    if columns[1].strip().isdigit():
+        raise ValueError(
+            f"{path}: the first line {text[:60]!r} looks like data, not a header; add a header "
+            "line `chrom<TAB>start<TAB>end<TAB>TASK1<TAB>TASK2...` naming the tasks"
+        )
+    return LabelHeader(tasks=[c.strip() for c in columns[3:]], data_offset=len(line))
+
+
+def byte_ranges(path: str | Path, start: int, target_bytes: int) -> list[tuple[int, int]]:
+    """Cut ``[start, size)`` of a plain text file into ranges of about ``target_bytes``.
+
+    A gzipped file cannot be entered in the middle: it gets one range ``(0, -1)``.
+    """
+    if is_gzip(path):
+        return [(0, -1)]
+    size = os.path.getsize(path)
+    if size <= start:
+        return []
+    cuts = list(range(start, size, max(1, target_bytes))) + [size]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def iter_line_chunks(
+    path: str | Path, start: int, end: int, max_lines: int, skip_first: bool = False
+) -> Iterator[bytes]:
+    """Complete lines whose first byte lies in ``[start, end)``, in chunks of <= ``max_lines``.
+
+    With ``(0, -1)`` the whole file (plain or gzipped) is read. ``skip_first``
+    drops the file's first line (a header). Comment/track lines are dropped.
+    """
+    with _open(path) as handle:
+        if end == -1:
+            end = None
+        elif start > 0:
+            handle.seek(start - 1)
+            if handle.read(1) != b"\n":
+                handle.readline()  # the line in progress belongs to the previous range
+        elif skip_first:
+            handle.readline()
+        if end is None and skip_first:
+            handle.readline()
+        lines: list[bytes] = []
+        while True:
+            if end is not None and handle.tell() >= end:
+                break
+            line = handle.readline()
+            if not line:
+                break
+            if not line.strip() or line.startswith(_SKIP_PREFIXES):
+                continue
+            lines.append(line if line.endswith(b"\n") else line + b"\n")
+            if len(lines) >= max_lines:
+                yield b"".join(lines)
+                lines = []
+        if lines:
+            yield b"".join(lines)
+
+
+def parse_intervals(
+    chunk: bytes, n_label_columns: int = 0, path: str = ""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Parse tab-separated lines into coordinates (and labels).
+
+    Args:
+        chunk: complete lines.
+        n_label_columns: T float columns expected after chrom/start/end (0 for a BED:
+            extra columns are ignored).
+    Returns:
+        chroms (N,) object, starts (N,) int64, ends (N,) int64, labels (N, T) float32 or None.
+    """
+    if not chunk:
+        return (np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                np.zeros((0, n_label_columns), np.float32) if n_label_columns else None)
+    width = 3 + n_label_columns
+    types = [pa.string(), pa.int64(), pa.int64()] + [pa.float32()] * n_label_columns
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(chunk),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+            parse_options=pacsv.ParseOptions(delimiter="\t"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{i}": t for i, t in enumerate(types)},
+                strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as err:
+        raise ValueError(
+            f"{path}: cannot parse interval lines ({err}); each line needs chrom, start, end "
+            "(integers, 0-based) separated by tabs"
+            + (f", then {n_label_columns} numeric task column(s)" if n_label_columns else "")
+        ) from None
+    if table.num_columns < width:
+        raise ValueError(
+            f"{path}: lines have {table.num_columns} column(s), expected at least {width} "
+            f"(chrom, start, end{', and one per task' if n_label_columns else ''})"
+        )
+    chroms = np.asarray(table.column(0).to_pylist(), dtype=object)
+    starts = table.column(1).to_numpy().astype(np.int64)
+    ends = table.column(2).to_numpy().astype(np.int64)
+    bad = np.flatnonzero(ends <= starts)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"{path}: interval {chroms[i]}:{starts[i]}-{ends[i]} has end <= start; BED "
+            "coordinates are 0-based half-open (end > start)"
+        )
+    labels = None
+    if n_label_columns:
+        labels = np.stack(
+            [table.column(i).to_numpy(zero_copy_only=False).astype(np.float32)
+             for i in range(3, width)], axis=1)
+        if np.isnan(labels).any():
+            raise ValueError(f"{path}: a task column has an empty or non-numeric value")
+    return chroms, starts, ends, labels
+
+
+def read_bed(path: str | Path) -> list[tuple[str, int, int]]:
+    """All (chrom, start, end) of a BED, in file order."""
+    out: list[tuple[str, int, int]] = []
+    for chunk in iter_line_chunks(path, 0, -1, max_lines=1_000_000):
+        chroms, starts, ends, _ = parse_intervals(chunk, 0, str(path))
+        out.extend(zip(chroms.tolist(), starts.tolist(), ends.tolist()))
+    return out
+
+
+PeakSet = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def read_peaks(path: str | Path) -> PeakSet:
+    """A peak BED as merged, sorted intervals per chromosome."""
+    by_chrom: dict[str, tuple[list, list]] = {}
+    for chunk in iter_line_chunks(path, 0, -1, max_lines=1_000_000):
+        chroms, starts, ends, _ = parse_intervals(chunk, 0, str(path))
+        for chrom in np.unique(chroms) if len(chroms) else []:
+            mask = chroms == chrom
+            s, e = by_chrom.setdefault(chrom, ([], []))
+            s.append(starts[mask])
+            e.append(ends[mask])
+    return {c: merge_intervals(np.concatenate(s), np.concatenate(e)) for c, (s, e) in by_chrom.items()}
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_peaks(path: str, mtime: float) -> PeakSet:
+    return read_peaks(path)
+
+
+def cached_peaks(path: str | Path) -> PeakSet:
+    """:func:`read_peaks`, cached per process (a Ray worker reuses it across read tasks)."""
+    path = str(path)
+    return _cached_peaks(path, os.path.getmtime(path))

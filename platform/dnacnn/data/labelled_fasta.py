@@ -1,0 +1,140 @@
+"""A dataset from one FASTA file per class (e.g. Oct4 peaks vs Mafk peaks).
+
+Each record becomes one row. Headers of the form ``chrN:start-end`` (0-based,
+as janggu's resources write them) give the coordinates; the split is by
+chromosome (default ``chr8`` valid, ``chr9`` test, the rest train), which keeps
+nearby peaks out of different splits. A header without coordinates is split
+by a seeded hash of the whole header (``split.valid_fraction`` /
+``split.test_fraction``), its ``chrom`` column is the header and its ``start``
+the record's index in its file.
+
+Sequences are brought to one length L: centred, cut or padded with N on both
+sides (the window of L around the record's centre, as for intervals). With two
+classes the task is binary (label 1 = the first class); with ``multiclass`` or
+more than two files the labels are one-hot over the classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pysam
+
+from dnacnn import sequence
+from dnacnn.data.dataset_io import DatasetDescription
+from dnacnn.data.splits import SplitConfig, assign_split, block_split
+from dnacnn.data.writer import write_arrays
+
+log = logging.getLogger(__name__)
+
+_COORDS = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)")
+
+
+@dataclass(frozen=True)
+class LabelledFastaConfig:
+    """A dataset from labelled FASTA files.
+
+    Attributes:
+        length: L; None takes the longest record's length.
+        multiclass: one-hot over classes even with two files.
+        split: chromosome split (the hash fallback uses its fractions and seed).
+    """
+
+    length: int | None = None
+    multiclass: bool = False
+    split: SplitConfig = field(default_factory=lambda: SplitConfig(
+        method="chrom", valid_chroms=("chr8",), test_chroms=("chr9",)))
+
+
+def parse_header(name: str) -> tuple[str, int, int] | None:
+    """``chrN:start-end`` -> (chrom, start, end); None when the header has no coordinates."""
+    match = _COORDS.match(name)
+    if match is None:
+        return None
+    return match["chrom"], int(match["start"]), int(match["end"])
+
+
+def centre_resize(seq: str, length: int) -> str:
+    """The ``length`` bases around the centre of ``seq`` (N-padded on both sides if shorter).
+
+    The centre is index ``len(seq) // 2``, which lands at index ``length // 2``.
+    """
+    offset = len(seq) // 2 - length // 2
+    if offset >= 0 and offset + length <= len(seq):
+        return seq[offset : offset + length]
+    left = "N" * max(0, -offset)
+    core = seq[max(0, offset) : offset + length]
+    return (left + core).ljust(length, "N")
+
+
+def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
+    """(header name, upper-case sequence) of every record."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"FASTA not found: {path}")
+    with pysam.FastxFile(str(path)) as handle:
+        records = [(r.name + (f" {r.comment}" if r.comment else ""), r.sequence.upper())
+                   for r in handle]
+    if not records:
+        raise ValueError(f"{path} holds no FASTA records (lines starting with '>')")
+    return records
+
+
+def labelled_fasta_dataset(
+    classes: dict[str, str | Path],
+    out_dir: str | Path,
+    config: LabelledFastaConfig = LabelledFastaConfig(),
+) -> DatasetDescription:
+    """Write the dataset of one FASTA per class.
+
+    Args:
+        classes: class name -> FASTA, e.g. ``{"Oct4": "sample.fa", "Mafk": "sample2.fa"}``.
+        out_dir: dataset folder.
+    """
+    if len(classes) < 2:
+        raise ValueError(f"give at least two classes (got {list(classes)}): name=FASTA pairs")
+    names = list(classes)
+    records = {name: read_fasta_records(path) for name, path in classes.items()}
+    length = config.length or max(len(s) for recs in records.values() for _, s in recs)
+    hash_split = dataclasses.replace(config.split, method="block")
+    seqs, cls, chroms, starts, splits = [], [], [], [], []
+    uncoordinated = 0
+    for c, name in enumerate(names):
+        for index, (header, seq) in enumerate(records[name]):
+            coords = parse_header(header)
+            if coords is None:
+                uncoordinated += 1
+                chrom, start = header.split()[0], index
+                split = block_split(header, 0, hash_split, key="header")
+            else:
+                chrom, s, e = coords
+                start = (s + e) // 2 - length // 2
+                split = assign_split(chrom, start, config.split, start + length)
+            seqs.append(centre_resize(seq, length))
+            cls.append(c)
+            chroms.append(chrom)
+            starts.append(start)
+            splits.append(split)
+    if uncoordinated:
+        log.info("%d records have no chrN:start-end header: split by a hash of the header",
+                 uncoordinated)
+    cls = np.asarray(cls)
+    if len(names) == 2 and not config.multiclass:
+        labels, tasks, task_type = (cls == 0).astype(np.float32)[:, None], [names[0]], "binary"
+    else:
+        labels, tasks, task_type = np.eye(len(names), dtype=np.float32)[cls], names, "multiclass"
+    description = DatasetDescription(
+        name="labelled_fasta", task_type=task_type, tasks=tasks, seq_len=length,
+        splits={**config.split.to_dict(),
+                "no_coordinates": "hash of the header with valid_fraction/test_fraction"},
+        sources={"classes": {k: str(v) for k, v in classes.items()}},
+        extra={"classes": names, "records": {n: len(records[n]) for n in names},
+               "without_coordinates": uncoordinated},
+    )
+    return write_arrays(out_dir, description, sequence.encode_batch(seqs, length), labels,
+                        np.asarray(splits, dtype=object), chroms, np.asarray(starts),
+                        np.asarray(starts) + length)

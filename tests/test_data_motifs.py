@@ -1,0 +1,54 @@
+"""MEME reading/writing, JASPAR through pyjaspar, sampling from matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shared
+
+from dnacnn.data.motifs import MemeFormatError, Motif, find_motif, jaspar_motifs, read_meme, write_meme
+
+
+def test_jaspar_meme_export_matches_pyjaspar():
+    motifs = read_meme(shared("motifs", "JASPAR2024_CORE_vertebrates_pyjaspar.meme"))
+    assert len(motifs) == 879
+    ctcf = find_motif(motifs, "MA0139")
+    assert (ctcf.id, ctcf.name, ctcf.width) == ("MA0139.2", "CTCF", 15)
+    assert find_motif(motifs, "spi1").id.startswith("MA0080")  # names: case-insensitive
+    (from_db,) = jaspar_motifs(["MA0139"])
+    assert from_db.id == "MA0139.2"
+    assert np.allclose(from_db.probs, ctcf.probs, atol=1e-6)
+    with pytest.raises(KeyError, match="no motif 'NOTAFACTOR'"):
+        find_motif(motifs, "NOTAFACTOR")
+
+
+def test_cisbp_meme_with_blank_lines_and_long_names():
+    motifs = read_meme(shared("basset", "Homo_sapiens.meme"))
+    assert len(motifs) == 734
+    assert all(np.allclose(m.probs.sum(axis=1), 1) for m in motifs)
+
+
+def test_write_read_round_trip_and_errors(tmp_path):
+    m = Motif("X1.1", "toy", np.array([[0.7, 0.1, 0.1, 0.1], [0, 0, 1, 0], [0.25] * 4]), nsites=10)
+    path = write_meme([m, Motif("Y", "Y", np.eye(4))], tmp_path / "m.meme")
+    back = read_meme(path)
+    assert [b.id for b in back] == ["X1.1", "Y"] and back[0].name == "toy"
+    assert np.allclose(back[0].probs, m.probs) and back[1].consensus == "ACGT"
+    assert np.allclose(m.information_content(), [2 + 0.7 * np.log2(0.7) + 0.3 * np.log2(0.1), 2, 0])
+    assert m.reverse_complement().consensus == "ACT"  # uniform row reads A; G -> C; A -> T
+    bad = tmp_path / "bad.meme"
+    bad.write_text("MEME version 4\n\nMOTIF A\nletter-probability matrix: alength= 4 w= 2\n0.1 0.2 0.7\n")
+    with pytest.raises(MemeFormatError, match="line 5.*3 values"):
+        read_meme(bad)
+    bad.write_text("MEME version 4\nALPHABET= ACDEFGHIKLMNPQRSTVWY\n")
+    with pytest.raises(MemeFormatError, match="not DNA"):
+        read_meme(bad)
+
+
+def test_sampled_instances_follow_the_matrix():
+    probs = np.array([[0.9, 0.1, 0, 0], [0, 0, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]])
+    motif = Motif("T", "T", probs)
+    seqs = motif.sample(np.random.default_rng(0), 4000)
+    counts = np.array([[sum(s[j] == b for s in seqs) for b in "ACGT"] for j in range(3)]) / 4000
+    assert np.abs(counts - probs).max() < 0.03
+    assert motif.log_odds("AGC") > motif.log_odds("CGC")

@@ -1,0 +1,20 @@
+"""The real genome from Debian's vt-examples, fetched into a relative data folder."""
+
+import shutil
+
+import pytest
+
+from dnacnn.genome import Genome
+from dnacnn.reference_data import fetch_vt_examples
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("dpkg") is None,
+                    reason="needs Debian's apt-get and dpkg")
+def test_fetch_into_a_relative_folder_gives_the_whole_chr20(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    vt = fetch_vt_examples("data")
+    genome = Genome(vt.chr20_fasta)
+    assert genome.lengths == {"20": 63_025_520}
+    assert set(genome.fetch("20", 30_000_000, 30_001_000)) <= set("ACGTN")
+    assert vt.normalize_vcf.exists()
+    assert fetch_vt_examples("data") == vt  # second call: no download
