@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,7 @@ def train_epoch(
     task_type: str,
     device: torch.device,
     augment=None,
+    progress_every: int = 0,
 ) -> dict[str, float]:
     """One pass over this worker's batches; loss and accuracy summed over all ranks.
 
@@ -200,14 +202,16 @@ def train_epoch(
         model: the (DDP-wrapped) model.
         batches: iterable of numpy dicts {"onehot": (n, L, 4) uint8, "labels": (n, T) float32}.
         augment: optional function batch -> batch (reverse complement, shift).
+        progress_every: log rows/s and the running loss every this many batches (0: never).
     Returns:
         {"train_loss": mean loss over rows, "train_accuracy": ...}.
     """
     model.train()
     total_loss = right = cells = rows = 0.0
+    started = time.monotonic()
     join = model.join() if isinstance(model, DistributedDataParallel) else contextlib.nullcontext()
     with join:
-        for batch in batches:
+        for n_batches, batch in enumerate(batches, start=1):
             if augment is not None:
                 batch = augment(batch)
             x = onehot_to_x(batch["onehot"], device)  # (n, 4, L)
@@ -220,6 +224,9 @@ def train_epoch(
             total_loss += float(loss.detach()) * len(x)
             r, c = correct_count(task_type, logits.detach(), y)
             right, cells, rows = right + r, cells + c, rows + len(x)
+            if progress_every and n_batches % progress_every == 0:
+                log.info("  %d rows, %.0f rows/s on this worker, running loss %.4f", rows,
+                         rows / (time.monotonic() - started), total_loss / rows)
     total_loss, right, cells, rows = all_reduce_sum([total_loss, right, cells, rows], device)
     return {
         "train_loss": total_loss / rows if rows else math.nan,
@@ -360,6 +367,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     tc = spec.train
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    if rank == 0 and not logging.getLogger("dnacnn").handlers:  # progress reaches the driver's log
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        logging.getLogger("dnacnn").addHandler(handler)
+        logging.getLogger("dnacnn").setLevel(logging.INFO)
     torch.set_num_threads(worker_threads(tc.threads_per_worker, ctx.get_local_world_size()))
     device = ray.train.torch.get_device()
 
@@ -408,7 +420,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
         row: dict[str, Any] = {"epoch": epoch, "lr": lr}
         row.update(train_epoch(model, batches, optimizer, criterion, spec.task_type, device,
-                               _augmenter(tc, rng)))
+                               _augmenter(tc, rng), progress_every=25 if rank == 0 else 0))
         y, logits = gather_predictions(*predict_batches(
             core, shards["valid"].iter_batches(batch_size=4 * batch, batch_format="numpy"),
             n_tasks, device))
