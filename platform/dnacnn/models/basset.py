@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dnacnn.models.common import (
+    ConfiguredModel,
     check_input,
     freeze_tuples,
     require_bool,
@@ -22,7 +23,7 @@ from dnacnn.models.common import (
     require_positive_ints,
     require_same_length,
 )
-from dnacnn.models.reverse_complement import RCConv1d
+from dnacnn.models.reverse_complement import first_conv
 
 
 def basset_cell_types() -> list[str]:
@@ -90,7 +91,7 @@ class BassetConfig:
         return length
 
 
-class Basset(nn.Module):
+class Basset(ConfiguredModel):
     """Basset CNN.
 
     Input: x (N, 4, L) float one-hot, channels A, C, G, T, L == config.seq_len.
@@ -107,8 +108,8 @@ class Basset(nn.Module):
         for i, (filters, width, pool) in enumerate(
             zip(config.conv_filters, config.conv_widths, config.pool_widths)
         ):
-            if i == 0 and config.rc_equivariant_first_layer:
-                conv: nn.Module = RCConv1d(filters // 2, width)
+            if i == 0:
+                conv = first_conv(filters, width, config.rc_equivariant_first_layer)
             else:
                 conv = nn.Conv1d(in_channels, filters, width)
             blocks += [conv, nn.BatchNorm1d(filters), nn.ReLU(), nn.MaxPool1d(pool)]
@@ -127,14 +128,6 @@ class Basset(nn.Module):
             in_features = units
         self.dense = nn.Sequential(*dense)
         self.head = nn.Linear(in_features, config.n_tasks)
-
-    @property
-    def seq_len(self) -> int:
-        return self.config.seq_len
-
-    @property
-    def n_tasks(self) -> int:
-        return self.config.n_tasks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 4, L) float -> (N, T) logits."""

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 
 def check_input(x: torch.Tensor, seq_len: int | None) -> None:
@@ -63,3 +64,17 @@ def require_same_length(**named: Sequence[object]) -> None:
     if len(set(lengths.values())) > 1:
         listed = ", ".join(f"{name} has {n}" for name, n in lengths.items())
         raise ValueError(f"these config fields need one entry per layer, but {listed}")
+
+
+class ConfiguredModel(nn.Module):
+    """A model of the family: ``config`` carries ``seq_len`` (L) and ``n_tasks`` (T)."""
+
+    config: object
+
+    @property
+    def seq_len(self) -> int:
+        return self.config.seq_len
+
+    @property
+    def n_tasks(self) -> int:
+        return self.config.n_tasks

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from dnacnn.models.common import (
+    ConfiguredModel,
     check_input,
     freeze_tuples,
     require_dropouts,
@@ -80,7 +81,7 @@ class AttentionBranch(nn.Module):
         return features, attention
 
 
-class MultiScaleCNN(nn.Module):
+class MultiScaleCNN(ConfiguredModel):
     """Multi-scale CNN with one attention-pooled branch per conv width.
 
     Input: x (N, 4, L) float one-hot, channels A, C, G, T, any L >= 1.
@@ -108,14 +109,6 @@ class MultiScaleCNN(nn.Module):
             in_features = units
         self.dense = nn.Sequential(*dense)
         self.head = nn.Linear(in_features, config.n_tasks)
-
-    @property
-    def seq_len(self) -> int:
-        return self.config.seq_len
-
-    @property
-    def n_tasks(self) -> int:
-        return self.config.n_tasks
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False

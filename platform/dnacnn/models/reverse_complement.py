@@ -56,6 +56,17 @@ class RCConv1d(nn.Module):
         return f"n_filters={self.n_filters}, width={self.width}, out_channels={2 * self.n_filters}"
 
 
+def first_conv(filters: int, width: int, rc_equivariant: bool) -> nn.Module:
+    """The first conv layer, 4 -> ``filters`` channels of ``width``, no padding.
+
+    With ``rc_equivariant``, ``filters // 2`` learned filters are shared between strands
+    (:class:`RCConv1d`), so ``filters`` must be even.
+    """
+    if rc_equivariant:
+        return RCConv1d(filters // 2, width)
+    return nn.Conv1d(4, filters, width)
+
+
 class RCAverage(nn.Module):
     """Wrap a model so that its output is exactly strand-invariant.
 

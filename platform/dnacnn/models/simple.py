@@ -16,12 +16,13 @@ import torch
 from torch import nn
 
 from dnacnn.models.common import (
+    ConfiguredModel,
     check_input,
     require_bool,
     require_dropouts,
     require_positive_ints,
 )
-from dnacnn.models.reverse_complement import RCConv1d
+from dnacnn.models.reverse_complement import first_conv
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class SimpleCNNConfig:
         return (self.seq_len - self.width + 1) // self.pool_width
 
 
-class SimpleCNN(nn.Module):
+class SimpleCNN(ConfiguredModel):
     """Conv, ReLU, max-pool, dropout, flatten, dense, ReLU, dropout, dense.
 
     Input: x (N, 4, L) float one-hot, channels A, C, G, T, L == config.seq_len.
@@ -74,23 +75,12 @@ class SimpleCNN(nn.Module):
     def __init__(self, config: SimpleCNNConfig) -> None:
         super().__init__()
         self.config = config
-        if config.rc_equivariant_first_layer:
-            self.conv: nn.Module = RCConv1d(config.filters // 2, config.width)
-        else:
-            self.conv = nn.Conv1d(4, config.filters, config.width)
+        self.conv = first_conv(config.filters, config.width, config.rc_equivariant_first_layer)
         self.pool = nn.MaxPool1d(config.pool_width)
         self.conv_dropout = nn.Dropout(config.conv_dropout)
         self.hidden = nn.Linear(config.filters * config.pooled_length, config.hidden_units)
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
         self.head = nn.Linear(config.hidden_units, config.n_tasks)
-
-    @property
-    def seq_len(self) -> int:
-        return self.config.seq_len
-
-    @property
-    def n_tasks(self) -> int:
-        return self.config.n_tasks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 4, L) float -> (N, T) logits."""
