@@ -8,12 +8,15 @@ data/), tiled into 600 bp windows (stride 600) over its first 16 Mbp and whole
 ``arrow.fixed_shape_tensor``) written to Parquet.
 
 Measured in the same run, best of ``--repeats``:
-- ``ray``: ``read_genome_tiles(...).write_parquet(...)`` on a local Ray cluster of
-  ``--cpus`` CPUs (workers warmed up by a first small run);
+- ``ray``: what ``dnacnn data`` runs, ``write_read_dataset(read_genome_tiles(...))``
+  (the Ray Data source into :mod:`dnacnn.data.parquet_sink`) on a local Ray cluster
+  of ``--cpus`` CPUs (workers warmed up by a first small run);
 - ``single (fetch loop)``: one process, ``Genome.fetch`` per window +
   ``sequence.encode_batch`` per 2,048 windows + ``pyarrow.parquet.write_table``;
 - ``single (run tiler)``: one process, the tiler the Ray source runs
   (``windows.iter_run_blocks``: one fetch per 2,048 windows) + the same writes;
+- ``ray write_parquet``: for comparison, the same source into Ray's own
+  ``Dataset.write_parquet``;
 - ``ray core tasks``: for comparison, the same read tasks as plain Ray tasks (no
   Ray Data), each writing its own Parquet part.
 
@@ -143,6 +146,16 @@ TASK_ROWS = 16384
 
 
 def ray_pipeline(fasta: str, regions: list[tuple[str, int, int]], out: Path) -> None:
+    """What ``dnacnn data`` runs: the Ray Data source into the streaming Parquet sink."""
+    from dnacnn.data.parquet_sink import write_read_dataset
+    from dnacnn.data.sources import read_genome_tiles
+
+    write_read_dataset(read_genome_tiles(fasta, LENGTH, regions=regions, task_rows=TASK_ROWS,
+                                         block_rows=BLOCK), out)
+
+
+def ray_write_parquet(fasta: str, regions: list[tuple[str, int, int]], out: Path) -> None:
+    """For comparison: the same source into Ray's own ``Dataset.write_parquet``."""
     from dnacnn.data.sources import read_genome_tiles
 
     read_genome_tiles(fasta, LENGTH, regions=regions, task_rows=TASK_ROWS,
@@ -239,6 +252,7 @@ def main() -> None:
         for name, fn, tree in (("single (fetch loop)", single_fetch_loop, False),
                                ("single (run tiler)", single_run_tiler, False),
                                ("ray", ray_pipeline, True),
+                               ("ray write_parquet", ray_write_parquet, True),
                                ("ray core tasks", ray_core_tasks, True)):
             seconds, peak, peak_pss, rows = measure(fn, fasta, regions, tree, args.repeats)
             cores = args.cpus if name.startswith("ray") else 1

@@ -83,16 +83,27 @@ def split_dir(directory: str | Path, split: str) -> Path:
     return Path(directory) / split
 
 
+def tensor_column(values: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    """(N, *shape) -> an ``arrow.fixed_shape_tensor`` array of N cells of ``shape``.
+
+    N may be 0 (pyarrow's ``from_numpy_ndarray`` rejects empty arrays, so the
+    storage is built directly).
+    """
+    values = np.ascontiguousarray(values, dtype=value_type.to_pandas_dtype())
+    shape = values.shape[1:]
+    storage = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), value_type),
+                                                int(np.prod(shape)))
+    return pa.ExtensionArray.from_storage(pa.fixed_shape_tensor(value_type, shape), storage)
+
+
 def onehot_column(onehot: np.ndarray) -> pa.Array:
     """(N, L, 4) uint8 -> an ``arrow.fixed_shape_tensor`` array of N (L, 4) cells."""
-    onehot = np.ascontiguousarray(onehot, dtype=np.uint8)
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(onehot)
+    return tensor_column(onehot, pa.uint8())
 
 
 def labels_column(labels: np.ndarray) -> pa.Array:
     """(N, T) -> an ``arrow.fixed_shape_tensor`` array of N (T,) float32 cells."""
-    labels = np.ascontiguousarray(labels, dtype=np.float32)
-    return pa.FixedShapeTensorArray.from_numpy_ndarray(labels)
+    return tensor_column(labels, pa.float32())
 
 
 def make_table(
@@ -108,6 +119,7 @@ def make_table(
         onehot: (N, L, 4) uint8.
         labels: (N, T) float; omitted for unlabelled sequence (e.g. genome tiles).
         chrom, start, end: N coordinates; default "synthetic", 0..N-1, 1..N.
+    N may be 0 (a table with the schema and no rows).
     """
     n = len(onehot)
     start = np.arange(n, dtype=np.int64) if start is None else np.asarray(start, dtype=np.int64)

@@ -38,8 +38,8 @@ from ray.data.datasource import Datasource, ReadTask
 from dnacnn import sequence
 from dnacnn.data import bed
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, make_table, onehot_column, split_dir
+from dnacnn.data.parquet_sink import write_read_dataset
 from dnacnn.data.splits import SplitConfig, assign_split, assign_splits
-from dnacnn.data.writer import empty_table
 from dnacnn.data.windows import (
     TileRun,
     centred_windows,
@@ -630,15 +630,15 @@ def write_dataset(
         out_dir: the dataset folder (see :mod:`dnacnn.data.dataset_io`); existing
             split folders are replaced.
         description: saved as ``dataset.json`` with ``rows`` filled in.
-        read_split: split name -> the Dataset of that split's rows.
+        read_split: split name -> the Dataset of that split's rows, straight from a
+            ``read_*`` call (see :func:`dnacnn.data.parquet_sink.write_read_dataset`).
     """
     for split in SPLITS:
         target = split_dir(out_dir, split)
-        read_split(split).write_parquet(str(target), mode=ray.data.SaveMode.OVERWRITE)
-        target.mkdir(parents=True, exist_ok=True)
-        description.rows[split] = count_rows(target)
-        if description.rows[split] == 0:  # Ray writes no file for no rows: keep the schema
-            pq.write_table(empty_table(description.seq_len, len(description.tasks)),
+        description.rows[split] = write_read_dataset(read_split(split), target)
+        if description.rows[split] == 0:  # no rows, no part file: keep the schema
+            labels = np.zeros((0, len(description.tasks)), np.float32) if description.tasks else None
+            pq.write_table(make_table(np.zeros((0, description.seq_len, 4), np.uint8), labels, []),
                            target / "empty.parquet")
         log.info("wrote %d %s rows to %s", description.rows[split], split, target)
     description.save(out_dir)

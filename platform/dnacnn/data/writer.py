@@ -12,30 +12,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, make_table, split_dir
 
 log = logging.getLogger(__name__)
-
-
-def empty_table(length: int, n_tasks: int) -> pa.Table:
-    """A dataset table with no rows (``make_table`` needs at least one: pyarrow's
-    ``FixedShapeTensorArray.from_numpy_ndarray`` rejects empty arrays)."""
-
-    def tensor(value_type: pa.DataType, shape: tuple[int, ...]) -> pa.Array:
-        size = int(np.prod(shape))
-        storage = pa.array([], pa.list_(value_type, size))
-        return pa.ExtensionArray.from_storage(pa.fixed_shape_tensor(value_type, shape), storage)
-
-    columns = {
-        "chrom": pa.array([], pa.string()), "start": pa.array([], pa.int64()),
-        "end": pa.array([], pa.int64()), "onehot": tensor(pa.uint8(), (length, 4)),
-    }
-    if n_tasks:
-        columns["labels"] = tensor(pa.float32(), (n_tasks,))
-    return pa.table(columns)
 
 
 def write_arrays(
@@ -74,7 +55,8 @@ def write_arrays(
             table = make_table(onehot[idx], labels[idx], chrom[idx], start[idx], end[idx])
             pq.write_table(table, target / f"part-{part:05d}.parquet")
         if len(rows) == 0:  # an empty split still gets a file, so that readers see the schema
-            pq.write_table(empty_table(onehot.shape[1], labels.shape[1]), target / "part-00000.parquet")
+            pq.write_table(make_table(onehot[:0], labels[:0], [], start[:0], end[:0]),
+                           target / "part-00000.parquet")
         description.rows[name] = int(len(rows))
     description.save(out_dir)
     log.info("wrote %s to %s: %s", description.name, out_dir, description.rows)

@@ -1,18 +1,29 @@
 """Variant effect scoring: windows, the one ``VariantScorer``, and the genome-wide batch job.
 
-``dnacnn.scoring.batch`` (the Ray job) is imported on demand, so the scorer is
-usable without starting Ray.
+The names below load on first use (PEP 562), so that ``dnacnn.scoring.windows``,
+which Ray Data read tasks import, does not pull in torch (seconds per Ray worker).
+``dnacnn.scoring.batch`` (the Ray job) is imported on demand.
 """
 
-from dnacnn.scoring.scorer import VariantScorer, check_allele, is_registry_uri, load_model_spec
-from dnacnn.scoring.windows import variant_windows, window_codes, window_start
+from __future__ import annotations
 
-__all__ = [
-    "VariantScorer",
-    "check_allele",
-    "is_registry_uri",
-    "load_model_spec",
-    "variant_windows",
-    "window_codes",
-    "window_start",
-]
+import importlib
+
+_EXPORTS = {
+    "VariantScorer": "dnacnn.scoring.scorer",
+    "check_allele": "dnacnn.scoring.scorer",
+    "is_registry_uri": "dnacnn.scoring.scorer",
+    "load_model_spec": "dnacnn.scoring.scorer",
+    "variant_windows": "dnacnn.scoring.windows",
+    "window_codes": "dnacnn.scoring.windows",
+    "window_start": "dnacnn.scoring.windows",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dnacnn.scoring' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+__all__ = sorted(_EXPORTS)
