@@ -354,3 +354,79 @@ def test_rerun_with_same_name_resumes_from_checkpoint(first_run, job, mlflow_env
     first_best = first_run.fit.final_metrics["best_val_loss"]
     second_best = second.fit.final_metrics["best_val_loss"]
     assert second.run.alias == ("champion" if second_best < first_best else "challenger")
+
+
+def test_a_run_of_something_else_is_refused_not_resumed(first_run, job, mlflow_env):
+    from dataclasses import replace
+
+    from dnacnn.train.trainer import fit
+
+    other_model = replace(job, model=replace(job.model, params={**job.model.params, "filters": 4}))
+    with pytest.raises(ValueError, match=r"different model.*another train.run_name"):
+        fit(other_model)
+    other_batch = replace(job, train=replace(job.train, batch_size=16))
+    with pytest.raises(ValueError, match="different batch_size"):
+        fit(other_batch)
+
+
+def test_a_killed_worker_is_survived(ray_session, mlflow_env, job, tmp_path):
+    """SIGKILL one DDP worker after the first checkpoint: with max_failures=1 Ray Train
+    restarts the worker group, which resumes from the latest checkpoint."""
+    import threading
+    import time
+    from dataclasses import replace
+
+    import psutil
+
+    from dnacnn.train.trainer import fit
+
+    storage = tmp_path / "runs"
+    killed = replace(job, train=replace(job.train, epochs=8, run_name="killed", max_failures=1,
+                                        storage_path=str(storage), early_stopping_patience=20))
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["fit"] = fit(killed)
+        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 300
+    # the snapshot is written once the controller has registered a checkpoint
+    while not (storage / "killed" / "checkpoint_manager_snapshot.json").exists() \
+            and time.monotonic() < deadline:
+        assert thread.is_alive(), outcome
+        time.sleep(0.05)
+    workers = [p for p in psutil.process_iter(["cmdline"])
+               if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
+    assert len(workers) == 2, [p.info["cmdline"] for p in workers]
+    workers[1].kill()
+    thread.join(600)
+    assert "fit" in outcome, outcome.get("error")
+    state = outcome["fit"].state
+    assert state.finished
+    assert [r["epoch"] for r in state.history] == list(range(1, 9))  # each epoch once
+    assert len(state.sessions) == 2 and state.sessions[0]["start_epoch"] == 1
+    assert 1 < state.sessions[1]["start_epoch"] <= 8  # resumed, not started over
+    assert len(read_test_predictions(outcome["fit"].checkpoint_dir)["y"]) == ROWS["test"]
+
+
+def test_streaming_from_parquet_scores_every_test_row(ray_session, mlflow_env, job, tmp_path):
+    """``data.materialize: false``: splits stream from Parquet through Ray Data (one
+    training worker, so that Ray Data has a CPU to read with on this 2-CPU cluster)."""
+    from dataclasses import replace
+
+    from dnacnn.train.trainer import fit
+
+    streamed = replace(job, data=replace(job.data, materialize=False),
+                       train=replace(job.train, num_workers=1, epochs=4, run_name="streamed",
+                                     storage_path=str(tmp_path / "runs")))
+    result = fit(streamed)
+    assert result.state.finished and [r["epoch"] for r in result.state.history] == [1, 2, 3, 4]
+    assert result.final_metrics["test_auroc"] > 0.8, result.final_metrics
+    test = read_test_predictions(result.checkpoint_dir)
+    labels = column_to_numpy(pq.read_table(split_dir(job.data.dataset, "test")).column("labels"))
+    assert len(test["y"]) == len(labels)  # every row once, in arbitrary order
+    np.testing.assert_array_equal(np.sort(test["y"][:, 0]), np.sort(labels[:, 0]))

@@ -11,10 +11,11 @@ Everything lands under ``main.data_dir``; the returned summary says where.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -67,7 +68,14 @@ class MainConfig:
     score: ScoreSection = field(default_factory=ScoreSection)
 
     def training_job(self) -> JobConfig:
-        return JobConfig(data=self.data, model=self.model, train=self.train, mlflow=self.mlflow)
+        """The training job; its run name carries a digest of the simulated task, the
+        model and the batch size, so a changed config trains a new run and the same
+        config resumes its own (``train.run_name``-<8 hex digits>)."""
+        what = {"simulate": to_dict(self.simulate), "model": to_dict(self.model),
+                "batch_size": self.train.batch_size, "num_workers": self.train.num_workers}
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
+        train = replace(self.train, run_name=f"{self.train.run_name or 'main'}-{digest}")
+        return JobConfig(data=self.data, model=self.model, train=train, mlflow=self.mlflow)
 
 
 def load_main_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MainConfig:

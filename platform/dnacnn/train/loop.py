@@ -372,6 +372,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         logging.getLogger("dnacnn").addHandler(handler)
         logging.getLogger("dnacnn").setLevel(logging.INFO)
+        logging.getLogger("dnacnn").propagate = False  # else Ray's root handler prints it again
     torch.set_num_threads(worker_threads(tc.threads_per_worker, ctx.get_local_world_size()))
     device = ray.train.torch.get_device()
 

@@ -6,7 +6,9 @@ and returns the final checkpoint. Running a job again with the same
 ``train.run_name`` and ``train.storage_path`` resumes it from its latest
 checkpoint: that is how Ray Train V2 resumes (``resume_from_checkpoint`` and
 ``Trainer.restore`` are gone). A finished run given more epochs continues
-training; a run that stopped early only re-scores its test split.
+training; a run that stopped early only re-scores its test split. What a run
+trains (model, dataset, batch size) is recorded in ``<run>/run_identity.json``;
+a run of the same name with a different identity is refused rather than resumed.
 
 ``train_and_register(job)`` adds, on the driver, the report figures and the
 MLflow run, model version and alias (see :mod:`dnacnn.registry`).
@@ -116,6 +118,46 @@ def run_name(job: JobConfig, description: DatasetDescription) -> str:
     return job.train.run_name or f"{job.model.name}-{description.name}"
 
 
+IDENTITY_FILE = "run_identity.json"
+
+
+def run_identity(job: JobConfig, description: DatasetDescription) -> dict[str, Any]:
+    """What a run trains: resuming makes sense only while this is unchanged.
+
+    Epochs, patience, failures and the like may change between sessions (more
+    epochs continue a run); the model, the data and the batch size may not.
+    """
+    return {
+        "model": {"name": job.model.name, "params": job.model.params},
+        "dataset": {"path": str(Path(job.data.dataset).resolve()), "name": description.name,
+                    "rows": description.rows, "tasks": description.tasks,
+                    "seq_len": description.seq_len},
+        "batch_size": job.train.batch_size,
+        "num_workers": job.train.num_workers,
+    }
+
+
+def check_run_identity(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Record ``identity`` in a new run folder, or check it against the one recorded.
+
+    Raises:
+        ValueError: the folder holds a run of something else; names the differences.
+    """
+    path = run_dir / IDENTITY_FILE
+    wanted = json.loads(json.dumps(identity))  # tuples -> lists, as they read back
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        changed = sorted(k for k in wanted.keys() | recorded.keys() if wanted.get(k) != recorded.get(k))
+        if changed:
+            raise ValueError(
+                f"run {run_dir.name} in {run_dir.parent} was trained with a different "
+                f"{', '.join(changed)}; resuming it would mix two trainings. Give this job "
+                f"another train.run_name, or delete {run_dir} to start over")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(wanted, indent=1) + "\n")
+
+
 def storage_path(job: JobConfig) -> str:
     """``train.storage_path`` made absolute (URIs such as ``s3://...`` are kept)."""
     path = job.train.storage_path
@@ -216,7 +258,14 @@ def fit(job: JobConfig, address: str | None = None) -> FitResult:
     description = DatasetDescription.load(job.data.dataset)
     spec = loop_spec(job, description)
     name, storage = run_name(job, description), storage_path(job)
+    if "://" not in storage:
+        check_run_identity(Path(storage) / name, run_identity(job, description))
     init_ray(address)
+    if not job.data.materialize and ray.cluster_resources().get("CPU", 0) <= job.train.num_workers:
+        log.warning("data.materialize is false but the cluster has %s CPUs for %d training "
+                    "workers: Ray Data gets no CPU to stream the splits with and training "
+                    "waits until the cluster grows; set data.materialize: true on a node this "
+                    "size", ray.cluster_resources().get("CPU", 0), job.train.num_workers)
     datasets = load_datasets(job.data.dataset, job.data.materialize, job.train.num_workers)
     log.info("training %s on %s (%d workers) as run %s in %s", job.model.name,
              description.name, job.train.num_workers, name, storage)
