@@ -47,7 +47,10 @@ def main() -> None:
     oracle = np.array([rate.get(p, train_y.mean()) for p in test_pattern])
     oracle_auroc, oracle_acc = roc_auc_score(test_y, oracle), np.mean((oracle > 0.5) == test_y)
 
-    final = max(d for d in args.run.glob("checkpoint_*") if (d / TEST_PREDICTIONS).exists())
+    finals = [d for d in args.run.glob("checkpoint_*") if (d / TEST_PREDICTIONS).exists()]
+    if not finals:
+        raise SystemExit(f"no final checkpoint (with {TEST_PREDICTIONS}) in {args.run}: train first")
+    final = max(finals)  # checkpoint names end in their timestamp
     test = read_test_predictions(final)
     y, prob = test["y"][:, 0], test["prob"][:, 0]
     model_auroc, model_acc = roc_auc_score(y, prob), np.mean((prob > 0.5) == y)

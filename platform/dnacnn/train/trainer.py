@@ -261,11 +261,12 @@ def fit(job: JobConfig, address: str | None = None) -> FitResult:
     if "://" not in storage:
         check_run_identity(Path(storage) / name, run_identity(job, description))
     init_ray(address)
-    if not job.data.materialize and ray.cluster_resources().get("CPU", 0) <= job.train.num_workers:
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if not job.data.materialize and cpus <= job.train.num_workers:
         log.warning("data.materialize is false but the cluster has %s CPUs for %d training "
                     "workers: Ray Data gets no CPU to stream the splits with and training "
                     "waits until the cluster grows; set data.materialize: true on a node this "
-                    "size", ray.cluster_resources().get("CPU", 0), job.train.num_workers)
+                    "size", cpus, job.train.num_workers)
     datasets = load_datasets(job.data.dataset, job.data.materialize, job.train.num_workers)
     log.info("training %s on %s (%d workers) as run %s in %s", job.model.name,
              description.name, job.train.num_workers, name, storage)
