@@ -209,7 +209,7 @@ def test_save_load_round_trip(name: str, tmp_path) -> None:
     x = random_x(6, model.seq_len)
     warm_batch_norm(model, x)
     tasks = [f"task_{i}" for i in range(model.n_tasks)]
-    save(model, tmp_path / "ckpt", tasks)
+    save(model, tmp_path / "ckpt", tasks, task_type="multitask")
 
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "model.json",
@@ -237,7 +237,7 @@ def test_save_load_rc_average(tmp_path) -> None:
     x = random_x(4, 100)
     warm_batch_norm(model, x)
     wrapped = RCAverage(model).eval()
-    save(wrapped, tmp_path, [f"t{i}" for i in range(5)])
+    save(wrapped, tmp_path, [f"t{i}" for i in range(5)], task_type="multitask")
     assert json.loads((tmp_path / "model.json").read_text())["rc_average"] is True
     loaded = load(tmp_path)
     assert loaded.rc_average and isinstance(loaded.model, RCAverage)
@@ -248,13 +248,13 @@ def test_save_load_rc_average(tmp_path) -> None:
 def test_save_rejects_wrong_task_count(tmp_path) -> None:
     model = build("simple", SMALL["simple"])
     with pytest.raises(ValueError, match="2 outputs"):
-        save(model, tmp_path, ["only_one"])
+        save(model, tmp_path, ["only_one"], task_type="multitask")
     with pytest.raises(ValueError, match="distinct"):
-        save(model, tmp_path, ["same", "same"])
+        save(model, tmp_path, ["same", "same"], task_type="multitask")
 
 
 def test_load_rejects_other_formats(tmp_path) -> None:
-    save(build("simple", SMALL["simple"]), tmp_path, ["a", "b"])
+    save(build("simple", SMALL["simple"]), tmp_path, ["a", "b"], task_type="multitask")
     meta = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**meta, "format": "other/9"}))
     with pytest.raises(ValueError, match="dnacnn-model/1"):
@@ -340,7 +340,7 @@ def test_load_onto_gpu(tmp_path) -> None:
     model = build("basset", SMALL["basset"])
     x = random_x(4, 100)
     warm_batch_norm(model, x)
-    save(model, tmp_path, [f"t{i}" for i in range(5)])
+    save(model, tmp_path, [f"t{i}" for i in range(5)], task_type="multitask")
     loaded = load(tmp_path, map_location="cuda")
     assert next(loaded.model.parameters()).is_cuda
     with torch.no_grad():

@@ -23,8 +23,7 @@ def make_checkpoint(directory: Path, seed: int = 0, task_type: str = "multitask"
     torch.manual_seed(seed)
     model = build("simple", {"seq_len": L, "n_tasks": len(TASKS), "filters": 4, "width": 5,
                              "hidden_units": 8})
-    save(model, directory, TASKS)
-    (directory / "task.json").write_text(json.dumps({"task_type": task_type}))
+    save(model, directory, TASKS, task_type=task_type)
     return directory
 
 

@@ -31,7 +31,7 @@ def tiny_model(seed: int = 0, seq_len: int = 100, n_tasks: int = 4) -> torch.nn.
 
 
 def save_tiny(directory, seed: int = 0, seq_len: int = 100, tasks=TASKS):
-    models.save(tiny_model(seed, seq_len, len(tasks)), directory, tasks)
+    models.save(tiny_model(seed, seq_len, len(tasks)), directory, tasks, task_type="multitask")
     return directory
 
 

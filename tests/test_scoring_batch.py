@@ -329,7 +329,7 @@ def basset_dir(tmp_path_factory):
         for p in model.parameters():
             p.normal_(0.0, 0.3)
     directory = tmp_path_factory.mktemp("basset")
-    models.save(model.eval(), directory, [f"cell type {i}" for i in range(6)])
+    models.save(model.eval(), directory, [f"cell type {i}" for i in range(6)], task_type="multitask")
     return directory
 
 

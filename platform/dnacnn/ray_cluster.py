@@ -39,5 +39,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
             ray.init(address=address, log_to_driver=True)
         else:
             log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+            # "local": a private cluster, never one that `ray start` left running here.
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     configure_data_context()

@@ -51,7 +51,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 import dnacnn
 from dnacnn.config import MlflowConfig
-from dnacnn.models import LoadedModel, load
+from dnacnn.models import LoadedModel, load, predict_sequences
 
 log = logging.getLogger(__name__)
 
@@ -197,54 +197,16 @@ def model_signature(tasks: Sequence[str]) -> ModelSignature:
     )
 
 
-def predict_sequences(
-    loaded: LoadedModel, sequences: Sequence[str], task_type: str, batch_size: int = 256
-) -> pd.DataFrame:
-    """Per-task probabilities of DNA strings, one row per sequence, one column per task.
-
-    Args:
-        loaded: a model from ``dnacnn.models.load``.
-        sequences: N strings of exactly ``loaded.seq_len`` bases (A/C/G/T; N and other
-            IUPAC codes read as unknown).
-        task_type: "multiclass" applies a softmax over the outputs, else a sigmoid each.
-    Returns:
-        (N, T) DataFrame of float64 probabilities, columns = ``loaded.tasks``.
-    """
-    import torch
-
-    from dnacnn.sequence import encode_batch
-
-    seqs = [str(s) for s in sequences]
-    for i, s in enumerate(seqs):
-        if len(s) != loaded.seq_len:
-            raise ValueError(
-                f"sequence {i} has {len(s)} bases; this model takes windows of exactly "
-                f"{loaded.seq_len} bp: cut or pad (with N) the sequences to {loaded.seq_len}"
-            )
-    device = next(loaded.model.parameters()).device
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(seqs), batch_size):
-            onehot = encode_batch(seqs[start:start + batch_size], loaded.seq_len)  # (n, L, 4)
-            x = torch.as_tensor(onehot, device=device).transpose(1, 2).float()  # (n, 4, L)
-            logits = loaded.model(x)  # (n, T)
-            prob = torch.softmax(logits, 1) if task_type == "multiclass" else torch.sigmoid(logits)
-            parts.append(prob.double().cpu().numpy())
-    values = np.concatenate(parts) if parts else np.zeros((0, len(loaded.tasks)))
-    return pd.DataFrame(values, columns=list(loaded.tasks))
-
-
 class DnaCnnModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: DataFrame with a ``sequence`` column -> per-task probabilities.
 
     The network is rebuilt in :meth:`load_context` from the ``checkpoint``
-    artifact (``dnacnn.models.load``); ``task_type`` comes from the model config.
+    artifact (``dnacnn.models.load``); its ``task_type`` is the checkpoint's, and
+    probabilities come from the one prediction path (``dnacnn.models.predict``).
     """
 
     def load_context(self, context) -> None:
-        checkpoint = Path(context.artifacts[CHECKPOINT_ARTIFACT])
-        self.loaded = load(checkpoint)
-        self.task_type = (context.model_config or {}).get("task_type") or task_type_of(checkpoint)
+        self.loaded = load(Path(context.artifacts[CHECKPOINT_ARTIFACT]))
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -260,16 +222,9 @@ class DnaCnnModel(mlflow.pyfunc.PythonModel):
         else:
             sequences = list(model_input)
         batch_size = int((params or {}).get("batch_size", 256))
-        return predict_sequences(self.loaded, sequences, self.task_type, batch_size)
-
-
-def task_type_of(checkpoint_dir: str | Path) -> str:
-    """The task type recorded in a checkpoint's ``task.json`` ("multitask" when absent:
-    independent sigmoids, right for binary and multitask alike)."""
-    path = Path(checkpoint_dir) / "task.json"
-    if path.is_file():
-        return json.loads(path.read_text()).get("task_type", "multitask")
-    return "multitask"
+        loaded = self.loaded
+        prob = predict_sequences(loaded.model, sequences, loaded.seq_len, loaded.task_type, batch_size)
+        return pd.DataFrame(prob, columns=list(loaded.tasks))
 
 
 def _checkpoint_copy(checkpoint_dir: Path, dst: Path) -> Path:

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from dnacnn.tasks import TASK_TYPES
+
 SPLITS = ("train", "valid", "test")
-TASK_TYPES = ("binary", "multitask", "multiclass")
 FORMAT = "dnacnn-dataset/1"
 
 

@@ -3,7 +3,9 @@
 A checkpoint is a directory holding
 
 - ``model.json``: ``{"format": "dnacnn-model/1", "name", "config", "tasks",
-  "seq_len", "rc_average"}``, so a scorer needs nothing else to use the model;
+  "task_type", "seq_len", "rc_average"}``, so a scorer needs nothing else to use
+  the model (``task_type`` decides how logits become probabilities:
+  ``dnacnn.models.predict``);
 - ``model.safetensors``: the model's ``state_dict``.
 
 Nothing is pickled or unpickled.
@@ -21,8 +23,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dnacnn.models.registry import MODELS, build
+from dnacnn.models.family import MODELS, build
 from dnacnn.models.reverse_complement import RCAverage
+from dnacnn.tasks import check_task_type
 
 FORMAT = "dnacnn-model/1"
 CONFIG_FILE = "model.json"
@@ -38,18 +41,21 @@ class LoadedModel:
     config: object  # the model's config dataclass
     tasks: list[str]  # T names, one per output column
     seq_len: int  # L, the input window the model was built for
+    task_type: str = "multitask"  # binary | multitask (sigmoid) | multiclass (softmax)
     rc_average: bool = False  # whether ``model`` averages both strands
 
 
-def save(model: nn.Module, directory: str | Path, tasks: Sequence[str]) -> None:
-    """Write ``model`` and its task names to ``directory`` (created if missing).
+def save(model: nn.Module, directory: str | Path, tasks: Sequence[str], *, task_type: str) -> None:
+    """Write ``model``, its task names and task type to ``directory`` (created if missing).
 
     Args:
         model: a model of ``MODELS``, or one wrapped in ``RCAverage`` (the inner
             model's weights are saved and ``"rc_average": true`` is recorded).
         directory: the checkpoint directory; existing files are overwritten.
         tasks: T distinct names, one per output column (e.g. cell types).
+        task_type: "binary", "multitask" or "multiclass" (how outputs become probabilities).
     """
+    check_task_type(task_type)
     rc_average = isinstance(model, RCAverage)
     inner = model.model if rc_average else model
     name = getattr(inner, "name", None)
@@ -76,6 +82,7 @@ def save(model: nn.Module, directory: str | Path, tasks: Sequence[str]) -> None:
         "name": name,
         "config": dataclasses.asdict(inner.config),
         "tasks": tasks,
+        "task_type": task_type,
         "seq_len": inner.seq_len,
         "rc_average": rc_average,
     }
@@ -112,6 +119,7 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Loa
             f"{meta_path} is inconsistent: {len(tasks)} tasks and seq_len {meta['seq_len']} "
             f"for a config with n_tasks={model.n_tasks} and seq_len={model.seq_len}"
         )
+    task_type = check_task_type(meta.get("task_type") or _legacy_task_type(directory))
     model.load_state_dict(load_file(directory / WEIGHTS_FILE, device="cpu"))
     model.to(map_location)
     rc_average = bool(meta.get("rc_average", False))
@@ -123,5 +131,15 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Loa
         config=model.config,
         tasks=tasks,
         seq_len=model.seq_len,
+        task_type=task_type,
         rc_average=rc_average,
     )
+
+
+def _legacy_task_type(directory: Path) -> str:
+    """The task type of a checkpoint written before model.json recorded it: the
+    ``task.json`` that training wrote beside it, else "multitask" (a sigmoid per output)."""
+    path = directory / "task.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8")).get("task_type", "multitask")
+    return "multitask"

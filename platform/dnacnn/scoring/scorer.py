@@ -8,17 +8,21 @@ checkpoint folder, a registry URI (``models:/NAME@alias``) or a zero-argument
 loader; strings are loaded where the scorer is built, so a Ray actor loads its
 model once.
 
-Scores, per variant and task t (T tasks, in the model's task order):
+Scores, per variant and task t (T tasks, in the model's task order), by the one
+prediction path (:mod:`dnacnn.models.prediction`):
 
-- ``p_ref``, ``p_alt``: sigmoid of the model's logits on the ref / alt window;
+- ``p_ref``, ``p_alt``: probabilities on the ref / alt window, by the model's task
+  type: a sigmoid per task (binary, multitask) or a softmax over the T classes
+  (multiclass; the deltas of one variant then sum to 0);
 - ``delta = p_alt - p_ref`` (SAD, as in Basset), in [-1, 1];
-- ``logit_delta = logit_alt - logit_ref``;
+- ``logit_delta = link_alt - link_ref``: the logit (log-odds) difference for
+  sigmoid tasks, the log-probability difference for multiclass;
 - ``max_abs_delta = max_t |delta_t|`` and ``max_task``, the name of that task.
 
 With ``rc=True`` the model also sees the reverse complement of both windows:
 ``p_ref`` and ``p_alt`` are the **means of the two strands' probabilities**
 (not of their logits), ``delta`` is their difference, and ``logit_delta`` is
-the mean of the two strands' logit differences. Scoring a variant from either
+the mean of the two strands' link differences. Scoring a variant from either
 strand then gives the same numbers.
 """
 
@@ -38,8 +42,9 @@ import torch
 from torch import nn
 
 from dnacnn.genome import Genome, UnknownContigError
-from dnacnn.models import LoadedModel
+from dnacnn.models import LoadedModel, link, predict_logits, probabilities
 from dnacnn.models import load as load_checkpoint
+from dnacnn.tasks import check_task_type
 from dnacnn.scoring.windows import variant_windows
 from dnacnn.sequence import reverse_complement_onehot
 from dnacnn.variants import allele_kind, check_ref
@@ -67,6 +72,7 @@ def load_model_spec(
     device: str | torch.device = "cpu",
     tasks: Sequence[str] | None = None,
     seq_len: int | None = None,
+    task_type: str | None = None,
 ) -> LoadedModel:
     """A :class:`LoadedModel` from any model argument the scorer accepts.
 
@@ -78,6 +84,8 @@ def load_model_spec(
             or a zero-argument callable returning a ``LoadedModel``.
         device: where to put a model loaded from disk.
         tasks, seq_len: for a bare ``nn.Module`` without ``.tasks`` / ``.seq_len``.
+        task_type: for a bare ``nn.Module``: how its outputs become probabilities
+            (default "multitask": a sigmoid per output).
     """
     if isinstance(spec, LoadedModel):
         return spec
@@ -95,6 +103,7 @@ def load_model_spec(
         return LoadedModel(
             model=spec.eval(), name=getattr(spec, "name", type(spec).__name__),
             config=getattr(spec, "config", None), tasks=names, seq_len=int(length),
+            task_type=check_task_type(task_type or "multitask"),
         )
     if is_registry_uri(spec):
         from dnacnn import registry  # MLflow is imported only when a URI is used
@@ -170,7 +179,7 @@ class VariantScorer:
         device: torch device, e.g. "cpu" or "cuda:0".
         num_threads: ``torch.set_num_threads`` for this process (e.g. the CPUs of
             a Ray actor); None leaves torch's setting alone.
-        tasks, seq_len: only for a bare ``nn.Module`` that lacks them.
+        tasks, seq_len, task_type: only for a bare ``nn.Module`` that lacks them.
     Attributes:
         tasks: T task names, the order of every per-task array.
         seq_len: L, the window length.
@@ -186,17 +195,19 @@ class VariantScorer:
         num_threads: int | None = None,
         tasks: Sequence[str] | None = None,
         seq_len: int | None = None,
+        task_type: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_threads:
             torch.set_num_threads(int(num_threads))
         self.device = torch.device(device)
-        loaded = load_model_spec(model, self.device, tasks=tasks, seq_len=seq_len)
+        loaded = load_model_spec(model, self.device, tasks=tasks, seq_len=seq_len, task_type=task_type)
         self.model = loaded.model.to(self.device).eval()
         self.model_name = loaded.name
         self.tasks: list[str] = list(loaded.tasks)
         self.seq_len = int(loaded.seq_len)
+        self.task_type = loaded.task_type
         self.genome = genome if isinstance(genome, Genome) else Genome(genome)
         self.rc = bool(rc)
         self.batch_size = int(batch_size)
@@ -206,13 +217,6 @@ class VariantScorer:
         return len(self.tasks)
 
     # ---- arrays -------------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def _logits(self, onehot: np.ndarray) -> np.ndarray:
-        """(M, L, 4) uint8 -> (M, T) float32 logits, one forward pass."""
-        x = torch.from_numpy(np.array(onehot, dtype=np.float32))  # (M, L, 4), own copy
-        x = x.to(self.device).permute(0, 2, 1).contiguous()  # (M, 4, L)
-        return self.model(x).float().cpu().numpy()  # (M, T)
 
     def score_onehot(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray) -> dict[str, np.ndarray]:
         """Scores of windows already built.
@@ -240,12 +244,15 @@ class VariantScorer:
             parts = [onehot_ref[lo:hi], onehot_alt[lo:hi]]
             if self.rc:
                 parts += [reverse_complement_onehot(p) for p in parts]
-            logits = self._logits(np.concatenate(parts)).reshape(len(parts), hi - lo, t)  # (S, B, T)
-            probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # (S, B, T)
+            logits = predict_logits(self.model, np.concatenate(parts), batch_size=len(parts) * (hi - lo),
+                                    device=self.device)
+            logits = logits.reshape(len(parts), hi - lo, t)  # (S, B, T)
+            probs = probabilities(self.task_type, logits)  # (S, B, T)
+            scores = link(self.task_type, logits)  # (S, B, T)
             strands = len(parts) // 2  # 1, or 2 with rc: [ref, alt, ref_rc, alt_rc]
             p_ref = probs[0::2].mean(axis=0)  # (B, T)
             p_alt = probs[1::2].mean(axis=0)
-            logit_delta = (logits[1::2] - logits[0::2]).sum(axis=0) / strands
+            logit_delta = (scores[1::2] - scores[0::2]).sum(axis=0) / strands
             out["p_ref"][lo:hi] = p_ref
             out["p_alt"][lo:hi] = p_alt
             out["delta"][lo:hi] = p_alt - p_ref
@@ -355,6 +362,7 @@ class VariantScorer:
             b"dnacnn.tasks": json.dumps(self.tasks).encode(),
             b"dnacnn.seq_len": str(self.seq_len).encode(),
             b"dnacnn.rc": json.dumps(self.rc).encode(),
+            b"dnacnn.task_type": self.task_type.encode(),
             b"dnacnn.model": self.model_name.encode(),
         }
 

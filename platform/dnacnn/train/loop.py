@@ -47,7 +47,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from dnacnn.config import TrainConfig, from_dict, to_dict
-from dnacnn.models import RCAverage, build, save
+from dnacnn.models import RCAverage, build, predict_logits, probabilities, save
+from dnacnn.models.prediction import onehot_to_x
 from dnacnn.train import metrics
 from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau, set_lr
 
@@ -127,11 +128,6 @@ def build_model(spec: LoopSpec) -> nn.Module:
     """The spec's model (wrapped in RCAverage when asked), in training mode."""
     model = build(spec.model_name, spec.model_config)
     return RCAverage(model) if spec.rc_average else model
-
-
-def onehot_to_x(onehot: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(N, L, 4) uint8 one-hot -> x (N, 4, L) float32 on ``device`` (a copy)."""
-    return torch.tensor(onehot, device=device).transpose(1, 2).float()
 
 
 def loss_module(task_type: str) -> nn.Module:
@@ -234,11 +230,10 @@ def train_epoch(
     }
 
 
-@torch.no_grad()
 def predict_batches(
     model: nn.Module, batches, n_tasks: int, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels and logits of every batch, in eval mode.
+    """Labels and logits of every batch, by the one prediction path (``dnacnn.models.predict_logits``).
 
     Args:
         batches: numpy dicts {"onehot", "labels"} and optionally "row" (N,) int64,
@@ -247,14 +242,13 @@ def predict_batches(
         y (n, T) float32, logits (n, T) float32, row (n,) int64 (-1 where the
         batches carry no "row"); n = 0 for an empty shard.
     """
-    model.eval()
     ys, outs, rows = [], [], []
     for batch in batches:
-        x = onehot_to_x(batch["onehot"], device)
-        outs.append(model(x).float().cpu().numpy())
+        outs.append(predict_logits(model, batch["onehot"], batch_size=len(batch["onehot"]) or 1,
+                                   device=device))
         ys.append(np.asarray(batch["labels"], dtype=np.float32))
         rows.append(np.asarray(batch["row"], np.int64) if "row" in batch
-                    else np.full(len(x), -1, np.int64))
+                    else np.full(len(ys[-1]), -1, np.int64))
     if not ys:
         empty = np.zeros((0, n_tasks), np.float32)
         return empty, empty, np.zeros(0, np.int64)
@@ -298,7 +292,7 @@ def save_checkpoint(
     save_file(last_weights if last_weights is not None else current, directory / LAST_WEIGHTS)
     best = build_model(spec)
     best.load_state_dict(early.best_weights if early.best_weights is not None else current)
-    save(best, directory, spec.tasks)  # model.json + model.safetensors: the best weights
+    save(best, directory, spec.tasks, task_type=spec.task_type)  # model.json + model.safetensors: the best weights
     (directory / TASK_FILE).write_text(
         json.dumps({"task_type": spec.task_type, "dataset": spec.dataset}) + "\n")
     torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
@@ -453,4 +447,4 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         **state.test,
     }
     report(final, last_weights=last,
-           test_predictions={"y": y, "prob": metrics.probabilities(spec.task_type, logits)})
+           test_predictions={"y": y, "prob": probabilities(spec.task_type, logits)})

@@ -24,7 +24,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-TASK_TYPES = ("binary", "multitask", "multiclass")
+from dnacnn.models.prediction import probabilities
+from dnacnn.tasks import TASK_TYPES
+
 
 
 def metric_names(task_type: str) -> list[str]:
@@ -48,16 +50,6 @@ def _check(task_type: str, y: np.ndarray, other: np.ndarray) -> tuple[np.ndarray
     if y.shape != other.shape:
         raise ValueError(f"labels {y.shape} and predictions {other.shape} differ in shape")
     return y, other
-
-
-def probabilities(task_type: str, logits: np.ndarray) -> np.ndarray:
-    """(N, T) logits -> (N, T) probabilities (sigmoid, or softmax for multiclass)."""
-    logits = np.asarray(logits, dtype=np.float64)
-    if task_type == "multiclass":
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def loss(task_type: str, y: np.ndarray, logits: np.ndarray) -> float:

@@ -1,0 +1,149 @@
+"""The one prediction path: one-hot windows -> logits -> probabilities by task type.
+
+Every caller that turns a model's outputs into numbers a user sees goes through
+here: the variant scorer (batch job, HTTP service, Python API), the MLflow pyfunc
+and training's evaluation. A task type says how logits become probabilities:
+
+    binary, multitask   sigmoid per output (T independent probabilities)
+    multiclass          softmax over the T outputs (they sum to 1)
+
+``link`` gives the matching log-scale score: the logits themselves for sigmoid
+tasks (log-odds), ``log_softmax`` for multiclass (log-probabilities; raw
+multiclass logits are defined only up to a per-row constant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from dnacnn.tasks import TASK_TYPES, check_task_type
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def probabilities(task_type: str, logits: np.ndarray) -> np.ndarray:
+    """(N, T) logits -> (N, T) float64 probabilities: sigmoid, or softmax for multiclass."""
+    check_task_type(task_type)
+    logits = np.asarray(logits, dtype=np.float64)
+    if task_type == "multiclass":
+        z = logits - logits.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def link(task_type: str, logits: np.ndarray) -> np.ndarray:
+    """(N, T) logits -> (N, T) float64 log-scale scores: logits (log-odds) for sigmoid
+    tasks, log-probabilities (``log_softmax``) for multiclass."""
+    check_task_type(task_type)
+    logits = np.asarray(logits, dtype=np.float64)
+    if task_type == "multiclass":
+        z = logits - logits.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return logits
+
+
+def onehot_to_x(onehot: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, L, 4) uint8 (or 0/1 float) one-hot -> (N, 4, L) float32 on ``device`` (a new tensor)."""
+    if not isinstance(onehot, torch.Tensor):
+        onehot = torch.from_numpy(np.array(onehot, dtype=np.uint8))  # own, writable copy
+    return onehot.to(device=device, dtype=torch.float32).permute(0, 2, 1).contiguous()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (CPU for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` on ``device`` ("fp32": a no-op context)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: nn.Module,
+    onehot: np.ndarray,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Logits of windows, batch by batch, in inference mode.
+
+    Args:
+        model: a model of the family (eval mode is set here), input (N, 4, L) float.
+        onehot: (N, L, 4) uint8 one-hot windows, L the model's length.
+        batch_size: windows per forward pass (>= 1).
+        device: where to run; default: where the model's weights are.
+        precision: "fp32", or "bf16" autocast (weights stay fp32).
+    Returns:
+        (N, T) float32 logits.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device) if device is not None else model_device(model)
+    model.eval()
+    parts = []
+    with autocast(device, precision):
+        for lo in range(0, len(onehot), batch_size):
+            x = onehot_to_x(onehot[lo:lo + batch_size], device)  # (B, 4, L)
+            parts.append(model(x).float().cpu().numpy())  # (B, T)
+    if parts:
+        return np.concatenate(parts)
+    return np.zeros((0, int(getattr(model, "n_tasks", 0))), dtype=np.float32)
+
+
+def predict(
+    model: nn.Module,
+    onehot: np.ndarray,
+    task_type: str,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Per-task probabilities of windows (see the module docstring for the activation).
+
+    Args: as :func:`predict_logits`, plus ``task_type`` (one of :data:`TASK_TYPES`).
+    Returns:
+        (N, T) float64 probabilities.
+    """
+    check_task_type(task_type)
+    return probabilities(task_type, predict_logits(model, onehot, batch_size, device, precision))
+
+
+def predict_sequences(
+    model: nn.Module,
+    sequences: Sequence[str],
+    seq_len: int,
+    task_type: str,
+    batch_size: int = 256,
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Per-task probabilities of DNA strings of exactly ``seq_len`` bases.
+
+    Args:
+        sequences: N strings (A/C/G/T, either case; N and other IUPAC codes read as unknown).
+    Returns:
+        (N, T) float64 probabilities.
+    Raises:
+        ValueError: naming the first sequence whose length is not ``seq_len``.
+    """
+    from dnacnn.sequence import encode_batch
+
+    seqs = [str(s) for s in sequences]
+    for i, s in enumerate(seqs):
+        if len(s) != seq_len:
+            raise ValueError(
+                f"sequence {i} has {len(s)} bases; this model takes windows of exactly "
+                f"{seq_len} bp: cut or pad (with N) the sequences to {seq_len}"
+            )
+    onehot = encode_batch(seqs, seq_len) if seqs else np.zeros((0, seq_len, 4), np.uint8)
+    return predict(model, onehot, task_type, batch_size, precision=precision)
