@@ -72,7 +72,7 @@ def test_motif_breaking_variants_rank_first_in_the_cell_types_of_their_motif(ray
         model = train(x, y)
     finally:
         torch.set_num_threads(threads)
-    models.save(model, tmp_path / "model", tasks)
+    models.save(model, tmp_path / "model", tasks, task_type="multitask")
 
     summary = score_vcf(str(tmp_path / "model"), data / "genome.fa.gz", data / "variants.vcf.gz",
                         tmp_path / "scores", rc=True, plot=True)
