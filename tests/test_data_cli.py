@@ -1,23 +1,28 @@
-"""``dnacnn simulate ...`` and ``dnacnn data ...`` write dataset folders; bad input exits 2."""
+"""``dnacnn simulate ...`` and ``dnacnn data ...`` write dataset folders; bad input gets one
+line naming the option, file or record, exit code 2, no traceback and nothing created."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pysam
+import pytest
 from conftest import FIXTURE_FASTA
 from typer.testing import CliRunner
 
 from dnacnn.cli import app
-from dnacnn.data.dataset_io import DatasetDescription
+from dnacnn.data.dataset_io import SPLITS, DatasetDescription, column_to_numpy
 
 runner = CliRunner()
 
 
 def run(*args: str):
-    result = runner.invoke(app, [str(a) for a in args])
-    return result
+    return runner.invoke(app, [str(a) for a in args])
 
 
 def summary(result) -> dict:
@@ -25,12 +30,30 @@ def summary(result) -> dict:
     return json.loads(result.stdout[result.stdout.index("{"):])
 
 
-def test_simulate_tutorial_and_multiclass(tmp_path):
+def refused(result, *words: str) -> str:
+    """The one stderr line of a refused command, checked for ``words``."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_simulate_tutorial_binary_and_multiclass(tmp_path):
     got = summary(run("simulate", "tutorial", "--out", tmp_path / "b", "--n-samples", 300))
     assert got["task_type"] == "binary" and sum(got["rows"].values()) == 300
-    got = summary(run("simulate", "multiclass", "--out", tmp_path / "m", "--n-samples", 400))
+    got = summary(run("simulate", "tutorial", "--multiclass", "--out", tmp_path / "m",
+                      "--n-samples", 400))
     assert got["tasks"] == 4 and DatasetDescription.load(tmp_path / "m").task_type == "multiclass"
     assert (tmp_path / "m" / "ground_truth.parquet").exists()
+    assert run("simulate", "multiclass", "--out", tmp_path / "x").exit_code == 2  # one command
 
 
 def test_simulate_accessibility_with_a_tasks_file(tmp_path):
@@ -49,8 +72,103 @@ def test_data_fasta_and_bad_pairs(tmp_path):
     b.write_text(">chr9:5-15\nCCCCCCCCCC\n")
     got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"))
     assert got["rows"] == {"train": 1, "valid": 1, "test": 1}
-    bad = run("data", "fasta", "--class", str(a), "--class", f"B={b}", "--out", tmp_path / "x")
-    assert bad.exit_code == 2 and "must be NAME=PATH" in bad.output
+    assert got["records"] == {"read": 3, "written": 3, "skipped": {}, "first_skipped": {},
+                              "duplicates": 0}
+    refused(run("data", "fasta", "--class", str(a), "--class", f"B={b}", "--out", tmp_path / "x"),
+            "must be NAME=PATH")
+    assert not (tmp_path / "x").exists()
+
+
+def test_data_fasta_skips_empty_and_all_n_records_and_warns_of_duplicates(tmp_path, caplog):
+    a = write(tmp_path / "a.fa", ">chr1:0-10\nACGTACGTAC\n>empty1\n>empty2\n\n"
+                                 ">chr8:0-10\nNNNNNNNNNN\n>chr1:0-10\nAAAACCCCGG\n")
+    b = write(tmp_path / "b.fa", ">chr9:5-15\nCCCCCCCCCC\n>chr2:0-4\nACGT\n")
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}",
+                          "--out", tmp_path / "o"))
+    records = got["records"]
+    assert records["read"] == 7 and records["written"] == 4
+    assert records["skipped"] == {"empty": 2, "all_n": 1}
+    assert records["first_skipped"]["all_n"] == f"{a}: record 3 'chr8:0-10'"
+    assert records["duplicates"] == 1
+    assert sum(got["rows"].values()) == records["written"]
+    assert DatasetDescription.load(tmp_path / "o").records == records
+    table = pa.concat_tables(pq.read_table(tmp_path / "o" / split) for split in SPLITS)
+    assert table.num_rows == 4
+    onehot = column_to_numpy(table.column("onehot"))  # (4, 10, 4)
+    assert onehot.any(axis=(1, 2)).all()  # no all-N row
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "no sequence" in warned and "only N" in warned and "repeat an earlier record's name" in warned
+
+
+def test_data_fasta_refuses_a_class_left_empty_and_a_file_that_is_not_fasta(tmp_path):
+    a = write(tmp_path / "a.fa", ">r1\n\n>r2\nNNNN\n")
+    b = write(tmp_path / "b.fa", ">r3\nACGT\n")
+    refused(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"),
+            str(a), "no record of class 'A'")
+    noise = tmp_path / "noise.fa"
+    noise.write_bytes(bytes(range(200, 256)) * 4)
+    refused(run("data", "fasta", "--class", f"A={noise}", "--class", f"B={b}", "--out", tmp_path / "o"),
+            str(noise), "FASTA")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, option", [
+    (("data", "fasta", "--class", "A=a.fa", "--class", "B=b.fa", "--length", "-10"), "--length"),
+    (("data", "tiles", "--fasta", "g.fa", "--length", "0"), "--length"),
+    (("data", "tiles", "--fasta", "g.fa", "--max-n-fraction", "1.5"), "--max-n-fraction"),
+    (("data", "intervals", "--fasta", "g.fa", "--intervals", "i.tsv", "--min-overlap", "0"),
+     "--min-overlap"),
+    (("data", "intervals", "--fasta", "g.fa", "--intervals", "i.tsv", "--block-size", "0"),
+     "--block-size"),
+    (("data", "intervals", "--fasta", "g.fa", "--intervals", "i.tsv", "--valid-fraction", "-0.1"),
+     "--valid-fraction"),
+    (("simulate", "tutorial", "--n-samples", "0"), "--n-samples"),
+    (("simulate", "accessibility", "--label-noise", "2"), "--label-noise"),
+    (("simulate", "accessibility", "--n-windows", "-5"), "--n-windows"),
+    (("simulate", "species", "--genome", "h=g.fa", "--block-size", "0"), "--block-size"),
+    (("simulate", "species", "--genome", "h=g.fa", "--seed", "-1"), "--seed"),
+])
+def test_numeric_options_are_checked_before_any_work(tmp_path, args, option):
+    out = tmp_path / "out"
+    result = run(*args, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert f"'{option}'" in result.stderr and "Traceback" not in result.output
+    assert not out.exists()
+
+
+COMMANDS = {
+    "simulate tutorial": ("simulate", "tutorial", "--n-samples", "40"),
+    "data fasta": ("data", "fasta", "--class", "A={a}", "--class", "B={b}"),
+    "data tiles": ("data", "tiles", "--fasta", str(FIXTURE_FASTA)),
+    "data intervals": ("data", "intervals", "--fasta", str(FIXTURE_FASTA), "--intervals", "{labels}"),
+}
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write in (root ignores permissions: /sys refuses it)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path, command):
+    a = write(tmp_path / "a.fa", ">chr1:0-4\nACGT\n")
+    b = write(tmp_path / "b.fa", ">chr9:0-4\nACGT\n")
+    labels = write(tmp_path / "labels.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t1\n")
+    args = [arg.format(a=a, b=b, labels=labels) for arg in COMMANDS[command]]
+    a_file = write(tmp_path / "taken", "a file")
+    refused(run(*args, "--out", a_file), "--out", str(a_file), "is a file")
+    assert a_file.read_text() == "a file"
+    refused(run(*args, "--out", a_file / "sub"), "--out", "which is a file")
+    read_only = _unwritable_folder(tmp_path)
+    before = sorted(read_only.iterdir())
+    refused(run(*args, "--out", read_only / "dataset"), "--out", "cannot write in", str(read_only))
+    assert sorted(read_only.iterdir()) == before
 
 
 def test_data_tiles_and_intervals_through_ray(ray_session, tmp_path):
@@ -60,7 +178,12 @@ def test_data_tiles_and_intervals_through_ray(ray_session, tmp_path):
                       "--regions", regions, "--max-n-fraction", 0.0,
                       "--split-method", "block", "--block-size", 10000,
                       "--valid-fraction", 0.3, "--test-fraction", 0.3))
-    assert 80 < sum(got["rows"].values()) <= 100
+    written = sum(got["rows"].values())
+    assert 80 < written <= 100
+    records = got["records"]
+    assert records["regions"] == 2 and records["windows"] == 100 and records["written"] == written
+    assert sum(records["skipped"].values()) == 100 - written
+    assert records["skipped"]["split_boundary"] > 0  # 30 kb of 600 bp tiles cross 10 kb blocks
     table = pq.read_table(tmp_path / "tiles" / "train")
     assert "labels" not in table.column_names and table.num_rows == got["rows"]["train"]
     labels = tmp_path / "labels.tsv"
@@ -68,6 +191,57 @@ def test_data_tiles_and_intervals_through_ray(ray_session, tmp_path):
     got = summary(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", labels,
                       "--out", tmp_path / "iv", "--length", 200))
     assert got["tasks"] == 2 and got["rows"]["train"] == 2
+    assert got["records"]["read"] == 2 and got["records"]["skipped"] == {}
     missing = run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", tmp_path / "none.tsv",
                   "--out", tmp_path / "iv2")
-    assert missing.exit_code == 2 and "not found" in missing.output
+    refused(missing, "not found")
+
+
+def test_data_intervals_accounts_for_records_outside_the_genome(ray_session, tmp_path, caplog):
+    # chr20 of the fixture is N up to 60,000 and 63,025,520 bp long
+    labels = write(tmp_path / "labels.tsv", "chrom\tstart\tend\tx\n"
+                   "20\t61000\t61500\t1\n"          # written
+                   "20\t61000\t61500\t0\n"          # written, a duplicate
+                   "20\t200000\t200400\t1\n"        # written
+                   "20\t1000\t1200\t1\n"            # all N
+                   "20\t70000000\t70000200\t1\n"    # past the end of 20
+                   "chrUn\t100\t300\t0\n")          # unknown contig
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        got = summary(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", labels,
+                          "--out", tmp_path / "iv", "--length", 200))
+    records = got["records"]
+    assert records["read"] == 6 and records["written"] == 3 == sum(got["rows"].values())
+    assert records["skipped"] == {"unknown_contig": 1, "past_contig_end": 1, "all_n": 1}
+    assert records["first_skipped"] == {"unknown_contig": "chrUn:100-300",
+                                        "past_contig_end": "20:70000000-70000200"}
+    assert records["duplicates"] == 1
+    assert DatasetDescription.load(tmp_path / "iv").records == records
+    starts = sorted(s for split in SPLITS
+                    for s in pq.read_table(tmp_path / "iv" / split).column("start").to_pylist())
+    assert starts == [61150, 61150, 200100]
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    for words in ("contig the genome lacks", "past the end", "all N", "repeat an earlier"):
+        assert words in warned
+
+
+def test_data_intervals_reports_peaks_on_contigs_the_genome_lacks(ray_session, tmp_path):
+    regions = write(tmp_path / "regions.bed", "20\t100000\t100200\n20\t100500\t100700\n")
+    peaks = write(tmp_path / "peaks.bed", "20\t100150\t100250\nchrUn_gl000220\t5\t50\n")
+    got = summary(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", regions,
+                      "--peaks", f"a={peaks}", "--out", tmp_path / "iv", "--length", 200))
+    assert got["records"]["peaks_on_unknown_contigs"] == {"a": ["chrUn_gl000220"]}
+    assert got["records"]["written"] == 2
+
+
+def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_path):
+    # no Ray here: each of these is refused on the driver
+    other_build = write(tmp_path / "mm10.tsv", "chrom\tstart\tend\tx\nchrX_mouse\t10\t400\t1\n")
+    refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", other_build,
+                "--out", tmp_path / "o"), str(other_build), "unknown_contig", "same build")
+    malformed = write(tmp_path / "bad.tsv", "chrom\tstart\tend\tx\n20\tten\t400\t1\n")
+    refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", malformed,
+                "--out", tmp_path / "o"), str(malformed), "cannot parse")
+    regions = write(tmp_path / "regions.bed", "20\t63025000\t63030000\n")
+    refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
+                "--out", tmp_path / "o"), "20:63025000-63030000", "not within contig")
+    assert not (tmp_path / "o").exists()

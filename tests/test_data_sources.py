@@ -1,4 +1,4 @@
-"""Ray Data sources on real files: tiles, labelled intervals, variant windows."""
+"""Ray Data sources on real files: genome tiles and labelled intervals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pysam
 import pytest
-from conftest import FIXTURE_FASTA, FIXTURE_VCF
+from conftest import FIXTURE_FASTA
 
 from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
@@ -18,12 +18,10 @@ from dnacnn.data.sources import (
     TileConfig,
     read_genome_tiles,
     read_intervals,
-    read_variant_windows,
     write_dataset,
 )
 from dnacnn.data.splits import SplitConfig
 from dnacnn.genome import Genome
-from dnacnn.variants import read_alleles
 
 L = 600
 
@@ -170,36 +168,3 @@ def test_peak_overlap_labels_and_bad_input_messages(ray_session, tmp_path):
     bad = write_text(tmp_path / "bad.tsv", "chrom\tstart\tend\tt\n20\t500\t400\t1\n")
     with pytest.raises(Exception, match="end <= start"):
         read_intervals(FIXTURE_FASTA, bad, L).take_all()
-
-
-def test_variant_windows_carry_rejects(ray_session, tmp_path):
-    # the real VCF with one REF edited so that it no longer matches the genome
-    plain = tmp_path / "edited.vcf"
-    with gzip.open(FIXTURE_VCF, "rt") as src, open(plain, "w") as dst:
-        edited = False
-        for line in src:
-            fields = line.split("\t")
-            if not line.startswith("#") and not edited and len(fields[3]) == 1:
-                fields[3] = {"A": "C", "C": "G", "G": "T", "T": "A"}[fields[3]]
-                edited = True
-            dst.write("\t".join(fields))
-    pysam.tabix_index(str(plain), preset="vcf", force=True)
-    vcf = str(plain) + ".gz"
-    genome = Genome(FIXTURE_FASTA)
-    alleles = list(read_alleles(vcf, genome))
-    rows = rows_of(read_variant_windows(vcf, FIXTURE_FASTA, L, region_size=20_000_000))
-    assert len(rows["pos"]) == len(alleles) == 194
-    rejects = rows["reject"] != ""
-    assert rows["reject"][rejects].tolist() == ["ref_mismatch"]
-    assert "does not match" in rows["message"][rejects][0]
-    assert rows["onehot_ref"][rejects].sum() == 0 and rows["onehot_alt"][rejects].sum() == 0
-    from dnacnn.scoring.windows import variant_windows
-
-    ok = ~rejects
-    ref, alt = variant_windows(genome, list(rows["chrom"][ok]), rows["pos"][ok] - 1,
-                               list(rows["ref"][ok]), list(rows["alt"][ok]), L)
-    assert np.array_equal(rows["onehot_ref"][ok], ref) and np.array_equal(rows["onehot_alt"][ok], alt)
-    fasta = pysam.FastaFile(str(FIXTURE_FASTA))
-    for pos, start, onehot in zip(rows["pos"][ok][:20], rows["start"][ok][:20], rows["onehot_ref"][ok][:20]):
-        assert start == pos - 1 - L // 2
-        assert sequence.decode(onehot) == pysam_window(fasta, "20", int(start), int(start) + L)

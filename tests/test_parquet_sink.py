@@ -1,16 +1,22 @@
-"""The streaming Parquet sink: every row written once, readable by plain pyarrow,
-no partial files, and write_dataset's empty splits keep the schema."""
+"""Atomic Parquet parts and the streaming sink: every row written once, readable by plain
+pyarrow, no partial files, write_dataset's empty splits keep the schema; and the Ray Data
+behaviour the sink relies on, pinned so that a Ray upgrade that changes it fails here."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import ray.data
 from conftest import FIXTURE_FASTA
 
 from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
-from dnacnn.data.parquet_sink import write_read_dataset
+from dnacnn.data.parquet_sink import ParquetPart, write_read_dataset
+from dnacnn.data.ray_internals import is_straight_from_read
 from dnacnn.data.sources import read_genome_tiles, write_dataset
 from dnacnn.data.splits import SplitConfig
 from dnacnn.genome import Genome
@@ -45,6 +51,49 @@ def test_only_datasets_straight_from_a_read(ray_session, tmp_path):
     ds = read_genome_tiles(FIXTURE_FASTA, L, regions=REGION).map_batches(lambda b: b)
     with pytest.raises(ValueError, match="straight from a read"):
         write_read_dataset(ds, tmp_path)
+
+
+def test_ray_internals_tell_a_read_from_what_follows_it(ray_session):
+    # pins dnacnn.data.ray_internals, the one reader of Ray Data's private plan
+    read = read_genome_tiles(FIXTURE_FASTA, L, regions=REGION)
+    assert is_straight_from_read(read)
+    assert is_straight_from_read(ray.data.range(10))
+    for later in (read.map_batches(lambda b: b), read.repartition(2), read.limit(3),
+                  read.select_columns(["start"])):
+        assert not is_straight_from_read(later)
+
+
+def test_the_public_switch_write_read_dataset_turns_off_exists():
+    # write_read_dataset sets DataContext.op_resource_reservation_enabled = False; a
+    # dataclass would take the attribute silently if Ray dropped the field
+    fields = {f.name for f in dataclasses.fields(ray.data.DataContext)}
+    assert "op_resource_reservation_enabled" in fields
+
+
+SCHEMA = pa.schema([("chrom", pa.string()), ("pos", pa.int64())])
+
+
+def test_a_part_appears_whole_on_commit_and_never_on_abort(tmp_path):
+    path = tmp_path / "part-a.parquet"
+    with ParquetPart(path, SCHEMA) as part:
+        part.write(pa.table({"chrom": ["20", "20"], "pos": [1, 2]}))
+        part.write(pa.table({"chrom": ["21"], "pos": [3]}))
+        assert not path.exists()
+        assert [p.name.startswith(".") for p in tmp_path.iterdir()] == [True]
+    assert part.rows == 3 and pq.read_metadata(path).num_row_groups == 2
+    assert pq.read_table(tmp_path).to_pydict() == {"chrom": ["20", "20", "21"], "pos": [1, 2, 3]}
+    with pytest.raises(RuntimeError, match="shard failed"):
+        with ParquetPart(path, SCHEMA) as failed:
+            failed.write(pa.table({"chrom": ["22"], "pos": [9]}))
+            raise RuntimeError("shard failed")
+    assert list(tmp_path.iterdir()) == [path]  # the earlier part stands, no temporary file
+    assert pq.read_table(path).num_rows == 3
+    with ParquetPart(tmp_path / "part-empty.parquet", SCHEMA):
+        pass  # with a schema, an empty part is a file of that schema
+    assert pq.read_schema(tmp_path / "part-empty.parquet").names == SCHEMA.names
+    with ParquetPart(tmp_path / "part-none.parquet") as part:
+        part.write(pa.table({"x": pa.array([], pa.int8())}))
+    assert part.rows == 0 and not (tmp_path / "part-none.parquet").exists()
 
 
 def test_an_empty_split_still_has_the_schema(ray_session, tmp_path):

@@ -41,10 +41,6 @@ class VtExamples:
         """194 real 1000 Genomes indels on chr20 (before left-alignment)."""
         return self.root / _EXAMPLES / "normalize" / "01_IN.vcf.gz"
 
-    @property
-    def examples(self) -> Path:
-        return self.root / _EXAMPLES
-
 
 def fetch_vt_examples(data_dir: str | Path) -> VtExamples:
     """Download and unpack ``vt-examples`` into ``data_dir/vt-examples`` (once).

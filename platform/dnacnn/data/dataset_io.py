@@ -18,6 +18,8 @@ Columns of every split:
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,9 @@ class DatasetDescription:
         rows: rows per split.
         splits: how the splits were made (e.g. chromosomes or blocks per split).
         sources: input files with their sha256, or the simulator's parameters.
+        records: what became of the input records (``dnacnn data``): ``read``,
+            ``written``, ``skipped`` (reason -> count) and any warnings, so that
+            every record is accounted for.
         extra: anything else (ground truth file names, seeds, ...).
     """
 
@@ -52,6 +57,7 @@ class DatasetDescription:
     rows: dict[str, int] = field(default_factory=dict)
     splits: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     format: str = FORMAT
 
@@ -76,6 +82,35 @@ class DatasetDescription:
                 "`dnacnn simulate ...` or `dnacnn data ...`"
             )
         return cls(**json.loads(path.read_text()))
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be made or written, before any work.
+
+    Nothing is left behind: writing is tried with a temporary file in ``path``,
+    or in its nearest existing parent when ``path`` does not exist yet.
+
+    Raises:
+        ValueError: naming ``option`` and ``path``: a file where a folder should
+            be, or a folder this process cannot write in (permissions, read-only
+            file system).
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise ValueError(f"{option} {path} {what}, not a folder; give a folder path")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".dnacnn-write-check-", dir=existing)
+    except OSError as err:
+        raise ValueError(
+            f"{option} {path}: cannot write in {existing} ({err.strerror}); give a folder "
+            "you can write in"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def split_dir(directory: str | Path, split: str) -> Path:

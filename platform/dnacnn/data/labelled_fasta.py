@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,9 +77,12 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
     """(header name, upper-case sequence) of every record."""
     if not Path(path).exists():
         raise FileNotFoundError(f"FASTA not found: {path}")
-    with pysam.FastxFile(str(path)) as handle:
-        records = [(r.name + (f" {r.comment}" if r.comment else ""), r.sequence.upper())
-                   for r in handle]
+    try:
+        with pysam.FastxFile(str(path)) as handle:
+            records = [(r.name + (f" {r.comment}" if r.comment else ""), (r.sequence or "").upper())
+                       for r in handle]
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{path} cannot be read as FASTA ({err})") from None
     if not records:
         raise ValueError(f"{path} holds no FASTA records (lines starting with '>')")
     return records
@@ -91,38 +95,64 @@ def labelled_fasta_dataset(
 ) -> DatasetDescription:
     """Write the dataset of one FASTA per class.
 
+    Every record is accounted for in the description's ``records``: written, or
+    skipped as ``empty`` (no sequence) or ``all_n`` (no A/C/G/T in its window of L);
+    record names seen before (in any of the files) are counted as ``duplicates``
+    and written, with a warning.
+
     Args:
         classes: class name -> FASTA, e.g. ``{"Oct4": "sample.fa", "Mafk": "sample2.fa"}``.
         out_dir: dataset folder.
+    Raises:
+        ValueError: fewer than two classes, or a class left without a record to write.
     """
     if len(classes) < 2:
         raise ValueError(f"give at least two classes (got {list(classes)}): name=FASTA pairs")
     names = list(classes)
     records = {name: read_fasta_records(path) for name, path in classes.items()}
-    length = config.length or max(len(s) for recs in records.values() for _, s in recs)
+    longest = max(len(s) for recs in records.values() for _, s in recs)
+    length = config.length or longest
+    if length == 0:
+        raise ValueError("every record of " + ", ".join(str(p) for p in classes.values())
+                         + " is empty; give FASTA records with sequence")
     hash_split = dataclasses.replace(config.split, method="block")
     seqs, cls, chroms, starts, splits = [], [], [], [], []
-    uncoordinated = 0
+    skipped: Counter = Counter()
+    first: dict[str, str] = {}
+    seen: set[str] = set()
+    duplicates, uncoordinated = [], 0
     for c, name in enumerate(names):
         for index, (header, seq) in enumerate(records[name]):
+            record = header.split()[0] if header.split() else header
+            if record in seen:
+                duplicates.append(f"{classes[name]}: {record}")
+            seen.add(record)
+            window = centre_resize(seq, length)
+            reason = "empty" if not seq else "" if _CALLED.search(window) else "all_n"
+            if reason:
+                skipped[reason] += 1
+                first.setdefault(reason, f"{classes[name]}: record {index} {record!r}")
+                continue
             coords = parse_header(header)
             if coords is None:
                 uncoordinated += 1
-                chrom, start = header.split()[0], index
+                chrom, start = record, index
                 split = block_split(header, 0, hash_split, key="header")
             else:
                 chrom, s, e = coords
                 start = (s + e) // 2 - length // 2
                 split = assign_split(chrom, start, config.split, start + length)
-            seqs.append(centre_resize(seq, length))
+            seqs.append(window)
             cls.append(c)
             chroms.append(chrom)
             starts.append(start)
             splits.append(split)
-    if uncoordinated:
-        log.info("%d records have no chrN:start-end header: split by a hash of the header",
-                 uncoordinated)
-    cls = np.asarray(cls)
+    _warn(skipped, first, duplicates, uncoordinated)
+    cls = np.asarray(cls, dtype=np.int64)
+    for c, name in enumerate(names):
+        if not np.any(cls == c):
+            raise ValueError(f"{classes[name]}: no record of class {name!r} has sequence to "
+                             f"write ({len(records[name])} record(s), all empty or all N)")
     if len(names) == 2 and not config.multiclass:
         labels, tasks, task_type = (cls == 0).astype(np.float32)[:, None], [names[0]], "binary"
     else:
@@ -132,9 +162,28 @@ def labelled_fasta_dataset(
         splits={**config.split.to_dict(),
                 "no_coordinates": "hash of the header with valid_fraction/test_fraction"},
         sources={"classes": {k: str(v) for k, v in classes.items()}},
+        records={"read": sum(len(r) for r in records.values()), "written": len(seqs),
+                 "skipped": dict(skipped), "first_skipped": first,
+                 "duplicates": len(duplicates)},
         extra={"classes": names, "records": {n: len(records[n]) for n in names},
                "without_coordinates": uncoordinated},
     )
     return write_arrays(out_dir, description, sequence.encode_batch(seqs, length), labels,
                         np.asarray(splits, dtype=object), chroms, np.asarray(starts),
                         np.asarray(starts) + length)
+
+
+_CALLED = re.compile("[ACGT]")
+
+
+def _warn(skipped: Counter, first: dict[str, str], duplicates: list[str], uncoordinated: int) -> None:
+    why = {"empty": "with no sequence", "all_n": "whose window holds only N"}
+    for reason, n in skipped.items():
+        log.warning("skipped %d FASTA record(s) %s (%s; first: %s)", n, why[reason], reason,
+                    first[reason])
+    if duplicates:
+        log.warning("%d FASTA record(s) repeat an earlier record's name (first: %s); each is "
+                    "written as its own row", len(duplicates), duplicates[0])
+    if uncoordinated:
+        log.info("%d records have no chrN:start-end header: split by a hash of the header",
+                 uncoordinated)

@@ -1,21 +1,22 @@
-"""Ray Data sources: genome tiles, labelled intervals, variant windows.
+"""Ray Data sources: genome tiles and labelled intervals, and writing them as datasets.
 
 Each source plans shards on the driver (regions of the genome, byte ranges of a
-label file, regions of an indexed VCF) and returns one ``ReadTask`` per group of
-shards. A read task opens its own ``pysam`` handles inside ``read_fn`` (they do
-not pickle) and yields Arrow blocks of bounded size (``block_rows`` rows), so a
-worker's memory does not grow with the genome. The windowing and labelling are
-the pure functions of :mod:`dnacnn.data.windows` and :mod:`dnacnn.data.bed`.
+label file) and returns one ``ReadTask`` per group of shards. A read task opens
+its own ``pysam`` handles inside ``read_fn`` (they do not pickle) and yields Arrow
+blocks of bounded size (``block_rows`` rows), so a worker's memory does not grow
+with the genome. The windowing and labelling are the pure functions of
+:mod:`dnacnn.data.windows`, :mod:`dnacnn.data.interval_records` and
+:mod:`dnacnn.data.bed`.
 
 Output blocks are in the :mod:`dnacnn.data.dataset_io` schema (``chrom``,
 ``start``, ``end``, ``onehot`` ``arrow.fixed_shape_tensor`` (L, 4) uint8, and
-``labels`` (T,) float32 for labelled sources). Variant windows carry a pair of
-one-hot columns instead; see :class:`VariantWindows`.
+``labels`` (T,) float32 for labelled sources).
 
 Splits: every ``read_*`` takes ``splits`` (a :class:`SplitConfig`) and ``split``
 (a split name); the source then yields only that split's windows, deciding
 before any sequence is fetched where it can. :func:`write_dataset` writes the
-three splits of a source to a dataset folder.
+three splits of a source to a dataset folder, with what became of the input
+records (the sources' ``account``).
 """
 
 from __future__ import annotations
@@ -37,28 +38,20 @@ from ray.data.datasource import Datasource, ReadTask
 
 from dnacnn import sequence
 from dnacnn.data import bed
-from dnacnn.data.dataset_io import SPLITS, DatasetDescription, make_table, onehot_column, split_dir
+from dnacnn.data.dataset_io import SPLITS, DatasetDescription, make_table, split_dir
+from dnacnn.data.interval_records import (
+    IntervalScan,
+    classify_intervals,
+    peak_labels,
+    scan_intervals,
+)
 from dnacnn.data.parquet_sink import write_read_dataset
 from dnacnn.data.splits import SplitConfig, assign_split, assign_splits
-from dnacnn.data.windows import (
-    TileRun,
-    centred_windows,
-    iter_run_blocks,
-    overlap_bp,
-    plan_tile_runs,
-    tile_count,
-)
-from dnacnn.genome import Genome, alias_candidates
+from dnacnn.data.windows import TileRun, iter_run_blocks, plan_tile_runs
+from dnacnn.genome import Genome
+from dnacnn.ray_cluster import configure_data_context
 
 log = logging.getLogger(__name__)
-
-
-def use_native_tensors() -> None:
-    """Make Ray Data write tensor columns as Arrow's own ``arrow.fixed_shape_tensor``."""
-    from ray.data import DataContext
-    from ray.data.extensions import FixedShapeTensorFormat
-
-    DataContext.get_current().arrow_fixed_shape_tensor_format = FixedShapeTensorFormat.ARROW_NATIVE
 
 
 def _check_split(splits: SplitConfig | None, split: str | None) -> None:
@@ -184,9 +177,13 @@ class GenomeTiles(Datasource):
             if regions is None:
                 regions = [(c, 0, n) for c, n in genome.lengths.items()]
             for chrom, start, end in regions:
-                genome.resolve(chrom)  # unknown contigs fail here, on the driver
-                if end < start:
-                    raise ValueError(f"region {chrom}:{start}-{end} has end before start")
+                size = genome.length(chrom)  # unknown contigs fail here, on the driver
+                if not 0 <= start <= end <= size:
+                    raise ValueError(
+                        f"region {chrom}:{start}-{end} is not within contig {chrom} "
+                        f"(0-{size}); regions are 0-based half-open, inside the genome "
+                        f"{self.fasta}"
+                    )
         finally:
             genome.close()
         if split is not None and splits.method == "chrom":
@@ -196,6 +193,31 @@ class GenomeTiles(Datasource):
             list(regions), config.length, config.stride, config.block_rows, config.cover_end
         )
         self.num_windows = sum(r.count for r in self.runs)
+        self.num_regions = len(regions)
+
+    def account(self, written: dict[str, int]) -> dict:
+        """The ``records`` summary of this tiling written per split (for
+        :func:`write_dataset`): windows planned, written, and skipped by reason
+        (``split_boundary``: across blocks of two splits; ``max_n_fraction``: too
+        many N)."""
+        boundary = 0
+        if self.splits is not None and self.splits.method == "block":
+            size, length = self.splits.block_size, self.config.length
+            for run in self.runs:
+                starts = run.starts(self.config.stride)
+                across = np.flatnonzero(starts // size != (starts + length - 1) // size)
+                if len(across):  # only windows across a block boundary can be dropped
+                    got = assign_splits([run.chrom] * len(across), starts[across], self.splits,
+                                        starts[across] + length)
+                    boundary += sum(s is None for s in got)
+        total = int(sum(written.values()))
+        too_many_n = self.num_windows - boundary - total
+        if too_many_n < 0:
+            raise RuntimeError(f"{total} windows written, {self.num_windows - boundary} planned")
+        skipped = {k: int(v) for k, v in
+                   (("split_boundary", boundary), ("max_n_fraction", too_many_n)) if v}
+        return {"regions": self.num_regions, "windows": self.num_windows, "written": total,
+                "skipped": skipped}
 
     def get_name(self) -> str:
         return "GenomeTiles"
@@ -255,7 +277,7 @@ def read_genome_tiles(
     Returns:
         Dataset of rows chrom, start, end, onehot (L, 4) uint8.
     """
-    use_native_tensors()
+    configure_data_context()
     if isinstance(regions, (str, Path)):
         regions = bed.read_bed(regions)
     config = TileConfig(length, stride or length, max_n_fraction, cover_end, block_rows, task_rows)
@@ -291,31 +313,6 @@ class IntervalConfig:
     task_bytes: int = 8 << 20
 
 
-def _lookup_peaks(peaks: bed.PeakSet, chrom: str) -> tuple[np.ndarray, np.ndarray]:
-    if chrom in peaks:
-        return peaks[chrom]
-    for alias in alias_candidates(chrom):
-        if alias in peaks:
-            return peaks[alias]
-    empty = np.zeros(0, np.int64)
-    return empty, empty
-
-
-def peak_labels(
-    chroms: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-    peak_sets: list[bed.PeakSet], min_overlap: int = 1,
-) -> np.ndarray:
-    """(N, T) float32: 1 where interval i overlaps task t's peaks by >= ``min_overlap`` bp."""
-    labels = np.zeros((len(starts), len(peak_sets)), dtype=np.float32)
-    for chrom in np.unique(chroms) if len(chroms) else []:
-        rows = np.flatnonzero(chroms == chrom)
-        for t, peaks in enumerate(peak_sets):
-            p_starts, p_ends = _lookup_peaks(peaks, chrom)
-            covered = overlap_bp(starts[rows], ends[rows], p_starts, p_ends)
-            labels[rows, t] = covered >= min_overlap
-    return labels
-
-
 def interval_table(
     genome: Genome,
     chroms: np.ndarray,
@@ -326,16 +323,26 @@ def interval_table(
     splits: SplitConfig | None = None,
     split: str | None = None,
 ) -> pa.Table | None:
-    """Centred windows of intervals with their labels as a dataset table (None if empty)."""
-    w_starts = centred_windows(starts, ends, length)
-    w_ends = w_starts + length
+    """Centred windows of intervals with their labels as a dataset table (None if empty).
+
+    Records that :func:`~dnacnn.data.interval_records.classify_intervals` skips, of
+    other splits than ``split``, or whose window is all N, are left out.
+    """
+    reason, w_starts, w_split = classify_intervals(genome, chroms, starts, ends, length, splits)
+    keep = reason == ""
     if split is not None:
-        keep = assign_splits(chroms, w_starts, splits, w_ends) == split
-        chroms, w_starts, w_ends, labels = chroms[keep], w_starts[keep], w_ends[keep], labels[keep]
+        keep &= w_split == split
+    chroms, w_starts, labels = chroms[keep], w_starts[keep], labels[keep]
     if len(w_starts) == 0:
         return None
     seqs = [genome.fetch(c, s, s + length) for c, s in zip(chroms.tolist(), w_starts.tolist())]
-    return make_table(sequence.encode_batch(seqs, length), labels, chroms, w_starts, w_ends)
+    onehot = sequence.encode_batch(seqs, length)
+    called = onehot.any(axis=(1, 2))  # all-N windows: counted by IntervalScan.account
+    if not called.all():
+        onehot, labels, chroms, w_starts = onehot[called], labels[called], chroms[called], w_starts[called]
+    if len(w_starts) == 0:
+        return None
+    return make_table(onehot, labels, chroms, w_starts, w_starts + length)
 
 
 def _read_intervals(
@@ -401,6 +408,18 @@ class LabelledIntervals(Datasource):
             offset = header.data_offset
         self.ranges = bed.byte_ranges(self.path, offset, config.task_bytes)
 
+    def scan(self) -> IntervalScan:
+        """Parse and classify every record on the driver (see
+        :func:`~dnacnn.data.interval_records.scan_intervals`)."""
+        genome = Genome(self.fasta)
+        try:
+            return scan_intervals(
+                genome, self.path, self.config.length, self.splits, self.n_label_columns,
+                self.has_header, dict(zip(self.tasks, self.peak_paths)) if self.peak_paths else None,
+            )
+        finally:
+            genome.close()
+
     def get_name(self) -> str:
         return "LabelledIntervals"
 
@@ -450,7 +469,7 @@ def read_intervals(
         Dataset of chrom, start, end, onehot (L, 4) uint8, labels (T,) float32;
         ``LabelledIntervals(...).tasks`` gives the task order.
     """
-    use_native_tensors()
+    configure_data_context()
     config = IntervalConfig(length, min_overlap, block_rows, task_bytes)
     source = LabelledIntervals(fasta, intervals, config, peaks, splits, split)
     return ray.data.read_datasource(
@@ -458,171 +477,14 @@ def read_intervals(
     )
 
 
-def interval_tasks(intervals: str | Path, peaks: dict[str, str | Path] | None = None) -> list[str]:
-    """Task names, in label order, of a label table (or of a peaks mapping)."""
-    return list(peaks) if peaks else bed.read_label_header(intervals).tasks
-
-
-# ---------------------------------------------------------------- variants
-
-
-VARIANT_COLUMNS = (
-    "chrom", "pos", "id", "ref", "alt", "kind", "record", "reject", "message",
-    "start", "end", "onehot_ref", "onehot_alt",
-)
-
-
-def variant_table(genome: Genome, alleles: list, length: int) -> pa.Table:
-    """Reference/alternative windows of :class:`dnacnn.variants.Allele` rows.
-
-    Rejected alleles are kept with their ``reject`` reason and all-zero (all-N)
-    windows, so that every VCF record is accounted for in one table; filter on
-    ``reject == ""`` to score. ``start``/``end`` are the reference window's.
-    """
-    from dnacnn.scoring.windows import variant_windows, window_start
-
-    n = len(alleles)
-    onehot_ref = np.zeros((n, length, 4), np.uint8)
-    onehot_alt = np.zeros((n, length, 4), np.uint8)
-    starts = window_start(np.array([a.pos - 1 for a in alleles], dtype=np.int64), length)
-    ok = [i for i, a in enumerate(alleles) if a.reject is None]
-    if ok:
-        onehot_ref[ok], onehot_alt[ok] = variant_windows(
-            genome, [alleles[i].chrom for i in ok], starts[ok] + length // 2,
-            [alleles[i].ref for i in ok], [alleles[i].alt for i in ok], length,
-        )
-    return pa.table({
-        "chrom": pa.array([a.chrom for a in alleles], pa.string()),
-        "pos": pa.array([a.pos for a in alleles], pa.int64()),
-        "id": pa.array([a.id for a in alleles], pa.string()),
-        "ref": pa.array([a.ref for a in alleles], pa.string()),
-        "alt": pa.array([a.alt for a in alleles], pa.string()),
-        "kind": pa.array([a.kind for a in alleles], pa.string()),
-        "record": pa.array([a.record for a in alleles], pa.int64()),
-        "reject": pa.array([a.reject or "" for a in alleles], pa.string()),
-        "message": pa.array([a.message for a in alleles], pa.string()),
-        "start": pa.array(starts, pa.int64()),
-        "end": pa.array(starts + length, pa.int64()),
-        "onehot_ref": onehot_column(onehot_ref),
-        "onehot_alt": onehot_column(onehot_alt),
-    })
-
-
-def _read_variants(
-    vcf: str, fasta: str, region: tuple[str, int, int] | None, length: int, block_rows: int
-) -> Iterator[pa.Table]:
-    from dnacnn.variants import read_alleles
-
-    genome = Genome(fasta)
-    try:
-        batch = []
-        for allele in read_alleles(vcf, genome, region):
-            batch.append(allele)
-            if len(batch) >= block_rows:
-                yield variant_table(genome, batch, length)
-                batch = []
-        if batch:
-            yield variant_table(genome, batch, length)
-    finally:
-        genome.close()
-
-
-class VariantWindows(Datasource):
-    """Reference/alternative windows of every (site, ALT allele) of a VCF.
-
-    An indexed VCF (tabix/CSI) is read by regions of ``region_size`` bp, one
-    read task each; an unindexed one by a single task. Rows: see
-    :data:`VARIANT_COLUMNS` and :func:`variant_table` (rejects included, with
-    all-zero windows and a reason).
-    """
-
-    def __init__(
-        self, vcf: str | Path, fasta: str | Path, length: int = 600,
-        region_size: int = 10_000_000, block_rows: int = 1024,
-    ):
-        super().__init__()
-        from dnacnn.variants import open_vcf
-
-        self.vcf, self.fasta, self.length, self.block_rows = str(vcf), str(fasta), length, block_rows
-        genome = Genome(self.fasta)
-        handle = open_vcf(self.vcf)
-        try:
-            if handle.index is None:
-                log.info("%s has no tabix/CSI index: one read task reads it all", self.vcf)
-                self.regions: list[tuple[str, int, int] | None] = [None]
-            else:
-                self.regions = []
-                for chrom in handle.index.keys():
-                    size = None
-                    contig = handle.header.contigs.get(chrom)
-                    if contig is not None and contig.length:
-                        size = contig.length
-                    elif genome.has(chrom):
-                        size = genome.length(chrom)
-                    size = size or (1 << 29)
-                    self.regions += [(chrom, a, min(a + region_size, size))
-                                     for a in range(0, size, region_size)]
-        finally:
-            handle.close()
-            genome.close()
-
-    def get_name(self) -> str:
-        return "VariantWindows"
-
-    def estimate_inmemory_data_size(self) -> int:
-        return Path(self.vcf).stat().st_size * 50
-
-    def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-        return [
-            ReadTask(
-                functools.partial(_read_variants, self.vcf, self.fasta, region, self.length,
-                                  self.block_rows),
-                _metadata(None, 1 << 20, self.vcf),
-                per_task_row_limit=per_task_row_limit,
-            )
-            for region in self.regions
-        ]
-
-
-def read_variant_windows(
-    vcf: str | Path,
-    fasta: str | Path,
-    length: int = 600,
-    *,
-    region_size: int = 10_000_000,
-    block_rows: int = 1024,
-    override_num_blocks: int | None = None,
-) -> ray.data.Dataset:
-    """Every (site, ALT allele) of a VCF with its ref/alt one-hot windows.
-
-    Args:
-        vcf: VCF (bgzipped + tabix-indexed for sharded reads).
-        fasta: the genome the VCF was called on (REF is checked against it).
-        length: L; the reference window starts at ``pos - 1 - L // 2``
-            (indels: :func:`dnacnn.scoring.windows.variant_windows`, the one window rule).
-    Returns:
-        Dataset with columns :data:`VARIANT_COLUMNS`; ``reject`` is "" for
-        scorable alleles, else the reason (then both windows are all-zero).
-    """
-    use_native_tensors()
-    source = VariantWindows(vcf, fasta, length, region_size, block_rows)
-    return ray.data.read_datasource(
-        source, override_num_blocks=override_num_blocks or max(1, len(source.regions))
-    )
-
-
 # ---------------------------------------------------------------- writing
-
-
-def count_rows(directory: str | Path) -> int:
-    """Rows in the Parquet files of a folder (from their footers)."""
-    return sum(pq.read_metadata(f).num_rows for f in sorted(Path(directory).glob("*.parquet")))
 
 
 def write_dataset(
     out_dir: str | Path,
     description: DatasetDescription,
     read_split: Callable[[str], ray.data.Dataset],
+    account: Callable[[dict[str, int]], dict] | None = None,
 ) -> DatasetDescription:
     """Write the three splits of a source as a dataset folder.
 
@@ -632,6 +494,8 @@ def write_dataset(
         description: saved as ``dataset.json`` with ``rows`` filled in.
         read_split: split name -> the Dataset of that split's rows, straight from a
             ``read_*`` call (see :func:`dnacnn.data.parquet_sink.write_read_dataset`).
+        account: rows written per split -> the description's ``records`` (what
+            became of the input records), e.g. :meth:`IntervalScan.account`.
     """
     for split in SPLITS:
         target = split_dir(out_dir, split)
@@ -641,13 +505,13 @@ def write_dataset(
             pq.write_table(make_table(np.zeros((0, description.seq_len, 4), np.uint8), labels, []),
                            target / "empty.parquet")
         log.info("wrote %d %s rows to %s", description.rows[split], split, target)
+    if account is not None:
+        description.records = account(dict(description.rows))
     description.save(out_dir)
     return description
 
 
 __all__ = [
-    "GenomeTiles", "IntervalConfig", "LabelledIntervals", "TileConfig", "VariantWindows",
-    "VARIANT_COLUMNS", "count_rows", "interval_tasks", "peak_labels", "read_genome_tiles",
-    "read_intervals", "read_variant_windows", "tile_count", "use_native_tensors",
-    "variant_table", "write_dataset",
+    "GenomeTiles", "IntervalConfig", "LabelledIntervals", "TileConfig", "read_genome_tiles",
+    "read_intervals", "write_dataset",
 ]

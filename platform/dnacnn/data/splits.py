@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-SPLITS = ("train", "valid", "test")
 METHODS = ("chrom", "block")
 
 

@@ -40,12 +40,6 @@ def tile_count(span: int, length: int, stride: int, cover_end: bool = True) -> i
     return 0 if span < length else 1 + (span - length) // stride
 
 
-def tile_starts(start: int, end: int, length: int, stride: int, cover_end: bool = True) -> np.ndarray:
-    """(n,) int64 window starts tiling ``[start, end)``; see :func:`tile_count`."""
-    n = tile_count(end - start, length, stride, cover_end)
-    return start + stride * np.arange(n, dtype=np.int64)
-
-
 @dataclass(frozen=True)
 class TileRun:
     """``count`` windows on ``chrom`` starting at ``first``, ``first + S``, ...
