@@ -148,7 +148,7 @@ TASK_ROWS = 16384
 def ray_pipeline(fasta: str, regions: list[tuple[str, int, int]], out: Path) -> None:
     """What ``dnacnn data`` runs: the Ray Data source into the streaming Parquet sink."""
     from dnacnn.data.parquet_sink import write_read_dataset
-    from dnacnn.data.sources import read_genome_tiles
+    from dnacnn.data.tile_source import read_genome_tiles
 
     write_read_dataset(read_genome_tiles(fasta, LENGTH, regions=regions, task_rows=TASK_ROWS,
                                          block_rows=BLOCK), out)
@@ -156,7 +156,7 @@ def ray_pipeline(fasta: str, regions: list[tuple[str, int, int]], out: Path) -> 
 
 def ray_write_parquet(fasta: str, regions: list[tuple[str, int, int]], out: Path) -> None:
     """For comparison: the same source into Ray's own ``Dataset.write_parquet``."""
-    from dnacnn.data.sources import read_genome_tiles
+    from dnacnn.data.tile_source import read_genome_tiles
 
     read_genome_tiles(fasta, LENGTH, regions=regions, task_rows=TASK_ROWS,
                       block_rows=BLOCK).write_parquet(str(out))
@@ -167,7 +167,7 @@ def ray_core_tasks(fasta: str, regions: list[tuple[str, int, int]], out: Path) -
     own Parquet part: what Ray Data's scheduling and write path cost on top."""
     import ray
 
-    from dnacnn.data.sources import GenomeTiles, TileConfig
+    from dnacnn.data.tile_source import GenomeTiles, TileConfig
 
     source = GenomeTiles(fasta, TileConfig(LENGTH, LENGTH, block_rows=BLOCK, task_rows=TASK_ROWS),
                          regions)

@@ -13,13 +13,9 @@ from conftest import FIXTURE_FASTA
 
 from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
-from dnacnn.data.sources import (
-    GenomeTiles,
-    TileConfig,
-    read_genome_tiles,
-    read_intervals,
-    write_dataset,
-)
+from dnacnn.data.interval_source import read_intervals
+from dnacnn.data.tile_source import GenomeTiles, TileConfig, read_genome_tiles
+from dnacnn.data.writer import write_dataset
 from dnacnn.data.splits import SplitConfig
 from dnacnn.genome import Genome
 

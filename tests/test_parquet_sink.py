@@ -15,9 +15,10 @@ from conftest import FIXTURE_FASTA
 
 from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
-from dnacnn.data.parquet_sink import ParquetPart, write_read_dataset
+from dnacnn.data.parquet_sink import ParquetPart, remove_unfinished_parts, write_read_dataset
 from dnacnn.data.ray_internals import is_straight_from_read
-from dnacnn.data.sources import read_genome_tiles, write_dataset
+from dnacnn.data.tile_source import read_genome_tiles
+from dnacnn.data.writer import write_dataset
 from dnacnn.data.splits import SplitConfig
 from dnacnn.genome import Genome
 
@@ -108,3 +109,13 @@ def test_an_empty_split_still_has_the_schema(ray_session, tmp_path):
     assert empty.num_rows == 0
     assert empty.schema.field("onehot").type.shape == [L, 4]
     assert pq.read_table(tmp_path / "valid").num_rows == 400
+
+
+def test_a_killed_writer_leaves_only_a_hidden_file_that_a_restart_removes(tmp_path):
+    with ParquetPart(tmp_path / "part-done.parquet", SCHEMA) as done:
+        done.write(pa.table({"chrom": ["20"], "pos": [1]}))
+    killed = ParquetPart(tmp_path / "part-x.parquet", SCHEMA)
+    killed.write(pa.table({"chrom": ["21"], "pos": [2]}))  # never committed: the process died
+    assert pq.read_table(tmp_path).to_pydict() == {"chrom": ["20"], "pos": [1]}  # skipped
+    assert remove_unfinished_parts(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["part-done.parquet"]

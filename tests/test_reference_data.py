@@ -3,7 +3,9 @@
 import shutil
 
 import pytest
+from typer.testing import CliRunner
 
+from dnacnn.cli import app
 from dnacnn.genome import Genome
 from dnacnn.reference_data import fetch_vt_examples
 
@@ -18,3 +20,17 @@ def test_fetch_into_a_relative_folder_gives_the_whole_chr20(tmp_path, monkeypatc
     assert set(genome.fetch("20", 30_000_000, 30_001_000)) <= set("ACGTN")
     assert vt.normalize_vcf.exists()
     assert fetch_vt_examples("data") == vt  # second call: no download
+
+
+def test_a_data_folder_that_cannot_be_written_is_refused_before_any_download(tmp_path):
+    a_file = tmp_path / "data"
+    a_file.write_text("not a folder")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        fetch_vt_examples(a_file)
+    result = CliRunner().invoke(app, ["fetch-genome", "--data-dir", str(a_file / "sub")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        f"error: data folder {a_file / 'sub'} is inside {a_file}, which is a file, not a folder; "
+        "give a folder path"
+    ]
+    assert a_file.read_text() == "not a folder"

@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dnacnn.data.dataset_io import check_output_dir
+
 log = logging.getLogger(__name__)
 
 PACKAGE = "vt-examples"
@@ -48,11 +50,14 @@ def fetch_vt_examples(data_dir: str | Path) -> VtExamples:
     Raises:
         ReferenceDataError: apt-get/dpkg are missing or the package cannot be had;
             the message says how to pass a FASTA of one's own instead.
+        ValueError: ``data_dir`` is a file or a folder that cannot be written in
+            (checked before anything is downloaded or created).
     """
     target = Path(data_dir).resolve() / PACKAGE  # absolute: dpkg runs in a temporary folder
     found = VtExamples(target)
     if found.chr20_fasta.exists() and _gzi(found.chr20_fasta).exists():
         return found
+    check_output_dir(data_dir, "data folder")
     for tool in ("apt-get", "dpkg"):
         if shutil.which(tool) is None:
             raise _unavailable(f"`{tool}` is not on this machine")

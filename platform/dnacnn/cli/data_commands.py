@@ -187,7 +187,8 @@ def data_tiles(
     with user_errors():
         from dnacnn.data.bed import read_bed
         from dnacnn.data.dataset_io import DatasetDescription
-        from dnacnn.data.sources import GenomeTiles, TileConfig, read_genome_tiles, write_dataset
+        from dnacnn.data.tile_source import GenomeTiles, TileConfig, read_genome_tiles
+        from dnacnn.data.writer import write_dataset
         from dnacnn.ray_cluster import init_ray
 
         splits = _split_config(split_method, valid_chroms, test_chroms, block_size,
@@ -229,7 +230,8 @@ def data_intervals(
     or with an all-N window are skipped, counted by reason under "records"."""
     with user_errors():
         from dnacnn.data.dataset_io import DatasetDescription
-        from dnacnn.data.sources import IntervalConfig, LabelledIntervals, read_intervals, write_dataset
+        from dnacnn.data.interval_source import IntervalConfig, LabelledIntervals, read_intervals
+        from dnacnn.data.writer import write_dataset
         from dnacnn.ray_cluster import init_ray
 
         peak_map = None

@@ -4,7 +4,8 @@
 per table written, and renames it into place on commit (or removes it on abort),
 so a reader of the folder never sees a partial file and a retried task never
 appends to an old one. Temporary names start with ``.``, which pyarrow's dataset
-discovery (``pq.read_table(folder)``) skips.
+discovery (``pq.read_table(folder)``) skips; :func:`remove_unfinished_parts` deletes
+those a killed process left.
 
 Ray's own ``write_parquet`` collects every block of a task in memory (``list(blocks)``)
 and hands them to ``pyarrow.dataset.write_dataset`` with its own thread pool. For
@@ -98,6 +99,15 @@ class ParquetPart:
             self.abort()
 
 
+def remove_unfinished_parts(directory: str | Path) -> int:
+    """Delete the temporary files that killed writers of :class:`ParquetPart` left in
+    ``directory`` (e.g. when a job restarts); return how many there were."""
+    stale = list(Path(directory).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 class StreamingParquetSink(Datasink[int]):
     """Write a Dataset to ``directory/part-NNNNN.parquet``, one file per write task.
 
@@ -161,4 +171,7 @@ def write_read_dataset(
     return sink.rows
 
 
-__all__ = ["PART_TEMPLATE", "ParquetPart", "StreamingParquetSink", "write_read_dataset"]
+__all__ = [
+    "PART_TEMPLATE", "ParquetPart", "StreamingParquetSink", "remove_unfinished_parts",
+    "write_read_dataset",
+]

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from dnacnn.data.dataset_io import SPLITS
+
 METHODS = ("chrom", "block")
 
 
@@ -88,6 +90,18 @@ class SplitConfig:
         out["valid_chroms"] = list(self.valid_chroms)
         out["test_chroms"] = list(self.test_chroms)
         return out
+
+
+def check_split_choice(splits: SplitConfig | None, split: str | None) -> None:
+    """Check a source's (``splits``, ``split``) pair: ``split`` a split name, given with ``splits``.
+
+    Raises:
+        ValueError: an unknown split name, or a split without a ``SplitConfig``.
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    if split is not None and splits is None:
+        raise ValueError("pass `splits` (a SplitConfig) together with `split`")
 
 
 def _block_uniform(key: str, chrom: str, block: int, seed: int) -> float:

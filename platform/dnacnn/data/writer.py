@@ -1,20 +1,28 @@
-"""Writing in-memory arrays as a dataset folder (no Ray): for the simulators.
+"""Writing dataset folders (see :mod:`dnacnn.data.dataset_io`), from memory or from Ray Data.
 
-Large inputs go through :func:`dnacnn.data.sources.write_dataset` instead; the
-simulated tasks are small enough (tens of thousands of windows) to build in
-memory, and are written here in parts of ``rows_per_file`` rows.
+:func:`write_arrays` writes in-memory arrays, in parts of ``rows_per_file`` rows,
+without Ray: the simulated tasks and labelled FASTA files are small enough (tens
+of thousands of windows) to build in memory. :func:`write_dataset` writes the
+splits of a Ray Data source (genome tiles, labelled intervals) through
+:func:`dnacnn.data.parquet_sink.write_read_dataset`, streaming, whatever the
+genome's size.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, make_table, split_dir
+
+if TYPE_CHECKING:
+    import ray.data
 
 log = logging.getLogger(__name__)
 
@@ -60,4 +68,38 @@ def write_arrays(
         description.rows[name] = int(len(rows))
     description.save(out_dir)
     log.info("wrote %s to %s: %s", description.name, out_dir, description.rows)
+    return description
+
+
+def write_dataset(
+    out_dir: str | Path,
+    description: DatasetDescription,
+    read_split: Callable[[str], ray.data.Dataset],
+    account: Callable[[dict[str, int]], dict] | None = None,
+) -> DatasetDescription:
+    """Write the three splits of a source as a dataset folder.
+
+    Args:
+        out_dir: the dataset folder (see :mod:`dnacnn.data.dataset_io`); existing
+            split folders are replaced.
+        description: saved as ``dataset.json`` with ``rows`` filled in.
+        read_split: split name -> the Dataset of that split's rows, straight from a
+            ``read_*`` call (see :func:`dnacnn.data.parquet_sink.write_read_dataset`).
+        account: rows written per split -> the description's ``records`` (what
+            became of the input records), e.g. ``GenomeTiles.account`` or
+            :meth:`dnacnn.data.interval_records.IntervalScan.account`.
+    """
+    from dnacnn.data.parquet_sink import write_read_dataset  # Ray Data: only for this path
+
+    for split in SPLITS:
+        target = split_dir(out_dir, split)
+        description.rows[split] = write_read_dataset(read_split(split), target)
+        if description.rows[split] == 0:  # no rows, no part file: keep the schema
+            labels = np.zeros((0, len(description.tasks)), np.float32) if description.tasks else None
+            pq.write_table(make_table(np.zeros((0, description.seq_len, 4), np.uint8), labels, []),
+                           target / "empty.parquet")
+        log.info("wrote %d %s rows to %s", description.rows[split], split, target)
+    if account is not None:
+        description.records = account(dict(description.rows))
+    description.save(out_dir)
     return description
