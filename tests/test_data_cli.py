@@ -72,6 +72,10 @@ def test_simulate_accessibility_with_a_tasks_file(tmp_path):
 def test_simulate_accessibility_with_a_missing_genome_creates_nothing(tmp_path):
     refused(run("simulate", "accessibility", "--out", tmp_path / "acc", "--genome",
                 tmp_path / "none.fa", "--n-windows", 10), str(tmp_path / "none.fa"), "not found")
+    refused(run("simulate", "accessibility", "--out", tmp_path / "acc", "--genome", FIXTURE_FASTA,
+                "--tasks-file", tmp_path / "cells.txt"), "--tasks-file", "not found")
+    refused(run("simulate", "accessibility", "--out", tmp_path / "acc", "--genome", FIXTURE_FASTA,
+                "--meme", tmp_path / "m.meme"), "--meme", "not found")
     assert not (tmp_path / "acc").exists()
 
 

@@ -126,16 +126,20 @@ def simulate_accessibility(
             split=SplitConfig(method="block", block_size=block_size), seed=seed,
         )
         _check_out(out)
-        if genome is None:
-            from dnacnn.reference_data import fetch_vt_examples
-
-            genome = fetch_vt_examples(data_dir).chr20_fasta
         if tasks_file is not None:
+            if not Path(tasks_file).is_file():
+                raise FileNotFoundError(f"--tasks-file {tasks_file} not found")
             tasks = [t.strip() for t in Path(tasks_file).read_text().splitlines() if t.strip()]
         else:
             from dnacnn.models import basset_cell_types
 
             tasks = basset_cell_types()
+        if meme is not None and not Path(meme).is_file():
+            raise FileNotFoundError(f"--meme {meme} not found")
+        if genome is None:  # last: it may download
+            from dnacnn.reference_data import fetch_vt_examples
+
+            genome = fetch_vt_examples(data_dir).chr20_fasta
         _echo(simulate(genome, out, tasks, config, meme=meme))
 
 
