@@ -252,6 +252,9 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
     other_build = write(tmp_path / "mm10.tsv", "chrom\tstart\tend\tx\nchrX_mouse\t10\t400\t1\n")
     refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", other_build,
                 "--out", tmp_path / "o"), str(other_build), "unknown_contig", "same build")
+    header_only = write(tmp_path / "empty.tsv", "chrom\tstart\tend\tx\n")
+    refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", header_only,
+                "--out", tmp_path / "o"), str(header_only), "no interval records")
     malformed = write(tmp_path / "bad.tsv", "chrom\tstart\tend\tx\n20\tten\t400\t1\n")
     refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", malformed,
                 "--out", tmp_path / "o"), str(malformed), "cannot parse")

@@ -138,7 +138,7 @@ def scan_intervals(
 
     Raises:
         ValueError: a malformed line (see :func:`dnacnn.data.bed.parse_intervals`),
-            or no record that can become a window.
+            no record at all, or no record that can become a window.
     """
     scan = IntervalScan()
     coords: dict[str, list[np.ndarray]] = {}
@@ -170,7 +170,9 @@ def scan_intervals(
             if missing:
                 scan.peaks_on_unknown_contigs[task] = missing
     _warn(scan, path)
-    if scan.records and sum(scan.expected.values()) == 0:
+    if scan.records == 0:
+        raise ValueError(f"{path} holds no interval records (chrom, start, end lines)")
+    if sum(scan.expected.values()) == 0:
         raise ValueError(
             f"{path}: none of its {scan.records} record(s) can become a window: "
             + ", ".join(f"{n} {r} (first: {scan.first[r]})" for r, n in scan.skipped.items())
