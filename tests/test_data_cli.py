@@ -198,6 +198,7 @@ def test_data_tiles_and_intervals_through_ray(ray_session, tmp_path):
     assert records["regions"] == 2 and records["windows"] == 100 and records["written"] == written
     assert sum(records["skipped"].values()) == 100 - written
     assert records["skipped"]["split_boundary"] > 0  # 30 kb of 600 bp tiles cross 10 kb blocks
+    assert "n_windows" not in records  # only said when N windows are kept (max_n_fraction 1)
     table = pq.read_table(tmp_path / "tiles" / "train")
     assert "labels" not in table.column_names and table.num_rows == got["rows"]["train"]
     labels = tmp_path / "labels.tsv"

@@ -15,6 +15,7 @@ from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
 from dnacnn.data.interval_source import read_intervals
 from dnacnn.data.tile_source import GenomeTiles, TileConfig, read_genome_tiles
+from dnacnn.data.windows import tile_count
 from dnacnn.data.writer import write_dataset
 from dnacnn.data.splits import SplitConfig
 from dnacnn.genome import Genome
@@ -104,8 +105,10 @@ def test_block_split_tiles_never_overlap_across_splits(ray_session, tmp_path):
     splits = SplitConfig(method="block", block_size=20_000, valid_fraction=0.3, test_fraction=0.3, seed=1)
     regions = [("20", 60_000, 300_000)]
     description = DatasetDescription(name="t", task_type="multitask", tasks=[], seq_len=L)
+    plan = GenomeTiles(FIXTURE_FASTA, TileConfig(L, 300), regions, splits)
     write_dataset(tmp_path, description, lambda split: read_genome_tiles(
-        FIXTURE_FASTA, L, stride=300, regions=regions, splits=splits, split=split))
+        FIXTURE_FASTA, L, stride=300, regions=regions, splits=splits, split=split),
+        account=plan.account)
     saved = DatasetDescription.load(tmp_path)
     intervals = {}
     for split in ("train", "valid", "test"):
@@ -121,6 +124,13 @@ def test_block_split_tiles_never_overlap_across_splits(ray_session, tmp_path):
     n_all = 1 + (240_000 - L) // 300 + 1
     assert sum(saved.rows.values()) < n_all  # boundary-spanning windows were dropped
     assert sum(saved.rows.values()) > 0.9 * n_all
+    # every planned window is accounted for: written, or dropped at a block boundary
+    records = saved.records
+    planned = tile_count(240_000, L, 300)  # 1 + ceil((240,000 - 600) / 300)
+    assert records["windows"] == planned == 799
+    assert records["written"] == sum(saved.rows.values())
+    assert records["skipped"] == {"split_boundary": planned - records["written"]}
+    assert "all-N ones included" in records["n_windows"]  # max_n_fraction 1 keeps N windows
 
 
 def write_text(path, text: str) -> str:

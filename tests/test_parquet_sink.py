@@ -105,6 +105,7 @@ def test_an_empty_split_still_has_the_schema(ray_session, tmp_path):
         FIXTURE_FASTA, L, regions=REGION, splits=splits, split=split))
     saved = DatasetDescription.load(tmp_path)
     assert saved.rows == {"train": 0, "valid": 400, "test": 0}
+    assert saved.records == {}  # no account given
     empty = pq.read_table(tmp_path / "test")
     assert empty.num_rows == 0
     assert empty.schema.field("onehot").type.shape == [L, 4]

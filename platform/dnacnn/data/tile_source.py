@@ -187,8 +187,12 @@ class GenomeTiles(Datasource):
             raise RuntimeError(f"{total} windows written, {self.num_windows - boundary} planned")
         skipped = {k: int(v) for k, v in
                    (("split_boundary", boundary), ("max_n_fraction", too_many_n)) if v}
-        return {"regions": self.num_regions, "windows": self.num_windows, "written": total,
-                "skipped": skipped}
+        out = {"regions": self.num_regions, "windows": self.num_windows, "written": total,
+               "skipped": skipped}
+        if self.config.max_n_fraction >= 1.0:  # not counted: that would need a pass over the genome
+            out["n_windows"] = ("kept, all-N ones included (max_n_fraction 1.0); "
+                                "--max-n-fraction below 1 drops them")
+        return out
 
     def get_name(self) -> str:
         return "GenomeTiles"
