@@ -1,7 +1,8 @@
-"""Windowing and overlap labels: pure functions, no Ray.
+"""Genome windows for datasets: tiling, centring on intervals, overlap labels (pure, no Ray).
 
-(Variant ref/alt windows are :func:`dnacnn.scoring.windows.variant_windows`: one
-window rule for training data, batch scoring and the HTTP service.)
+(Variant ref/alt windows belong to :mod:`dnacnn.scoring`: one window rule for batch
+scoring and the HTTP service. Centred windows here use the same convention: the
+window of L around a centre c starts at ``c - L // 2``.)
 
 Coordinates are 0-based half-open throughout. A window of length L always has
 ``end = start + L``; the part of it past a contig's end (or before 0) reads as N
