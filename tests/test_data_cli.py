@@ -262,6 +262,8 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
     regions = write(tmp_path / "regions.bed", "20\t63025000\t63030000\n")
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "20:63025000-63030000", "not within contig")
+    refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", tmp_path / "none.bed",
+                "--out", tmp_path / "o"), "--regions", "not found")
     regions = write(tmp_path / "regions.bed", "chr21\t0\t1000\n")
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "'chr21'", "not in the genome")

@@ -198,6 +198,8 @@ def data_tiles(
         splits = _split_config(split_method, valid_chroms, test_chroms, block_size,
                                valid_fraction, test_fraction, split_seed)
         _check_out(out)
+        if regions is not None and not Path(regions).is_file():
+            raise FileNotFoundError(f"--regions {regions} not found")
         region_list = read_bed(regions) if regions is not None else None
         # every region checked against the genome, and the windows planned, before Ray starts
         plan = GenomeTiles(fasta, TileConfig(length, stride or length, max_n_fraction),
