@@ -259,6 +259,13 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
     malformed = write(tmp_path / "bad.tsv", "chrom\tstart\tend\tx\n20\tten\t400\t1\n")
     refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", malformed,
                 "--out", tmp_path / "o"), str(malformed), "cannot parse")
+    negative = write(tmp_path / "neg.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t1\n"
+                                           "20\t-5\t400\t1\n")
+    refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", negative,
+                "--out", tmp_path / "o"), str(negative), "20:-5-400", "starts before 0")
+    no_label = write(tmp_path / "nan.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t\n")
+    refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", no_label,
+                "--out", tmp_path / "o"), str(no_label), "non-numeric")
     regions = write(tmp_path / "regions.bed", "20\t63025000\t63030000\n")
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "20:63025000-63030000", "not within contig")

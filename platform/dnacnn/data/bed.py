@@ -159,6 +159,11 @@ def parse_intervals(
     chroms = np.asarray(table.column(0).to_pylist(), dtype=object)
     starts = table.column(1).to_numpy().astype(np.int64)
     ends = table.column(2).to_numpy().astype(np.int64)
+    bad = np.flatnonzero(starts < 0)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{path}: interval {chroms[i]}:{starts[i]}-{ends[i]} starts before 0; "
+                         "BED coordinates are 0-based, from 0")
     bad = np.flatnonzero(ends <= starts)
     if len(bad):
         i = int(bad[0])
