@@ -1,0 +1,295 @@
+"""The HTTP service against a real local Ray Serve application (one per module).
+
+Same numbers as ``VariantScorer`` and the batch job's Parquet, the batch job's
+reject reasons, every bad request answered 4xx as JSON (the next one still
+works), the token, a bounded concurrent burst.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import FIXTURE_FASTA, FIXTURE_VCF
+from dnacnn.genome import Genome
+from dnacnn.models import load, predict_sequences
+from dnacnn.scoring import VariantScorer
+from dnacnn.scoring.batch import score_vcf
+from dnacnn.serve import MAX_BODY_BYTES, MAX_VARIANTS, ServiceArgs
+from test_scoring import TASKS, real_snvs, save_tiny
+
+pytestmark = pytest.mark.slow  # a Ray Serve application and two batch jobs: about a minute
+
+TOKEN = "s3cret-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TOL = 1e-5
+KEY = ["chrom", "pos", "ref", "alt"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(args: ServiceArgs) -> str:
+    """Deploy on the session's Ray cluster; the caller stops it with ``serve.shutdown()``."""
+    from dnacnn.serve.runner import start
+
+    return start(args, host="127.0.0.1", port=free_port())
+
+
+def vcf_variants(n_snvs: int = 12, n_indels: int = 12) -> pd.DataFrame:
+    """Real SNVs (REF from the genome) and the fixture's first real indels, in genome order."""
+    snvs = real_snvs(Genome(FIXTURE_FASTA), n_snvs)
+    snvs["id"] = [f"snv{i}" for i in range(n_snvs)]
+    with gzip.open(FIXTURE_VCF, "rt") as handle:
+        lines = [line.split("\t") for line in handle if not line.startswith("#")][:n_indels]
+    indels = pd.DataFrame([{"chrom": f[0], "pos": int(f[1]), "ref": f[3], "alt": f[4], "id": f"indel{i}"}
+                           for i, f in enumerate(lines)])
+    return pd.concat([snvs, indels], ignore_index=True)
+
+
+def write_vcf(df: pd.DataFrame, path) -> None:
+    with gzip.open(FIXTURE_VCF, "rt") as handle:
+        header = [line for line in handle if line.startswith("##contig")]
+    body = [f"{r.chrom}\t{r.pos}\t{r.id}\t{r.ref}\t{r.alt}\t.\tPASS\t." for r in df.itertuples()]
+    path.write_text("##fileformat=VCFv4.2\n" + "".join(header)
+                    + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "\n".join(body) + "\n")
+
+
+def as_json(df: pd.DataFrame) -> list[dict]:
+    return [{"chrom": r.chrom, "pos": int(r.pos), "ref": r.ref, "alt": r.alt, "id": r.id} for r in df.itertuples()]
+
+
+@pytest.fixture(scope="module")
+def setup(ray_session, tmp_path_factory):
+    """The model, the variants, the batch job's Parquet (RC off and on), then the service."""
+    from ray import serve
+
+    tmp = tmp_path_factory.mktemp("serve")
+    model_dir = save_tiny(tmp / "model")
+    variants = vcf_variants()
+    write_vcf(variants, tmp / "variants.vcf")
+    parquet = {}
+    for rc in (False, True):
+        out = tmp / f"batch_rc{int(rc)}"
+        summary = score_vcf(str(model_dir), FIXTURE_FASTA, tmp / "variants.vcf", out, rc=rc,
+                            num_actors=1, plot=False)
+        assert summary["alleles_scored"] == len(variants)
+        parquet[rc] = pq.read_table(out / "scores").to_pandas()
+    url = start_service(ServiceArgs(model=str(model_dir), genome=str(FIXTURE_FASTA), token=TOKEN))
+    client = httpx.Client(base_url=url, headers=AUTH, timeout=60)
+    yield {"url": url, "client": client, "model_dir": model_dir, "variants": variants, "parquet": parquet}
+    client.close()
+    serve.shutdown()
+
+
+def post_score(setup, variants: list[dict], **extra) -> httpx.Response:
+    return setup["client"].post("/v1/score", json={"variants": variants, **extra})
+
+
+def assert_valid_request_works(setup) -> None:
+    response = post_score(setup, as_json(setup["variants"].iloc[:2]))
+    assert response.status_code == 200, response.text
+    assert response.json()["n_scored"] == 2
+
+
+# ---- numbers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rc", [False, True])
+def test_http_scores_equal_variant_scorer_and_batch_parquet(setup, rc):
+    variants = setup["variants"]
+    response = post_score(setup, as_json(variants), rc=rc)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tasks"] == TASKS and body["rc"] is rc
+    results = body["results"]
+    assert [r["id"] for r in results] == list(variants["id"])  # request order
+    assert all(r["status"] == "scored" for r in results)
+    assert {r["kind"] for r in results} >= {"SNV", "insertion", "deletion"}
+    http = np.array([r["delta"] for r in results])
+    http_logit = np.array([r["logit_delta"] for r in results])
+
+    api = VariantScorer(str(setup["model_dir"]), FIXTURE_FASTA, rc=rc).score_dataframe(variants)
+    np.testing.assert_allclose(http, np.stack(api["delta"]), atol=TOL)
+    np.testing.assert_allclose(http_logit, np.stack(api["logit_delta"]), atol=TOL)
+    assert [r["max_task"] for r in results] == list(api["max_task"])
+    np.testing.assert_allclose([r["max_abs_delta"] for r in results], api["max_abs_delta"], atol=TOL)
+
+    batch = variants[KEY].merge(setup["parquet"][rc], on=KEY, how="left", validate="one_to_one")
+    np.testing.assert_allclose(http, np.stack(batch["delta"]), atol=TOL)
+    np.testing.assert_allclose(http_logit, np.stack(batch["logit_delta"]), atol=TOL)
+    assert [r["kind"] for r in results] == list(batch["kind"])
+
+
+def test_default_rc_is_the_service_setting(setup):
+    body = post_score(setup, as_json(setup["variants"].iloc[:1])).json()
+    assert body["rc"] is False
+    assert body["results"][0]["delta"] == post_score(setup, as_json(setup["variants"].iloc[:1]), rc=False).json()["results"][0]["delta"]
+
+
+def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
+    good = as_json(setup["variants"].iloc[:1])[0]
+    wrong_ref = dict(good, ref="ACGT"[("ACGT".index(good["ref"]) + 1) % 4], id="wrong_ref")
+    bad = [
+        wrong_ref,
+        {"chrom": "chrUn_nope", "pos": 10, "ref": "A", "alt": "G", "id": "contig"},
+        {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": "<DEL>", "id": "symbolic"},
+        {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": ".", "id": "missing"},
+        {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": "XYZ", "id": "invalid"},
+        {"chrom": "20", "pos": 63_025_520 + 50, "ref": "A", "alt": "G", "id": "past_end"},
+    ]
+    response = post_score(setup, [good] + bad)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["id"] for r in results] == ["snv0"] + [b["id"] for b in bad]
+    assert results[0]["status"] == "scored"
+    assert [r["status"] for r in results[1:]] == ["rejected"] * len(bad)
+    api = VariantScorer(str(setup["model_dir"]), FIXTURE_FASTA).score_dataframe(pd.DataFrame([good] + bad))
+    assert [r.get("reason") for r in results] == list(api["reason"])
+    reasons = [r["reason"] for r in results[1:]]
+    assert reasons[:5] == ["ref_mismatch", "unknown_contig", "symbolic_allele", "missing_alt", "invalid_allele"]
+    assert reasons[5] == "ref_mismatch" and "past the end of contig" in results[6]["message"]
+    assert response.json()["n_rejected"] == len(bad)
+
+    all_bad = post_score(setup, bad[:2])
+    assert all_bad.status_code == 422
+    body = all_bad.json()
+    assert body["error"] == "all_rejected" and "ref_mismatch" in body["message"]
+    assert [r["reason"] for r in body["results"]] == ["ref_mismatch", "unknown_contig"]
+    assert_valid_request_works(setup)
+
+
+# ---- bad requests -----------------------------------------------------------------------
+
+V = {"chrom": "20", "pos": 150001, "ref": "A", "alt": "G"}
+BAD_BODIES = {
+    "not_json": (b"{variants: nope", 400, "invalid_json"),
+    "not_utf8": (b"\xff\xfe\x00garbage", 400, "invalid_json"),
+    "nested_too_deep": (b"[" * 200_000, 400, "invalid_json"),
+    "empty_body": (b"", 400, "invalid_json"),
+    "top_level_list": (json.dumps([V]).encode(), 422, "invalid_request"),
+    "pos_not_int": (json.dumps({"variants": [dict(V, pos="abc")]}).encode(), 422, "invalid_request"),
+    "pos_zero": (json.dumps({"variants": [dict(V, pos=0)]}).encode(), 422, "invalid_request"),
+    "missing_alt": (json.dumps({"variants": [{k: v for k, v in V.items() if k != "alt"}]}).encode(), 422,
+                    "invalid_request"),
+    "chrom_not_string": (json.dumps({"variants": [dict(V, chrom=20)]}).encode(), 422, "invalid_request"),
+    "unknown_field": (json.dumps({"variants": [V], "threshold": 3}).encode(), 422, "invalid_request"),
+    "no_variants": (json.dumps({"variants": []}).encode(), 422, "invalid_request"),
+    "rc_not_bool": (json.dumps({"variants": [V], "rc": "maybe"}).encode(), 422, "invalid_request"),
+    "too_many_variants": (json.dumps({"variants": [V] * (MAX_VARIANTS + 1)}).encode(), 422, "invalid_request"),
+    "body_too_large": (b'{"variants": [' + b" " * (MAX_BODY_BYTES + 10) + b"]}", 413, "too_large"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+def test_bad_score_requests_are_4xx_json_and_the_next_request_works(setup, case):
+    body, status, error = BAD_BODIES[case]
+    response = setup["client"].post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["error"] == error and answer["message"]
+    assert "Traceback" not in response.text
+    if case == "too_many_variants":
+        assert str(MAX_VARIANTS) in answer["message"]
+    if case == "body_too_large":
+        assert str(MAX_BODY_BYTES) in answer["message"]
+    if case == "pos_zero":
+        assert answer["errors"][0]["loc"] == "variants.0.pos"
+    assert_valid_request_works(setup)
+
+
+def test_body_over_the_limit_without_content_length_is_refused(setup):
+    def chunks():  # chunked transfer encoding: no Content-Length to check up front
+        yield b'{"variants": ['
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b" " * 65536
+        yield b"]}"
+
+    response = setup["client"].post("/v1/score", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"] == "too_large"
+    assert_valid_request_works(setup)
+
+
+# ---- token, model, predict --------------------------------------------------------------
+
+
+def test_v1_needs_the_token_and_healthz_does_not(setup):
+    with httpx.Client(base_url=setup["url"], timeout=30) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            for method, path in (("GET", "/v1/model"), ("POST", "/v1/score"), ("POST", "/v1/predict")):
+                response = anonymous.request(method, path, headers=headers, json={"variants": [V]})
+                assert response.status_code == 401, (path, headers)
+                assert response.json()["error"] == "unauthorized"
+        assert "dnacnn" in anonymous.get("/").text  # the page itself is public; it sends the token
+    assert_valid_request_works(setup)
+
+
+def test_model_reports_what_is_served(setup):
+    info = setup["client"].get("/v1/model").json()
+    weights = (setup["model_dir"] / "model.safetensors").read_bytes()
+    assert info["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    assert info["tasks"] == TASKS and info["seq_len"] == 100 and info["task_type"] == "multitask"
+    assert info["rc"] is False and info["checkpoint"] == str(setup["model_dir"].resolve())
+    assert info["registered_name"] is None
+    assert info["limits"] == {"max_variants": MAX_VARIANTS, "max_sequences": 256, "max_body_bytes": MAX_BODY_BYTES}
+
+
+def test_predict_gives_the_pyfunc_probabilities(setup):
+    genome = Genome(FIXTURE_FASTA)
+    sequences = [genome.fetch("20", 150_000 + 500 * i, 150_100 + 500 * i) for i in range(5)]
+    response = setup["client"].post("/v1/predict", json={"sequences": sequences})
+    assert response.status_code == 200, response.text
+    loaded = load(setup["model_dir"])
+    expected = predict_sequences(loaded.model, sequences, loaded.seq_len, loaded.task_type)
+    np.testing.assert_allclose(response.json()["probabilities"], expected, atol=TOL)
+    assert response.json()["tasks"] == TASKS
+
+    short = setup["client"].post("/v1/predict", json={"sequences": ["ACGT"]})
+    assert short.status_code == 422 and "100" in short.json()["message"]
+    assert setup["client"].post("/v1/predict", json={"sequences": "ACGT"}).status_code == 422
+    assert_valid_request_works(setup)
+
+
+def test_openapi_documents_the_request_and_response_models(setup):
+    spec = setup["client"].get("/openapi.json").json()
+    score = spec["paths"]["/v1/score"]["post"]
+    assert "variants" in json.dumps(score["requestBody"])
+    assert {"200", "413", "422"} <= set(score["responses"])
+
+
+# ---- concurrency ------------------------------------------------------------------------
+
+
+def test_concurrent_burst_is_answered_with_the_right_numbers(setup):
+    variants = setup["variants"]
+    expected = np.stack(VariantScorer(str(setup["model_dir"]), FIXTURE_FASTA).score_dataframe(variants)["delta"])
+    rng = np.random.default_rng(0)
+    picks = [rng.choice(len(variants), size=8, replace=False) for _ in range(32 * 3)]
+
+    def client_run(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        got = []
+        with httpx.Client(base_url=setup["url"], headers=AUTH, timeout=60) as client:
+            for pick in picks[3 * k:3 * k + 3]:
+                response = client.post("/v1/score", json={"variants": as_json(variants.iloc[pick])})
+                assert response.status_code == 200, response.text
+                got.append((pick, np.array([r["delta"] for r in response.json()["results"]])))
+        return got
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = [a for part in pool.map(client_run, range(32)) for a in part]
+    assert len(answers) == 96
+    for pick, delta in answers:
+        np.testing.assert_allclose(delta, expected[pick], atol=TOL)
