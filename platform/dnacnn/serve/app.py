@@ -57,7 +57,7 @@ class ServiceArgs(BaseModel):
     rc: bool = False  # default RC averaging (a request may override it)
     device: str = "cpu"  # "cuda": one GPU per replica
     token: str | None = None  # bearer token for /v1/*; default: $DNACNN_API_TOKEN
-    num_replicas: int = Field(default=1, ge=1)
+    num_replicas: int | None = Field(default=None, ge=1)  # None: 1, or the config's autoscaling_config
     num_cpus: float = Field(default=1, gt=0)  # CPUs per replica
     num_threads: int | None = Field(default=None, ge=1)  # torch threads per replica (default: num_cpus)
     batch_size: int = Field(default=256, ge=1)  # variants per forward pass
@@ -205,5 +205,6 @@ def build_app(args: ServiceArgs) -> Application:
     env = {k: os.environ[k] for k in ("MLFLOW_TRACKING_URI",) if os.environ.get(k)}
     if env:
         actor["runtime_env"] = {"env_vars": env}
-    deployment = ScoringService.options(num_replicas=args.num_replicas, ray_actor_options=actor)
+    scale = {"num_replicas": args.num_replicas} if args.num_replicas else {}
+    deployment = ScoringService.options(ray_actor_options=actor, **scale)
     return deployment.bind(args, source, token)
