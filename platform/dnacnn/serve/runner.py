@@ -58,11 +58,11 @@ def serve_until_signalled(args: ServiceArgs, host: str, port: int, address: str 
     A service on a cluster it joined removes only its application; on a local
     cluster it started, Serve and Ray stop with it.
     """
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
     joined = bool(address)
     url = start(args, host, port, address)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
+        signal.signal(sig, lambda *_: stopping.set())
     try:
         on_ready(url)
         stopping.wait()

@@ -1,0 +1,101 @@
+"""``dnacnn serve``: pinning a registered model, bad input as one line, a full start/stop cycle."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from conftest import FIXTURE_FASTA, REPO
+from dnacnn.cli import app
+from dnacnn.serve.model_source import load_source, resolve_model
+from test_registry import TASKS, log_run, make_checkpoint
+from test_serve import free_port
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def registered(mlflow_uri, tmp_path):
+    """Two versions of one registered model: v1 champion, v2 challenger."""
+    first = make_checkpoint(tmp_path / "v1", seed=0)
+    second = make_checkpoint(tmp_path / "v2", seed=1)
+    log_run(first, 0.5, name="served")
+    log_run(second, 0.9, name="served")  # worse: challenger
+    return {"1": first, "2": second}
+
+
+def test_an_alias_is_pinned_to_its_version_and_loaded_with_its_weights_hash(registered):
+    champion = resolve_model("models:/served@champion")
+    assert (champion.registered_name, champion.version, champion.alias) == ("served", "1", "champion")
+    assert champion.load_uri == "models:/served/1"
+    challenger = resolve_model("models:/served@challenger")
+    assert challenger.version == "2"
+    loaded, digest = load_source(challenger)
+    assert loaded.tasks == TASKS and digest == sha256(registered["2"] / "model.safetensors")
+    assert resolve_model("models:/served/1").alias is None
+
+
+def test_bad_model_or_genome_is_one_line_and_exit_2(registered, tmp_path):
+    runner = CliRunner()
+    cases = {
+        "models:/served@nope": "models:/served@nope",
+        "models:/missing@champion": "models:/missing@champion",
+        str(tmp_path / "no_such_folder"): "no model.json",
+    }
+    for model, expected in cases.items():
+        result = runner.invoke(app, ["serve", "--model", model, "--genome", str(FIXTURE_FASTA)])
+        assert result.exit_code == 2, (model, result.output)
+        assert expected in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["serve", "--model", str(registered["1"]), "--genome", str(tmp_path / "x.fa")])
+    assert result.exit_code == 2 and "genome FASTA not found" in result.output
+    result = runner.invoke(app, ["serve", "--model", str(registered["1"]), "--genome", str(FIXTURE_FASTA),
+                                 "--device", "tpu"])
+    assert result.exit_code == 2 and "--device" in result.output
+
+
+@pytest.mark.slow
+def test_serve_command_serves_a_registered_model_and_stops_on_sigterm(registered, mlflow_uri):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "platform"), DNACNN_API_TOKEN="tok")
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dnacnn.cli import app; app(prog_name='dnacnn')", "serve", "--model", "models:/served@champion",
+         "--genome", str(FIXTURE_FASTA), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 300
+        lines = []
+        while time.monotonic() < deadline and url is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("serving "):
+                url = line.split(" at ")[1].split()[0]
+        assert url == f"http://127.0.0.1:{port}/", "".join(lines[-30:])
+        with httpx.Client(base_url=url, timeout=30, headers={"Authorization": "Bearer tok"}) as client:
+            assert client.get("/healthz").status_code == 200
+            info = client.get("/v1/model").json()
+            assert (info["registered_name"], info["version"], info["alias"]) == ("served", "1", "champion")
+            assert info["weights_sha256"] == sha256(registered["1"] / "model.safetensors")
+            assert client.post("/v1/predict", json={"sequences": ["A" * 40]}).status_code == 200
+            assert httpx.get(url + "v1/model", timeout=30).status_code == 401  # the env token applies
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
