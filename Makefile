@@ -21,7 +21,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/dnacnn main --config jobs/configs/main.yaml
 
+# The page test (tests/test_serve_page.py) drives Debian's chromium headless: installed when missing.
 test: $(STAMP)
+	@command -v chromium >/dev/null && test -x /usr/bin/chromedriver || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
