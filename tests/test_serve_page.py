@@ -127,6 +127,16 @@ def test_page_scores_two_variants_and_shows_the_wrong_ref(page_service, browser,
     if os.environ.get("DNACNN_DOCS_SCREENSHOT") == "1":
         shutil.copy(shot, REPO / "docs" / "serve_page.png")
 
+    # RC averaging chosen on the page: the table shows the RC scorer's numbers.
+    browser.find_element(By.ID, "rc").click()
+    browser.find_element(By.ID, "submit").click()
+    wait_for(lambda: "RC averaging on" in browser.find_element(By.ID, "status").text, what="the RC results",
+             browser=browser)
+    rc = VariantScorer(str(model_dir), FIXTURE_FASTA, rc=True).score_dataframe(expected[["chrom", "pos", "ref", "alt"]])
+    shown = [r.find_elements(By.TAG_NAME, "td")[4].text
+             for r in browser.find_elements(By.CSS_SELECTOR, "#scored tbody tr")]
+    assert shown == [f"{v:.3f}" for v in rc["max_abs_delta"]]
+
 
 def test_page_needs_nothing_from_the_network(page_service):
     import httpx
