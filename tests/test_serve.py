@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -268,6 +269,9 @@ def test_openapi_documents_the_request_and_response_models(setup):
     score = spec["paths"]["/v1/score"]["post"]
     assert "variants" in json.dumps(score["requestBody"])
     assert {"200", "413", "422"} <= set(score["responses"])
+    refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec))
+    assert refs and set(refs) <= set(spec["components"]["schemas"])  # every reference resolves
+    assert setup["client"].get("/docs").status_code == 200
 
 
 # ---- concurrency ------------------------------------------------------------------------
