@@ -278,22 +278,25 @@ def test_openapi_documents_the_request_and_response_models(setup):
 
 
 def test_concurrent_burst_is_answered_with_the_right_numbers(setup):
+    """32 clients, half of them asking for RC averaging: batches mix both settings."""
     variants = setup["variants"]
-    expected = np.stack(VariantScorer(str(setup["model_dir"]), FIXTURE_FASTA).score_dataframe(variants)["delta"])
+    expected = {rc: np.stack(VariantScorer(str(setup["model_dir"]), FIXTURE_FASTA, rc=rc)
+                             .score_dataframe(variants)["delta"]) for rc in (False, True)}
     rng = np.random.default_rng(0)
     picks = [rng.choice(len(variants), size=8, replace=False) for _ in range(32 * 3)]
 
-    def client_run(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        got = []
+    def client_run(k: int) -> list[tuple[bool, np.ndarray, np.ndarray]]:
+        rc, got = bool(k % 2), []
         with httpx.Client(base_url=setup["url"], headers=AUTH, timeout=60) as client:
             for pick in picks[3 * k:3 * k + 3]:
-                response = client.post("/v1/score", json={"variants": as_json(variants.iloc[pick])})
+                response = client.post("/v1/score", json={"variants": as_json(variants.iloc[pick]), "rc": rc})
                 assert response.status_code == 200, response.text
-                got.append((pick, np.array([r["delta"] for r in response.json()["results"]])))
+                assert response.json()["rc"] is rc
+                got.append((rc, pick, np.array([r["delta"] for r in response.json()["results"]])))
         return got
 
     with ThreadPoolExecutor(32) as pool:
         answers = [a for part in pool.map(client_run, range(32)) for a in part]
     assert len(answers) == 96
-    for pick, delta in answers:
-        np.testing.assert_allclose(delta, expected[pick], atol=TOL)
+    for rc, pick, delta in answers:
+        np.testing.assert_allclose(delta, expected[rc][pick], atol=TOL)
