@@ -66,12 +66,13 @@ def test_bad_model_or_genome_is_one_line_and_exit_2(registered, tmp_path):
 
 @pytest.mark.slow
 def test_serve_command_serves_a_registered_model_and_stops_on_sigterm(registered, mlflow_uri):
+    """Two replicas (one CPU each) on the command's own 2-CPU local cluster; the URL once both are ready."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO / "platform"), DNACNN_API_TOKEN="tok")
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from dnacnn.cli import app; app(prog_name='dnacnn')", "serve", "--model", "models:/served@champion",
-         "--genome", str(FIXTURE_FASTA), "--port", str(port)],
+         "--genome", str(FIXTURE_FASTA), "--port", str(port), "--replicas", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
     )
     try:
