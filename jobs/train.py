@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
+from dnacnn.cli.errors import USER_ERRORS
 from dnacnn.config import load_config
 from dnacnn.train.trainer import train_and_register
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="job config YAML (jobs/configs/...)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -30,10 +32,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs else [])
-    summary = train_and_register(load_config(args.config, overrides), args.address).to_dict()
+    try:
+        summary = train_and_register(load_config(args.config, overrides), args.address).to_dict()
+    except USER_ERRORS as err:  # a bad input: one line, as the dnacnn command prints it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
-    return summary
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -42,15 +42,17 @@ def reference_probs(checkpoint: Path, seqs: list[str], task_type: str = "multita
 
 
 def log_run(checkpoint: Path, best_val_loss: float, name: str = "simple-toy", **kwargs):
+    """Log and register the checkpoint as a training run (its lineage read from model.json)."""
     cfg = MlflowConfig(experiment="test", registered_model=name, **kwargs)
-    return registry.log_training_run(
-        cfg=cfg, config={"model": {"name": "simple"}, "train": {"lr": 0.01}},
-        checkpoint_dir=checkpoint,
+    loaded = load(checkpoint)
+    return registry.log_training_run(registry.TrainingRun(
+        config={"model": {"name": "simple"}, "train": {"lr": 0.01}},
+        checkpoint_dir=checkpoint, model_name="simple", dataset_name="toy",
+        tasks=loaded.tasks, task_type=loaded.task_type, seq_len=loaded.seq_len,
         history=[{"epoch": 1, "val_loss": best_val_loss + 0.1}, {"epoch": 2, "val_loss": best_val_loss}],
         final_metrics={"best_val_loss": best_val_loss, "test_auroc": 0.5},
-        tasks=TASKS, task_type="multitask", model_name="simple", dataset_name="toy",
         example=sequences(2),
-    )
+    ), cfg)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""Training: metrics against sklearn, callbacks, checkpoints, and 2-worker DDP runs on Ray Train.
+"""Training: metrics against sklearn, callbacks, checkpoints, run identity, and 2-worker
+DDP runs on Ray Train.
 
-The Ray tests train a small multi-scale CNN on a motif-implant dataset built
-here (2 workers, 2 then 3 epochs), register it in MLflow, load it back in a
-fresh interpreter, and resume the run from its checkpoint.
+The Ray tests (marked slow) train a small multi-scale CNN on a motif-implant
+dataset built here (2 workers, 2 then 3 epochs), register it in MLflow, load it
+back in a fresh interpreter, and resume the run from its checkpoint.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from sklearn import metrics as skm
 
-from dnacnn.config import DataConfig, JobConfig, MlflowConfig, ModelConfig, TrainConfig
+from dnacnn.config import DatasetConfig, JobConfig, MlflowConfig, ModelConfig, TrainConfig
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, make_table, split_dir
 from dnacnn.sequence import decode
 from dnacnn.train import metrics
@@ -29,7 +31,7 @@ from dnacnn.train.loop import (
     LoopSpec,
     TrainState,
     build_model,
-    load_checkpoint,
+    restore_training_state,
     onehot_to_x,
     per_worker_batch,
     read_test_predictions,
@@ -198,7 +200,7 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.allclose(best.model(x), model(x))
     # Resuming restores last weights, best weights, counters and Adam's state.
     fresh, early2, plateau2 = build_model(spec), EarlyStopping(3), ReduceLROnPlateau()
-    state2, opt_state = load_checkpoint(tmp_path, fresh, early2, plateau2)
+    state2, opt_state = restore_training_state(tmp_path, fresh, early2, plateau2)
     assert state2.epoch == 1 and early2.best_epoch == 1
     assert set(early2.best_weights) == set(fresh.state_dict())
     optimizer2 = torch.optim.Adam(fresh.parameters(), lr=0.01)
@@ -222,7 +224,55 @@ def test_report_figures(tmp_path, task_type):
     paths = report_figures(tmp_path, history, y, prob, task_type, tasks)
     expected = {"training.png", "roc_pr.png"} | ({"task_auroc.png"} if task_type == "multitask" else set())
     assert {p.name for p in paths} == expected
-    assert all(p.stat().st_size > 10_000 for p in paths)
+    # Every panel is drawn: training.png has 2 x 2 (history, history, confusion matrix,
+    # score distribution), roc_pr.png 1 x 2 (ROC, PR), task_auroc.png one histogram.
+    panels = {"training.png": (2, 2), "roc_pr.png": (1, 2), "task_auroc.png": (1, 1)}
+    for path in paths:
+        rows, cols = panels[path.name]
+        for panel in split_panels(plt.imread(path), rows, cols):
+            drawn = panel.min(axis=2) < 0.9  # not white: axes, text, lines, cells
+            colour = np.ptp(panel, axis=2) > 0.2  # not grey: curves, bars, the colour map
+            assert drawn.mean() > 0.02 and colour.mean() > 0.001, (path.name, drawn.mean(), colour.mean())
+
+
+def split_panels(image: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
+    """A figure's RGB pixels (H, W, 3) cut into its rows x cols grid of panels."""
+    h, w = image.shape[0] // rows, image.shape[1] // cols
+    return [image[r * h:(r + 1) * h, c * w:(c + 1) * w, :3] for r in range(rows) for c in range(cols)]
+
+
+def test_run_identity_binds_only_once_a_checkpoint_exists(tmp_path):
+    from dnacnn.train.loop import STATE_FILE
+    from dnacnn.train.run_identity import IDENTITY_FILE, check_run_identity, record_run_identity
+
+    run_dir = tmp_path / "runs" / "r"
+    first, other = {"model": {"name": "basset"}}, {"model": {"name": "simple"}}
+    # A session that fails before its first checkpoint binds nothing.
+    check_run_identity(run_dir, first)
+    record_run_identity(run_dir)
+    assert not (run_dir / IDENTITY_FILE).exists()
+    check_run_identity(run_dir, other)  # another model may take the name
+    # Once a checkpoint exists, the session's identity is the run's.
+    (run_dir / "checkpoint_1").mkdir()
+    (run_dir / "checkpoint_1" / STATE_FILE).write_text("{}")
+    record_run_identity(run_dir)
+    assert json.loads((run_dir / IDENTITY_FILE).read_text()) == other
+    with pytest.raises(ValueError, match="different model; resuming it would mix two trainings"):
+        check_run_identity(run_dir, first)
+    check_run_identity(run_dir, other)  # the same job resumes
+
+
+def test_a_killed_session_with_a_checkpoint_still_binds(tmp_path):
+    """The driver died after the first checkpoint, before recording the identity."""
+    from dnacnn.train.loop import STATE_FILE
+    from dnacnn.train.run_identity import check_run_identity
+
+    run_dir = tmp_path / "r"
+    check_run_identity(run_dir, {"batch_size": 32})
+    (run_dir / "checkpoint_1").mkdir()
+    (run_dir / "checkpoint_1" / STATE_FILE).write_text("{}")
+    with pytest.raises(ValueError, match="different batch_size"):
+        check_run_identity(run_dir, {"batch_size": 16})
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +315,7 @@ def job(tmp_path_factory) -> JobConfig:
     root = tmp_path_factory.mktemp("train")
     dataset = write_motif_dataset(root / "dataset")
     return JobConfig(
-        data=DataConfig(dataset=str(dataset)),
+        data=DatasetConfig(dataset=str(dataset)),
         model=ModelConfig(name="multiscale", params={"widths": [5, 9], "filters": 8, "dense": [16],
                                                      "dense_dropouts": [0.1]}),
         train=TrainConfig(epochs=2, num_workers=2, batch_size=32, lr=0.01, run_name="e2e",
@@ -291,6 +341,7 @@ print(json.dumps({"columns": list(out.columns), "values": out.values.tolist(),
 """
 
 
+@pytest.mark.slow
 def test_ddp_run_to_registry_and_back_in_a_fresh_process(first_run, job, mlflow_env):
     from dnacnn import registry
     from dnacnn.models import load
@@ -338,6 +389,7 @@ def test_ddp_run_to_registry_and_back_in_a_fresh_process(first_run, job, mlflow_
     np.testing.assert_array_equal(again, expected)
 
 
+@pytest.mark.slow
 def test_rerun_with_same_name_resumes_from_checkpoint(first_run, job, mlflow_env):
     from dataclasses import replace
 
@@ -356,6 +408,7 @@ def test_rerun_with_same_name_resumes_from_checkpoint(first_run, job, mlflow_env
     assert second.run.alias == ("champion" if second_best < first_best else "challenger")
 
 
+@pytest.mark.slow
 def test_a_run_of_something_else_is_refused_not_resumed(first_run, job, mlflow_env):
     from dataclasses import replace
 
@@ -369,6 +422,7 @@ def test_a_run_of_something_else_is_refused_not_resumed(first_run, job, mlflow_e
         fit(other_batch)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_survived(ray_session, mlflow_env, job, tmp_path):
     """SIGKILL one DDP worker after the first checkpoint: with max_failures=1 Ray Train
     restarts the worker group, which resumes from the latest checkpoint."""
@@ -413,6 +467,7 @@ def test_a_killed_worker_is_survived(ray_session, mlflow_env, job, tmp_path):
     assert len(read_test_predictions(outcome["fit"].checkpoint_dir)["y"]) == ROWS["test"]
 
 
+@pytest.mark.slow
 def test_streaming_from_parquet_scores_every_test_row(ray_session, mlflow_env, job, tmp_path):
     """``data.materialize: false``: splits stream from Parquet through Ray Data (one
     training worker, so that Ray Data has a CPU to read with on this 2-CPU cluster)."""

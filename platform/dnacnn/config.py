@@ -6,12 +6,13 @@ A job config has one section per concern::
     model:  {name: multiscale, params: {filters: 32}}
     train:  {epochs: 30, batch_size: 64, lr: 0.001}
     mlflow: {experiment: dnacnn, selection_metric: val_auroc, selection_mode: max}
-    score:  {...}            # read by the scoring module, kept here as given
 
 Each section loads into a dataclass with :func:`from_dict`, which rejects
-unknown keys with a message naming the key, its section and the allowed keys,
-and checks every value against the field's type. ``from_dict`` is generic:
-other modules reuse it for their own sections (``from_dict(ScoreConfig, raw["score"], "score")``).
+unknown keys (and sections) with a message naming the key, its section and the
+allowed keys, and checks every value against the field's type. ``from_dict`` is
+generic: a job with more sections declares a config class that adds them (the
+main job's ``MainConfig`` extends :class:`JobConfig`) and loads it with
+:func:`load_config` too.
 
 Relative paths stay as written and are resolved against the current directory
 by the code that opens them; jobs submitted with ``ray job submit --working-dir``
@@ -180,7 +181,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 @dataclass
-class DataConfig:
+class DatasetConfig:
     """Section ``data``: which dataset folder (``dnacnn.data.dataset_io`` layout) to train on."""
 
     dataset: str  # folder with dataset.json and train/ valid/ test/ Parquet splits
@@ -227,7 +228,9 @@ class TrainConfig:
     epochs: int = 30
     num_workers: int = 2  # Ray Train workers (DDP ranks)
     use_gpu: bool = False  # one GPU per worker; backend nccl, else gloo
-    batch_size: int = 64  # global batch; each worker takes ceil(batch_size / num_workers)
+    # Rows per optimiser step over all workers (global batch); each of the
+    # num_workers DDP workers takes ceil(batch_size / num_workers) rows a step.
+    batch_size: int = 64
     lr: float = 0.001
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-7
@@ -293,18 +296,20 @@ class MlflowConfig:
     # best epoch) beats the current champion's; otherwise it becomes `challenger`.
     selection_metric: str = "val_loss"
     selection_mode: Literal["min", "max"] = "min"
+    # A registered model holds one lineage (tasks, task type, window length). A
+    # model of another lineage is refused under the name unless this is true:
+    # then it starts a new lineage there and becomes champion without comparison.
+    new_lineage: bool = False
 
 
 @dataclass
 class JobConfig:
     """A whole training job: one YAML file under ``jobs/configs/``."""
 
-    data: DataConfig
+    data: DatasetConfig
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    # Owned by the scoring module, which loads it with from_dict(its class, ..., "score").
-    score: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------
@@ -376,12 +381,29 @@ def load_config(
         overrides: ``section.key=value`` strings (see :func:`apply_overrides`).
         cls: the top-level config class (default :class:`JobConfig`).
     Environment variables (``$HOME``, ``${DATA}``) in string values are expanded.
+
+    Raises:
+        ValueError: one line that starts with what is wrong: the override
+            (``--set train.epochs=abc: train.epochs must be an integer, ...``) when
+            the file alone does not give the error, else the file.
     """
-    raw = apply_overrides(read_yaml(path), overrides)
+    raw = read_yaml(path)
     try:
-        return from_dict(cls, _expand_vars(raw), "")
+        return from_dict(cls, _expand_vars(apply_overrides(raw, overrides)), "")
     except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ValueError(f"{_blame(cls, raw, overrides, str(err)) or path}: {err}") from None
+
+
+def _blame(cls: type, raw: dict[str, Any], overrides: Sequence[str], message: str) -> str | None:
+    """The first override after which loading fails with ``message``; None when the file
+    alone fails so (or the message comes from no single override)."""
+    for n in range(len(overrides) + 1):
+        try:
+            from_dict(cls, _expand_vars(apply_overrides(raw, overrides[:n])), "")
+        except ValueError as err:
+            if str(err) == message:
+                return f"--set {overrides[n - 1]}" if n else None
+    return None
 
 
 def _expand_vars(d: Any) -> Any:

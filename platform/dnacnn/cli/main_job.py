@@ -18,7 +18,7 @@ def main(
     address: str = typer.Option(None, help="Ray address (default: RAY_ADDRESS, else a local cluster)."),
 ) -> None:
     """Real genome -> 164-cell-type task -> Basset on Ray Train -> MLflow -> genome-wide scores."""
-    from dnacnn.pipeline import load_main_config, run_main
+    from dnacnn.main_run import load_main_config, run_main
 
     with user_errors():
         summary = run_main(load_main_config(config, set_), address)

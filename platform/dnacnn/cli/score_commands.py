@@ -30,10 +30,11 @@ def score(
 ) -> None:
     """Score every (variant, ALT allele): Parquet scores and rejects, summary.json, a plot."""
     with user_errors():
+        from dnacnn.registry.uris import is_model_uri
         from dnacnn.scoring.batch import score_vcf
 
         summary = score_vcf(
-            model=model if model.startswith(("models:/", "runs:/")) else Path(model),
+            model=model if is_model_uri(model) else Path(model),
             genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size,
             shard_size_bp=shard_size, num_actors=num_actors or None, device=device,
             vcf_out=vcf_out, plot=plot, address=address,

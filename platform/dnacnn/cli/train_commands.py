@@ -39,9 +39,9 @@ def job_overrides(
 def train(
     config: Path = typer.Option(..., help="Job config, e.g. jobs/configs/tutorial_multiscale.yaml."),
     address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local cluster)."),
-    epochs: int = typer.Option(None, help="Override train.epochs."),
-    num_workers: int = typer.Option(None, help="Override train.num_workers."),
-    batch_size: int = typer.Option(None, help="Override train.batch_size."),
+    epochs: int = typer.Option(None, min=1, help="Override train.epochs."),
+    num_workers: int = typer.Option(None, min=1, help="Override train.num_workers."),
+    batch_size: int = typer.Option(None, min=1, help="Override train.batch_size: rows per step over all workers."),
     lr: float = typer.Option(None, help="Override train.lr (a resumed run keeps its own)."),
     run_name: str = typer.Option(None, help="Override train.run_name (same name = resume)."),
     storage_path: str = typer.Option(None, help="Override train.storage_path."),

@@ -12,7 +12,6 @@ import importlib
 _EXPORTS = {
     "VariantScorer": "dnacnn.scoring.scorer",
     "check_allele": "dnacnn.scoring.scorer",
-    "is_registry_uri": "dnacnn.scoring.scorer",
     "load_model_spec": "dnacnn.scoring.scorer",
     "variant_windows": "dnacnn.scoring.windows",
     "window_codes": "dnacnn.scoring.windows",

@@ -59,7 +59,8 @@ import pyarrow.parquet as pq
 import pysam
 
 from dnacnn.genome import Genome
-from dnacnn.scoring.scorer import ModelSpec, VariantScorer, is_registry_uri, load_model_spec
+from dnacnn.registry.uris import is_model_uri
+from dnacnn.scoring.scorer import ModelSpec, VariantScorer, load_model_spec
 from dnacnn.variants import (
     REJECT_REASONS, Allele, diagnose_line, is_bgzf, is_gzip, open_vcf, read_alleles,
 )
@@ -514,7 +515,7 @@ def score_vcf(
         (out / sub).mkdir(parents=True, exist_ok=True)
     _clean_temporaries(out)
 
-    if is_registry_uri(model):
+    if is_model_uri(model):
         from dnacnn import registry
 
         model = str(registry.fetch_model_dir(model, dst=out / "_work" / "model"))

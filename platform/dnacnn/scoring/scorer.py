@@ -44,6 +44,7 @@ from torch import nn
 from dnacnn.genome import Genome, UnknownContigError
 from dnacnn.models import LoadedModel, link, predict_logits, probabilities
 from dnacnn.models import load as load_checkpoint
+from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
 from dnacnn.scoring.windows import variant_windows
 from dnacnn.sequence import reverse_complement_onehot
@@ -59,12 +60,6 @@ INPUT_COLUMNS = ("chrom", "pos", "ref", "alt")
 SCORE_COLUMNS = ("kind", "delta", "logit_delta", "max_abs_delta", "max_task", "reason", "message")
 
 _BASES = re.compile(r"^[ACGTN]+$")
-_REGISTRY_SCHEMES = ("models:/", "runs:/")
-
-
-def is_registry_uri(spec: object) -> bool:
-    """Whether ``spec`` is an MLflow model URI (``models:/...`` or ``runs:/...``)."""
-    return isinstance(spec, str) and spec.startswith(_REGISTRY_SCHEMES)
 
 
 def load_model_spec(
@@ -105,7 +100,7 @@ def load_model_spec(
             config=getattr(spec, "config", None), tasks=names, seq_len=int(length),
             task_type=check_task_type(task_type or "multitask"),
         )
-    if is_registry_uri(spec):
+    if is_model_uri(spec):
         from dnacnn import registry  # MLflow is imported only when a URI is used
 
         return registry.load_model(spec)

@@ -304,7 +304,7 @@ def save_checkpoint(
     state.save(directory)  # last: a folder with train_state.json is complete
 
 
-def load_checkpoint(
+def restore_training_state(
     directory: Path, model: nn.Module, early: EarlyStopping, plateau: ReduceLROnPlateau
 ) -> tuple[TrainState, dict[str, Any]]:
     """Restore weights and callbacks from a checkpoint folder.
@@ -379,7 +379,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            state, optimizer_state = load_checkpoint(Path(d), model, early, plateau)
+            state, optimizer_state = restore_training_state(Path(d), model, early, plateau)
         log.info("rank %d: resuming after epoch %d", rank, state.epoch)
     state.sessions.append({"start_epoch": state.epoch + 1, "world_size": world})
     state.finished, state.test = False, {}

@@ -7,8 +7,14 @@ and returns the final checkpoint. Running a job again with the same
 checkpoint: that is how Ray Train V2 resumes (``resume_from_checkpoint`` and
 ``Trainer.restore`` are gone). A finished run given more epochs continues
 training; a run that stopped early only re-scores its test split. What a run
-trains (model, dataset, batch size) is recorded in ``<run>/run_identity.json``;
-a run of the same name with a different identity is refused rather than resumed.
+trains (model, dataset, batch size) is recorded in ``<run>/run_identity.json``
+once the run has a checkpoint; a run of the same name with a different identity
+is refused rather than resumed. A run that failed before its first checkpoint
+leaves nothing to resume and binds nothing.
+
+Everything about the job that can be wrong is checked on the driver before any
+worker starts: the model is built (and run on a dummy batch) from its config
+and the dataset's window length, and the registered model's lineage is checked.
 
 ``train_and_register(job)`` adds, on the driver, the report figures and the
 MLflow run, model version and alias (see :mod:`dnacnn.registry`).
@@ -20,6 +26,7 @@ import json
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,7 @@ from dnacnn.config import JobConfig, to_dict
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, split_dir
 from dnacnn.train import metrics
 from dnacnn.train.loop import LoopSpec, TrainState, read_test_predictions, train_loop_per_worker
+from dnacnn.train.run_identity import check_run_identity, record_run_identity, run_identity
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,7 @@ class TrainSummary:
 
     fit: FitResult
     figures: list[Path]
-    run: Any  # dnacnn.registry.LoggedRun
+    run: Any  # dnacnn.registry.LoggedRun (imported with MLflow only when used)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +93,8 @@ def loop_spec(job: JobConfig, description: DatasetDescription) -> LoopSpec:
     """What the workers need: the train section, the resolved model config, the task.
 
     ``seq_len`` and ``n_tasks`` of the model default to the dataset's; given, they must match.
+    The model is built here, on the driver, and run on a dummy batch (:func:`check_model`),
+    so that a bad config fails before any worker starts.
     """
     params = dict(job.model.params)
     for key, value in (("seq_len", description.seq_len), ("n_tasks", len(description.tasks))):
@@ -94,11 +104,43 @@ def loop_spec(job: JobConfig, description: DatasetDescription) -> LoopSpec:
                 f"{description.name!r} ({key}={value}); remove it to take the dataset's"
             )
         params[key] = value
-    spec = LoopSpec(train=job.train, model_name=job.model.name, model_config=params,
+    spec = LoopSpec(train=job.train, model_name=job.model.name,
+                    model_config=check_model(job.model.name, params, description),
                     task_type=description.task_type, tasks=list(description.tasks),
                     rc_average=job.model.rc_average, dataset=description.name)
     check_metric_names(job, description.task_type)
     return spec
+
+
+def check_model(name: str, params: dict[str, Any], description: DatasetDescription) -> dict[str, Any]:
+    """Type-check ``model.params`` against the model's config class, build the model and
+    run it on two all-N windows of the dataset's length.
+
+    Returns:
+        the model config's fields (defaults filled in) as plain data.
+    Raises:
+        ValueError: one line naming ``model.params`` (and the key, for a wrong type)
+            and the model's own reason, e.g. a window too short for its conv tower.
+    """
+    import torch
+
+    from dnacnn.config import from_dict
+    from dnacnn.models import MODELS, build
+
+    origin = (f"(seq_len={description.seq_len} and n_tasks={len(description.tasks)} are "
+              f"dataset {description.name!r}'s)")
+    try:
+        config = from_dict(MODELS[name][1], params, "model.params")
+        model = build(name, config).eval()
+        with torch.no_grad():
+            out = model(torch.zeros(2, 4, description.seq_len))  # (2, T)
+    except (ValueError, TypeError, RuntimeError) as err:
+        reason = " ".join(str(err).split())  # one line
+        raise ValueError(f"model {name!r}: {reason} {origin}") from None
+    if tuple(out.shape) != (2, len(description.tasks)):
+        raise ValueError(f"model {name!r} gives outputs of shape {tuple(out.shape)} for 2 windows, "
+                         f"expected (2, {len(description.tasks)}) {origin}")
+    return to_dict(config)
 
 
 def check_metric_names(job: JobConfig, task_type: str) -> None:
@@ -116,46 +158,6 @@ def check_metric_names(job: JobConfig, task_type: str) -> None:
 def run_name(job: JobConfig, description: DatasetDescription) -> str:
     """``train.run_name``, or ``<model>-<dataset>``."""
     return job.train.run_name or f"{job.model.name}-{description.name}"
-
-
-IDENTITY_FILE = "run_identity.json"
-
-
-def run_identity(job: JobConfig, description: DatasetDescription) -> dict[str, Any]:
-    """What a run trains: resuming makes sense only while this is unchanged.
-
-    Epochs, patience, failures and the like may change between sessions (more
-    epochs continue a run); the model, the data and the batch size may not.
-    """
-    return {
-        "model": {"name": job.model.name, "params": job.model.params},
-        "dataset": {"path": str(Path(job.data.dataset).resolve()), "name": description.name,
-                    "rows": description.rows, "tasks": description.tasks,
-                    "seq_len": description.seq_len},
-        "batch_size": job.train.batch_size,
-        "num_workers": job.train.num_workers,
-    }
-
-
-def check_run_identity(run_dir: Path, identity: dict[str, Any]) -> None:
-    """Record ``identity`` in a new run folder, or check it against the one recorded.
-
-    Raises:
-        ValueError: the folder holds a run of something else; names the differences.
-    """
-    path = run_dir / IDENTITY_FILE
-    wanted = json.loads(json.dumps(identity))  # tuples -> lists, as they read back
-    if path.is_file():
-        recorded = json.loads(path.read_text())
-        changed = sorted(k for k in wanted.keys() | recorded.keys() if wanted.get(k) != recorded.get(k))
-        if changed:
-            raise ValueError(
-                f"run {run_dir.name} in {run_dir.parent} was trained with a different "
-                f"{', '.join(changed)}; resuming it would mix two trainings. Give this job "
-                f"another train.run_name, or delete {run_dir} to start over")
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=1) + "\n")
 
 
 def storage_path(job: JobConfig) -> str:
@@ -243,12 +245,15 @@ def build_trainer(spec: LoopSpec, datasets: dict[str, Any], name: str, storage: 
     )
 
 
-def fit(job: JobConfig, address: str | None = None) -> FitResult:
+def fit(job: JobConfig, address: str | None = None,
+        preflight: Callable[[LoopSpec, DatasetDescription], None] | None = None) -> FitResult:
     """Train ``job`` on Ray Train; resume its run when one of the same name exists.
 
     Args:
         job: the job config.
         address: a Ray cluster to join; default ``RAY_ADDRESS`` or a local cluster.
+        preflight: more checks of the resolved job, run after the driver's own
+            (model, metrics, run identity) and before Ray starts.
     Returns:
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
@@ -258,6 +263,8 @@ def fit(job: JobConfig, address: str | None = None) -> FitResult:
     description = DatasetDescription.load(job.data.dataset)
     spec = loop_spec(job, description)
     name, storage = run_name(job, description), storage_path(job)
+    if preflight is not None:
+        preflight(spec, description)
     if "://" not in storage:
         check_run_identity(Path(storage) / name, run_identity(job, description))
     init_ray(address)
@@ -270,7 +277,11 @@ def fit(job: JobConfig, address: str | None = None) -> FitResult:
     datasets = load_datasets(job.data.dataset, job.data.materialize, job.train.num_workers)
     log.info("training %s on %s (%d workers) as run %s in %s", job.model.name,
              description.name, job.train.num_workers, name, storage)
-    result = build_trainer(spec, datasets, name, storage).fit()
+    try:
+        result = build_trainer(spec, datasets, name, storage).fit()
+    finally:
+        if "://" not in storage:
+            record_run_identity(Path(storage) / name)
     if result.checkpoint is None:
         raise RuntimeError(f"run {name} ended without a checkpoint; see the Ray logs")
     checkpoint_dir = Path(result.checkpoint.path)
@@ -308,7 +319,12 @@ def train_and_register(job: JobConfig, address: str | None = None) -> TrainSumma
     from dnacnn import registry
     from dnacnn.train.plots import report_figures
 
-    result = fit(job, address)
+    def lineage_allows(spec: LoopSpec, description: DatasetDescription) -> None:
+        registry.check_registration(job.mlflow, spec.model_name, description.name,
+                                    registry.Lineage(spec.task_type, description.seq_len,
+                                                     tuple(spec.tasks)))
+
+    result = fit(job, address, preflight=lineage_allows)
     spec, state = result.spec, result.state
     predictions = read_test_predictions(result.checkpoint_dir)
     report_dir = result.run_dir / REPORT_DIR
@@ -317,17 +333,17 @@ def train_and_register(job: JobConfig, address: str | None = None) -> TrainSumma
     summary = metrics.classification_summary(spec.task_type, predictions["y"],
                                              predictions["prob"], spec.tasks)
     (report_dir / "test_report.json").write_text(json.dumps(summary, indent=1))
-    logged = registry.log_training_run(
-        cfg=job.mlflow,
+    logged = registry.log_training_run(registry.TrainingRun(
         config=to_dict(job),
         checkpoint_dir=result.checkpoint_dir,
-        history=state.history,
-        final_metrics=result.final_metrics,
-        tasks=spec.tasks,
-        task_type=spec.task_type,
         model_name=spec.model_name,
         dataset_name=result.description.name,
-        dataset_dir=job.data.dataset,
+        tasks=spec.tasks,
+        task_type=spec.task_type,
+        seq_len=result.description.seq_len,
+        history=state.history,
+        final_metrics=result.final_metrics,
+        dataset_dir=Path(job.data.dataset),
         figures=figures,
         json_artifacts={"test_report.json": summary, "train_state.json": _state_dict(state),
                         "dataset.json": to_dict(result.description)},
@@ -337,7 +353,7 @@ def train_and_register(job: JobConfig, address: str | None = None) -> TrainSumma
               "dnacnn.resumed_from_epoch": str(state.sessions[-1]["start_epoch"] - 1)},
         run_name=result.run_name,
         example=example_sequences(job.data.dataset),
-    )
+    ), job.mlflow)
     log.info("run %s: checkpoint %s; MLflow run %s; model %s v%s (%s)", result.run_name,
              result.checkpoint_dir, logged.run_id, logged.registered_name, logged.version,
              logged.alias)

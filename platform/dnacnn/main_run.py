@@ -21,10 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dnacnn.config import (
-    DataConfig, JobConfig, MlflowConfig, ModelConfig, TrainConfig, apply_overrides, from_dict,
-    read_yaml, to_dict,
-)
+from dnacnn.config import JobConfig, load_config, to_dict
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.simulate_accessibility import AccessibilityConfig, simulate_accessibility
 from dnacnn.models import basset_cell_types
@@ -56,15 +53,12 @@ class ScoreSection:
 
 
 @dataclass
-class MainConfig:
-    """``jobs/configs/main.yaml``: the main job's sections."""
+class MainConfig(JobConfig):
+    """``jobs/configs/main.yaml``: a training job's sections (data, model, train,
+    mlflow) plus the main job's own (main, simulate, score)."""
 
-    data: DataConfig
-    model: ModelConfig
     main: MainSection = field(default_factory=MainSection)
     simulate: AccessibilityConfig = field(default_factory=AccessibilityConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     score: ScoreSection = field(default_factory=ScoreSection)
 
     def training_job(self) -> JobConfig:
@@ -79,12 +73,9 @@ class MainConfig:
 
 
 def load_main_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MainConfig:
-    """Read ``main.yaml`` with ``section.key=value`` overrides; unknown keys are errors."""
-    raw = apply_overrides(read_yaml(path), overrides)
-    try:
-        return from_dict(MainConfig, raw, "")
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+    """Read ``main.yaml`` with ``section.key=value`` overrides (``dnacnn.config.load_config``:
+    unknown keys are errors, environment variables are expanded)."""
+    return load_config(path, overrides, MainConfig)
 
 
 def _step(number: int, text: str) -> None:

@@ -1,0 +1,97 @@
+"""Reading models back: a registry URI or a local checkpoint folder -> a checkpoint folder
+or a loaded model. Reading never creates a tracking store (see ``tracking.reading_tracking_uri``)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from dnacnn.models import LoadedModel, load
+from dnacnn.registry.pyfunc import CHECKPOINT_ARTIFACT, copy_checkpoint
+from dnacnn.registry.tracking import reading_tracking_uri
+from dnacnn.registry.uris import is_model_uri
+
+log = logging.getLogger(__name__)
+
+
+def find_checkpoint(root: Path) -> Path:
+    """The checkpoint folder inside a downloaded model (or the folder itself)."""
+    if (root / "model.json").is_file():
+        return root
+    mlmodel = root / "MLmodel"
+    if mlmodel.is_file():
+        import yaml
+
+        meta = yaml.safe_load(mlmodel.read_text())
+        artifacts = meta.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+        entry = artifacts.get(CHECKPOINT_ARTIFACT)
+        if entry and (root / entry["path"] / "model.json").is_file():
+            return root / entry["path"]
+    found = sorted(p.parent for p in root.rglob("model.json"))
+    if len(found) == 1:
+        return found[0]
+    raise FileNotFoundError(
+        f"no dnacnn checkpoint (model.json + model.safetensors) in {root}"
+        + (f"; found several: {found}" if found else "")
+        + "; is this a model logged by dnacnn.registry?"
+    )
+
+
+def fetch_model_dir(
+    uri: str, dst: str | Path | None = None, tracking_uri: str | None = None
+) -> Path:
+    """Download a registered or logged model and return its checkpoint folder.
+
+    Args:
+        uri: ``models:/NAME@alias``, ``models:/NAME/VERSION``, ``models:/m-<id>``
+            or ``runs:/RUN_ID/model``.
+        dst: the folder to put the checkpoint in (created; files overwritten);
+            default: a new temporary folder (left for the caller).
+        tracking_uri: default: the one set in this process or by ``MLFLOW_TRACKING_URI``,
+            else ``sqlite:///data/mlflow.db``; a local store must exist (none is created).
+    Returns:
+        ``dst``: a folder in ``dnacnn.models.save`` format (model.json +
+        model.safetensors, plus task.json when recorded), readable by ``dnacnn.models.load``.
+    Raises:
+        ValueError: ``uri`` is not a model URI, the store does not exist, or the
+            model is not in it (the message names the tracking URI).
+    """
+    if not is_model_uri(uri):
+        raise ValueError(
+            f"{uri!r} is not an MLflow model URI; use models:/NAME@alias, models:/NAME/VERSION "
+            "or runs:/RUN_ID/model (or pass a local checkpoint folder to load_model)"
+        )
+    try:
+        store = reading_tracking_uri(tracking_uri)
+    except ValueError as err:
+        raise ValueError(f"cannot fetch {uri}: {err}") from None
+    dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
+    with tempfile.TemporaryDirectory(prefix="dnacnn-fetch-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=tmp, tracking_uri=store, registry_uri=store))
+        except MlflowException as err:
+            raise ValueError(
+                f"cannot fetch {uri} from {store}: {err.message}; check the name, version or "
+                "alias (and MLFLOW_TRACKING_URI)"
+            ) from None
+        copy_checkpoint(find_checkpoint(local), dst)
+    log.info("fetched %s from %s into %s", uri, store, dst)
+    return dst
+
+
+def load_model(uri_or_dir: str | Path, map_location: str = "cpu",
+               tracking_uri: str | None = None) -> LoadedModel:
+    """A model from the registry (``models:/...``, ``runs:/...``) or a local checkpoint folder.
+
+    Returns:
+        ``dnacnn.models.LoadedModel`` in eval mode on ``map_location``.
+    """
+    if is_model_uri(uri_or_dir):
+        with tempfile.TemporaryDirectory(prefix="dnacnn-load-") as tmp:
+            return load(fetch_model_dir(str(uri_or_dir), Path(tmp), tracking_uri), map_location)
+    return load(uri_or_dir, map_location)

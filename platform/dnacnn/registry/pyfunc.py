@@ -1,0 +1,130 @@
+"""The MLflow pyfunc model: a checkpoint folder logged as a "model from code".
+
+The network is rebuilt from the checkpoint artifact (``model.json`` +
+``model.safetensors``) by :class:`DnaCnnModel`; no torch module and no Python
+object is pickled. Other teams use it without this package's internals::
+
+    model = mlflow.pyfunc.load_model("models:/basset-basset164@champion")
+    probs = model.predict(pd.DataFrame({"sequence": ["ACGT...", ...]}))  # one column per task
+
+The pyfunc imports ``dnacnn`` (installed in the serving environment) to rebuild the network.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+import dnacnn
+from dnacnn.models import load, predict_sequences
+
+MODEL_ARTIFACT = "model"  # name of the logged pyfunc model inside a run
+CHECKPOINT_ARTIFACT = "checkpoint"  # key of the checkpoint folder in the pyfunc's artifacts
+CHECKPOINT_FILES = ("model.json", "model.safetensors", "task.json")
+
+# The pyfunc entry point, logged as a "model from code": executed when the model loads.
+_MODEL_CODE = '''\
+"""dnacnn pyfunc model: the network is rebuilt from the checkpoint artifact
+(model.json + model.safetensors) by dnacnn.registry.DnaCnnModel; nothing is unpickled."""
+import mlflow
+
+from dnacnn.registry import DnaCnnModel
+
+mlflow.models.set_model(DnaCnnModel())
+'''
+
+
+def model_signature(tasks: Sequence[str]) -> ModelSignature:
+    """Input: a ``sequence`` string column. Output: one float column per task. Param: batch_size."""
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "sequence")]),
+        outputs=Schema([ColSpec("double", t) for t in tasks]),
+        params=ParamSchema([ParamSpec("batch_size", "long", 256)]),
+    )
+
+
+class DnaCnnModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: DataFrame with a ``sequence`` column -> per-task probabilities.
+
+    The network is rebuilt in :meth:`load_context` from the ``checkpoint``
+    artifact (``dnacnn.models.load``); its ``task_type`` is the checkpoint's, and
+    probabilities come from the one prediction path (``dnacnn.models.predict``).
+    """
+
+    def load_context(self, context) -> None:
+        self.loaded = load(Path(context.artifacts[CHECKPOINT_ARTIFACT]))
+
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """model_input: DataFrame with a ``sequence`` column (or a list / Series of strings)."""
+        if isinstance(model_input, pd.DataFrame):
+            if "sequence" not in model_input.columns:
+                raise ValueError(
+                    f"expected a DataFrame with a 'sequence' column, got columns "
+                    f"{list(model_input.columns)}"
+                )
+            sequences = model_input["sequence"].tolist()
+        else:
+            sequences = list(model_input)
+        batch_size = int((params or {}).get("batch_size", 256))
+        loaded = self.loaded
+        prob = predict_sequences(loaded.model, sequences, loaded.seq_len, loaded.task_type, batch_size)
+        return pd.DataFrame(prob, columns=list(loaded.tasks))
+
+
+def copy_checkpoint(checkpoint_dir: Path, dst: Path) -> Path:
+    """Copy the deployable files of a checkpoint (no optimizer, no training state) to ``dst``."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in CHECKPOINT_FILES:
+        if (checkpoint_dir / name).exists():
+            shutil.copy2(checkpoint_dir / name, dst / name)
+    return dst
+
+
+def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type: str,
+                     example: Sequence[str] | None = None):
+    """Log the checkpoint as a pyfunc model in the active run.
+
+    Args:
+        checkpoint_dir: a folder with model.json + model.safetensors.
+        tasks: the T output names (the signature's columns).
+        task_type: "binary", "multitask" or "multiclass" (softmax for multiclass).
+        example: a few sequences for the input example (optional).
+    Returns:
+        MLflow's ModelInfo.
+    """
+    import safetensors
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="dnacnn-pyfunc-") as tmp:
+        code = Path(tmp) / "dnacnn_pyfunc.py"
+        code.write_text(_MODEL_CODE)
+        ckpt = copy_checkpoint(Path(checkpoint_dir), Path(tmp) / CHECKPOINT_ARTIFACT)
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(code),
+            artifacts={CHECKPOINT_ARTIFACT: str(ckpt)},
+            model_config={"task_type": task_type},
+            signature=model_signature(tasks),
+            input_example=pd.DataFrame({"sequence": list(example)}) if example else None,
+            # Given, not inferred (inference loads the model in a subprocess). The
+            # network's code is the dnacnn package itself, installed where the model runs.
+            pip_requirements=[
+                f"dnacnn=={dnacnn.__version__}",
+                f"mlflow=={mlflow.__version__}",
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"safetensors=={safetensors.__version__}",
+                f"numpy=={np.__version__}",
+                f"pandas=={pd.__version__}",
+            ],
+        )

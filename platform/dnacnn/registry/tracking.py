@@ -1,0 +1,106 @@
+"""Where runs and models are tracked: the tracking URI, the experiment, the store to read from.
+
+    tracking URI   ``MLFLOW_TRACKING_URI`` if set, else ``mlflow.tracking_uri`` of
+                   the job config, else ``sqlite:///<data_dir>/mlflow.db`` (absolute);
+                   artifacts of a sqlite store go to ``mlartifacts/`` beside the db.
+
+Writing (:func:`setup_tracking`, used when a training run is logged) creates a
+missing local store. Reading (:func:`reading_tracking_uri`, used to fetch a
+model) never does: a model URI read against a store that is not there is an
+error naming the URI that was tried, not a new empty ``mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import mlflow
+
+from dnacnn.config import MlflowConfig
+
+_SERVER_NAMES = ("databricks", "databricks-uc", "uc")  # tracking "URIs" that are not paths
+
+
+def default_tracking_uri(cfg: MlflowConfig | None = None) -> str:
+    """The tracking URI for ``cfg``: the environment's, the config's, or sqlite in data_dir.
+
+    Pure: creates nothing (:func:`setup_tracking` makes the folder of a new store).
+    """
+    cfg = cfg or MlflowConfig()
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    return f"sqlite:///{Path(cfg.data_dir).expanduser().resolve() / 'mlflow.db'}"
+
+
+def local_store(tracking_uri: str) -> Path | None:
+    """The file (sqlite) or folder (file store) a local tracking URI names; None for a server."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///"):].split("?", 1)[0])
+    if tracking_uri.startswith("file:"):
+        return Path(unquote(urlparse(tracking_uri).path))
+    if ":" not in tracking_uri and tracking_uri not in _SERVER_NAMES:
+        return Path(tracking_uri)  # a plain path: MLflow's file store
+    return None
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """``mlartifacts/`` beside a sqlite db (as a file URI); None lets a server decide."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = local_store(tracking_uri)
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def setup_tracking(cfg: MlflowConfig | None = None) -> str:
+    """Point MLflow at the tracking store of ``cfg`` (created when missing) and select
+    (or create) its experiment.
+
+    Returns:
+        the experiment id.
+    """
+    cfg = cfg or MlflowConfig()
+    uri = default_tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        local_store(uri).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        root = artifact_root(uri)
+        location = f"{root}/{cfg.experiment}" if root else None
+        experiment_id = mlflow.create_experiment(cfg.experiment, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def reading_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The tracking store to read a model from; checked to exist, never created.
+
+    Args:
+        tracking_uri: used when given; else the one set in this process or by
+            ``MLFLOW_TRACKING_URI`` (MLflow's public ``is_tracking_uri_set`` /
+            ``get_tracking_uri``); else the default, ``sqlite:///<cwd>/data/mlflow.db``.
+    Raises:
+        ValueError: the URI names a local store (sqlite file, folder) that does not
+            exist; the message gives the URI and where it came from.
+    """
+    if tracking_uri:
+        uri, source = tracking_uri, "given"
+    elif mlflow.is_tracking_uri_set():
+        uri = mlflow.get_tracking_uri()
+        source = ("from MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") == uri
+                  else "set in this process")
+    else:
+        uri, source = default_tracking_uri(), "the default, as MLFLOW_TRACKING_URI is not set"
+    store = local_store(uri)
+    if store is not None and not store.exists():
+        raise ValueError(
+            f"no MLflow tracking store at {uri} ({source}); set MLFLOW_TRACKING_URI to the "
+            "store or server the model was registered in"
+        )
+    return uri

@@ -1,0 +1,116 @@
+"""``dnacnn train`` with bad input, run as a user runs it: exit 2, one line on stderr
+naming the key or option and the reason, no traceback, no Ray run, nothing trained."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from dnacnn.data.dataset_io import DatasetDescription, make_table, split_dir
+
+
+def write_dataset(directory: Path, seq_len: int, rows: int = 40) -> Path:
+    """A small binary dataset of random windows (labels random): enough to validate a job."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid", "test"):
+        onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (rows, seq_len))]
+        labels = rng.integers(0, 2, (rows, 1)).astype(np.float32)
+        out = split_dir(directory, split)
+        out.mkdir(parents=True, exist_ok=True)
+        pq.write_table(make_table(onehot, labels), out / "part-0.parquet")
+    DatasetDescription(name="toy", task_type="binary", tasks=["bound"], seq_len=seq_len,
+                       rows={s: rows for s in ("train", "valid", "test")}).save(directory)
+    return directory
+
+
+def write_job(tmp_path: Path, seq_len: int, model: dict) -> Path:
+    dataset = write_dataset(tmp_path / f"dataset{seq_len}", seq_len)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": {"dataset": str(dataset)},
+        "model": model,
+        "train": {"epochs": 1, "num_workers": 1, "run_name": "bad",
+                  "storage_path": str(tmp_path / "runs")},
+        "mlflow": {"experiment": "bad-input", "registered_model": "toy-model"},
+    }))
+    return path
+
+
+def dnacnn(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from dnacnn.cli import app; app()", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "RAY_ADDRESS": ""}
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr and "WorkerGroupError" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+MULTISCALE = {"name": "multiscale", "params": {"widths": [5], "filters": 4, "dense": [8],
+                                               "dense_dropouts": [0.0]}}
+
+
+def test_a_model_param_of_the_wrong_type_is_named(tmp_path, env):
+    job = write_job(tmp_path, 60, MULTISCALE)
+    proc = dnacnn("train", "--config", str(job), "--set", 'model.params.filters="8"',
+                  cwd=tmp_path, env=env)
+    line = one_error_line(proc)
+    assert "model.params.filters must be an integer, got '8'" in line
+    assert not (tmp_path / "runs").exists()  # no run started, no identity written
+
+
+def test_a_window_too_short_for_the_model_is_refused_before_the_workers(tmp_path, env):
+    job = write_job(tmp_path, 100, {"name": "basset"})
+    line = one_error_line(dnacnn("train", "--config", str(job), cwd=tmp_path, env=env))
+    assert "model 'basset'" in line and "seq_len=100 is too short" in line
+    assert "dataset 'toy'" in line  # where seq_len came from
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_bad_override_is_blamed_on_the_option_not_the_file(tmp_path, env):
+    job = write_job(tmp_path, 60, MULTISCALE)
+    line = one_error_line(dnacnn("train", "--config", str(job), "--set", "train.epochs=abc",
+                                 cwd=tmp_path, env=env))
+    assert line == "error: --set train.epochs=abc: train.epochs must be an integer, got 'abc'"
+    # The file is blamed for its own mistakes, even with overrides given.
+    job.write_text(job.read_text().replace("epochs: 1", "epochs: ten"))
+    line = one_error_line(dnacnn("train", "--config", str(job), "--set", "train.lr=0.1",
+                                 cwd=tmp_path, env=env))
+    assert line == f"error: {job}: train.epochs must be an integer, got 'ten'"
+
+
+def test_a_model_of_another_lineage_is_refused_before_training(tmp_path, env, monkeypatch):
+    """The registered name holds a 3-task multitask model on 40 bp windows; this job
+    trains a binary model on 60 bp windows: refused before Ray starts, and nothing
+    is logged or registered."""
+    from mlflow.tracking import MlflowClient
+
+    from test_registry import log_run, make_checkpoint
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    log_run(make_checkpoint(tmp_path / "other"), 0.5, name="toy-model")
+    job = write_job(tmp_path, 60, MULTISCALE)
+    line = one_error_line(dnacnn("train", "--config", str(job), cwd=tmp_path, env=env))
+    assert ("registered model 'toy-model' holds 3 multitask tasks (cell_a, cell_b, cell_c) on "
+            "40 bp windows; this model predicts 1 binary task (bound) on 60 bp windows "
+            "(different task type, tasks, window length)") in line
+    assert "mlflow.new_lineage: true" in line
+    assert not (tmp_path / "runs").exists()
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    assert len(client.search_model_versions("name = 'toy-model'")) == 1
