@@ -114,6 +114,46 @@ def test_overrides(tmp_path):
         apply_overrides({}, ["epochs=4"])
 
 
+def test_a_bad_override_is_named_not_the_file(tmp_path):
+    path = write(tmp_path, minimal())
+    with pytest.raises(ValueError) as err:
+        load_config(path, ["train.lr=0.1", "train.epochs=abc"])
+    assert str(err.value) == "--set train.epochs=abc: train.epochs must be an integer, got 'abc'"
+    with pytest.raises(ValueError, match=r"^--set train.epochs=0: in section 'train': epochs must be >= 1"):
+        load_config(path, ["train.epochs=0"])
+    # An override that supplies a key missing from the file is no culprit.
+    bad_file = write(tmp_path, {"data": {}, "model": {"name": "simple"}, "train": {"epochs": "x"}})
+    with pytest.raises(ValueError) as err:
+        load_config(bad_file, ["data.dataset=d"])
+    assert str(err.value) == f"{bad_file}: train.epochs must be an integer, got 'x'"
+
+
+def test_a_score_section_is_not_a_training_job_section(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown section 'score'; allowed: data, model, train, mlflow$"):
+        load_config(write(tmp_path, minimal(score={"rc": True})))
+
+
+def test_main_config_is_a_job_config_loaded_like_one(tmp_path, monkeypatch):
+    from dnacnn.main_run import MainConfig, load_main_config
+
+    main = load_main_config(REPO / "jobs" / "configs" / "main.yaml")
+    assert isinstance(main, MainConfig) and isinstance(main, JobConfig)
+    assert main.score.rc is True and main.train.batch_size == 16
+    job = main.training_job()
+    assert type(job) is JobConfig and job.model == main.model
+    assert job.train.run_name.startswith("main-basset164-")
+    # Environment variables are expanded, overrides are named, unknown keys refused.
+    monkeypatch.setenv("DNACNN_TEST_DATA", str(tmp_path))
+    raw = yaml.safe_load((REPO / "jobs" / "configs" / "main.yaml").read_text())
+    raw["main"]["data_dir"] = "${DNACNN_TEST_DATA}/out"
+    path = write(tmp_path, raw)
+    assert load_main_config(path).main.data_dir == f"{tmp_path}/out"
+    with pytest.raises(ValueError, match=r"^--set score.batch_size=big: score.batch_size must be an integer"):
+        load_main_config(path, ["score.batch_size=big"])
+    with pytest.raises(ValueError, match=r"unknown key 'shards' in section 'score'"):
+        load_main_config(path, ["score.shards=2"])
+
+
 def test_round_trip_through_plain_dict():
     job = from_dict(JobConfig, minimal(train={"epochs": 3}), "")
     again = from_dict(JobConfig, to_dict(job), "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,95 @@ def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):
     np.testing.assert_allclose(out.to_numpy(), reference_probs(ckpt, seqs, "multiclass"), atol=1e-7)
     with pytest.raises(Exception, match=f"takes windows of exactly {L} bp"):
         model.predict(pd.DataFrame({"sequence": ["ACGT"]}))
+
+
+def test_a_model_of_another_lineage_is_refused_not_compared(mlflow_uri, tmp_path):
+    """A 4-class model under the name of a 3-task multitask model: refused (one line, nothing
+    logged); with mlflow.new_lineage it starts a new lineage and takes champion outright."""
+    from mlflow.tracking import MlflowClient
+
+    first = log_run(make_checkpoint(tmp_path / "multitask"), 0.50)
+    second = log_run(make_checkpoint(tmp_path / "multitask2", seed=1), 0.60)
+    assert (first.alias, second.alias) == ("champion", "challenger")
+    client = MlflowClient()
+    runs_before = len(client.search_runs([first.experiment_id]))
+
+    torch.manual_seed(3)
+    classes = ["w", "x", "y", "z"]
+    other = tmp_path / "multiclass"
+    save(build("simple", {"seq_len": L, "n_tasks": 4, "filters": 4, "width": 5, "hidden_units": 8}),
+         other, classes, task_type="multiclass")
+    run = registry.TrainingRun(
+        config={}, checkpoint_dir=other, model_name="simple", dataset_name="toy", tasks=classes,
+        task_type="multiclass", seq_len=L, history=[], final_metrics={"best_val_loss": 0.01})
+    cfg = MlflowConfig(experiment="test", registered_model="simple-toy")
+    with pytest.raises(registry.LineageError) as err:
+        registry.log_training_run(run, cfg)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "registered model 'simple-toy' holds 3 multitask tasks (cell_a, cell_b, cell_c) on 40 bp "
+        "windows; this model predicts 4 multiclass tasks (w, x, y, ...) on 40 bp windows "
+        "(different task type, tasks)")
+    assert len(client.search_model_versions("name = 'simple-toy'")) == 2
+    assert len(client.search_runs([first.experiment_id])) == runs_before  # nothing logged
+    assert str(client.get_model_version_by_alias("simple-toy", "champion").version) == "1"
+
+    # A different window length alone is another lineage too.
+    with pytest.raises(registry.LineageError, match=r"\(different window length\)"):
+        registry.check_lineage("simple-toy", registry.Lineage("multitask", 2 * L, tuple(TASKS)))
+
+    # Explicitly a new lineage: champion without comparing a 4-class loss to a multitask one.
+    renewed = registry.log_training_run(
+        run, MlflowConfig(experiment="test", registered_model="simple-toy", new_lineage=True))
+    assert (renewed.version, renewed.alias) == ("3", "champion")
+    aliases = client.get_registered_model("simple-toy").aliases
+    # The old lineage's challenger is no longer an alias.
+    assert {k: str(v) for k, v in aliases.items()} == {"champion": "3"}
+    lineage = registry.Lineage.from_json(client.get_registered_model("simple-toy").tags["dnacnn.lineage"])
+    assert lineage == registry.Lineage("multiclass", L, tuple(classes))
+    # The new lineage compares on metrics as usual; the old one is refused now.
+    with pytest.raises(registry.LineageError, match="holds 4 multiclass tasks"):
+        log_run(make_checkpoint(tmp_path / "again", seed=4), 0.1)
+
+
+def test_a_registered_model_without_a_lineage_record_gets_its_checkpoints(mlflow_uri, tmp_path):
+    """Names registered before lineages were recorded: the latest version's model.json decides."""
+    from mlflow.tracking import MlflowClient
+
+    log_run(make_checkpoint(tmp_path / "c1"), 0.5)
+    client = MlflowClient()
+    client.delete_registered_model_tag("simple-toy", "dnacnn.lineage")
+    assert registry.check_lineage("simple-toy", registry.Lineage("multitask", L, tuple(TASKS))) is False
+    assert "dnacnn.lineage" in client.get_registered_model("simple-toy").tags
+    with pytest.raises(registry.LineageError, match="this model predicts 1 binary task"):
+        registry.check_lineage("simple-toy", registry.Lineage("binary", L, ("t",)))
+
+
+def test_reading_a_model_never_creates_a_store(tmp_path):
+    """A model URI with no tracking store: one line naming the URI tried; no mlflow.db made.
+    Run in a fresh process from an empty folder, as a user would, without MLFLOW_TRACKING_URI."""
+    import subprocess
+    import sys
+
+    from conftest import FIXTURE_FASTA, FIXTURE_VCF
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from dnacnn.cli import app; app()", "score",
+         "--model", "models:/basset-basset164@champion", "--genome", str(FIXTURE_FASTA),
+         "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"error: cannot fetch models:/basset-basset164@champion: no MLflow tracking store at "
+        f"sqlite:///{tmp_path.resolve() / 'data' / 'mlflow.db'} (the default, as "
+        "MLFLOW_TRACKING_URI is not set); set MLFLOW_TRACKING_URI to the store or server the "
+        "model was registered in"], proc.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mlflow.db").exists()
+    # An explicit URI to a missing sqlite file: the same, and the file is not created.
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    with pytest.raises(ValueError, match=f"no MLflow tracking store at sqlite:///{missing} \\(given\\)"):
+        registry.load_model("models:/x@champion", tracking_uri=f"sqlite:///{missing}")
+    assert not missing.parent.exists()

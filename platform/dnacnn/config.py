@@ -40,6 +40,15 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------------
 
 
+class ConfigError(ValueError):
+    """A wrong key or value in a config; ``key`` is its dotted path (``"train.epochs"``),
+    or the section's (``"train"``) for a check across its fields ("" for the whole config)."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def from_dict(cls: type[T], d: Mapping[str, Any] | None, where: str) -> T:
     """Build the dataclass ``cls`` from a mapping read from YAML or JSON.
 
@@ -59,17 +68,18 @@ def from_dict(cls: type[T], d: Mapping[str, Any] | None, where: str) -> T:
     if d is None:
         d = {}
     if not isinstance(d, Mapping):
-        raise ValueError(
-            f"section '{where}' must be a mapping of keys to values, got {type(d).__name__} {d!r}"
-        )
+        raise ConfigError(
+            f"section '{where}' must be a mapping of keys to values, got {type(d).__name__} {d!r}",
+            where)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in d if k not in fields]
     if unknown:
         if not where:
-            raise ValueError(f"unknown section {unknown[0]!r}; allowed: {', '.join(fields)}")
-        raise ValueError(
-            f"unknown key {unknown[0]!r} in section '{where}'; allowed: {', '.join(fields)}"
-        )
+            raise ConfigError(f"unknown section {unknown[0]!r}; allowed: {', '.join(fields)}",
+                              str(unknown[0]))
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in section '{where}'; allowed: {', '.join(fields)}",
+            f"{where}.{unknown[0]}")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
@@ -78,14 +88,16 @@ def from_dict(cls: type[T], d: Mapping[str, Any] | None, where: str) -> T:
             kwargs[name] = _coerce(d[name], hints[name], key)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             if not where:
-                raise ValueError(f"missing section {name!r}; it has no default")
-            raise ValueError(f"missing key {name!r} in section '{where}'; it has no default")
+                raise ConfigError(f"missing section {name!r}; it has no default", key)
+            raise ConfigError(f"missing key {name!r} in section '{where}'; it has no default", key)
     try:
         return cls(**kwargs)
-    except ValueError as err:
+    except ConfigError:
+        raise
+    except ValueError as err:  # from the class's own checks (__post_init__)
         if not where or "section '" in str(err):
-            raise
-        raise ValueError(f"in section '{where}': {err}") from None
+            raise ConfigError(str(err), where) from None
+        raise ConfigError(f"in section '{where}': {err}", where) from None
 
 
 def _type_name(tp: Any) -> str:
@@ -109,20 +121,21 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ValueError as err:
                 errors.append(str(err))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {tp}",
+                          key)
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"{key} must be one of {list(args)}, got {value!r}")
+            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}", key)
         return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, got {value!r}", key)
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{key} must be an integer, got {value!r}", key)
         return value
     if tp is float:
         # YAML reads 1e-7 (no dot) as a string; accept numeric strings.
@@ -132,28 +145,28 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} must be a number, got {value!r}")
+            raise ConfigError(f"{key} must be a number, got {value!r}", key)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{key} must be a string, got {value!r}")
+            raise ConfigError(f"{key} must be a string, got {value!r}", key)
         return value
     if origin is tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise ValueError(f"{key} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {value!r}", key)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ValueError(f"{key} must be a list of {len(args)} values, got {value!r}")
+            raise ConfigError(f"{key} must be a list of {len(args)} values, got {value!r}", key)
         return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is list or tp is list:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise ValueError(f"{key} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {value!r}", key)
         item = args[0] if args else Any
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise ValueError(f"{key} must be a mapping, got {value!r}")
+            raise ConfigError(f"{key} must be a mapping, got {value!r}", key)
         return dict(value)
     raise TypeError(f"{key}: unsupported field type {_type_name(tp)}")
 
@@ -391,18 +404,24 @@ def load_config(
     try:
         return from_dict(cls, _expand_vars(apply_overrides(raw, overrides)), "")
     except ValueError as err:
-        raise ValueError(f"{_blame(cls, raw, overrides, str(err)) or path}: {err}") from None
+        raise ValueError(f"{_blame(cls, raw, overrides, err) or path}: {err}") from None
 
 
-def _blame(cls: type, raw: dict[str, Any], overrides: Sequence[str], message: str) -> str | None:
-    """The first override after which loading fails with ``message``; None when the file
-    alone fails so (or the message comes from no single override)."""
-    for n in range(len(overrides) + 1):
+def _blame(cls: type, raw: dict[str, Any], overrides: Sequence[str], err: ValueError) -> str | None:
+    """``--set ITEM`` for the override that causes ``err``: one that sets the key in error
+    (or a key of the section in error) and without which the error goes away. None: the
+    file's own error."""
+    wrong = getattr(err, "key", "")
+    for i, item in enumerate(overrides):
+        key = item.partition("=")[0].strip()
+        if wrong and not (key == wrong or key.startswith(f"{wrong}.") or wrong.startswith(f"{key}.")):
+            continue
         try:
-            from_dict(cls, _expand_vars(apply_overrides(raw, overrides[:n])), "")
-        except ValueError as err:
-            if str(err) == message:
-                return f"--set {overrides[n - 1]}" if n else None
+            from_dict(cls, _expand_vars(apply_overrides(raw, [*overrides[:i], *overrides[i + 1:]])), "")
+        except ValueError as other:
+            if str(other) == str(err):
+                continue
+        return f"--set {item}"
     return None
 
 
