@@ -14,16 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from conftest import FIXTURE_FASTA
 from dnacnn import models
+from dnacnn.data import simulate_accessibility as sim
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
 from dnacnn.scoring.batch import score_vcf
-
-sim = pytest.importorskip("dnacnn.data.simulate_accessibility")
-roc_auc_score = pytest.importorskip("sklearn.metrics").roc_auc_score
 
 LENGTH = 200
 FACTORS = ("CTCF", "GATA1", "SPI1", "CEBPB", "FOXA1", "HNF4A")

@@ -252,8 +252,9 @@ def fit(job: JobConfig, address: str | None = None,
     Args:
         job: the job config.
         address: a Ray cluster to join; default ``RAY_ADDRESS`` or a local cluster.
-        preflight: more checks of the resolved job, run after the driver's own
-            (model, metrics, run identity) and before Ray starts.
+        preflight: more checks of the resolved job (e.g. the registry's lineage), run
+            after the model and metric checks, before the run identity is checked and
+            before Ray starts.
     Returns:
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
