@@ -114,3 +114,15 @@ def test_a_model_of_another_lineage_is_refused_before_training(tmp_path, env, mo
     assert not (tmp_path / "runs").exists()
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     assert len(client.search_model_versions("name = 'toy-model'")) == 1
+
+
+def test_the_ray_job_entrypoint_gives_the_same_one_line(tmp_path, env):
+    """``python jobs/train.py`` (what ``ray job submit`` runs) with a bad override."""
+    job = write_job(tmp_path, 60, MULTISCALE)
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "jobs" / "train.py"), "--config", str(job),
+                           "--set", "train.num_workers=0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    line = one_error_line(proc)
+    assert line == ("error: --set train.num_workers=0: in section 'train': "
+                    "num_workers must be >= 1, got 0")

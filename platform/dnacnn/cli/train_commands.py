@@ -54,10 +54,11 @@ def train(
     Prints where the Ray run, its final checkpoint and the registered model are, as JSON.
     """
     from dnacnn.config import load_config
-    from dnacnn.train.trainer import train_and_register
 
     with user_errors():
         job = load_config(config, job_overrides(
             set_, epochs, num_workers, batch_size, lr, run_name, storage_path, dataset, use_gpu))
+        from dnacnn.train.trainer import train_and_register  # Ray and torch: once the config is good
+
         summary = train_and_register(job, address)
     typer.echo(json.dumps(summary.to_dict(), indent=2))
