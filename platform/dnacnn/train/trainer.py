@@ -127,8 +127,8 @@ def check_model(name: str, params: dict[str, Any], description: DatasetDescripti
     from dnacnn.config import from_dict
     from dnacnn.models import MODELS, build
 
-    origin = (f"(seq_len={description.seq_len} and n_tasks={len(description.tasks)} are "
-              f"dataset {description.name!r}'s)")
+    origin = (f"(seq_len={description.seq_len} and n_tasks={len(description.tasks)} come from "
+              f"dataset {description.name!r})")
     try:
         config = from_dict(MODELS[name][1], params, "model.params")
         model = build(name, config).eval()
