@@ -253,3 +253,17 @@ def test_reading_a_model_never_creates_a_store(tmp_path):
     with pytest.raises(ValueError, match=f"no MLflow tracking store at sqlite:///{missing} \\(given\\)"):
         registry.load_model("models:/x@champion", tracking_uri=f"sqlite:///{missing}")
     assert not missing.parent.exists()
+
+
+def test_the_one_model_uri_check_needs_no_mlflow():
+    """The scorer and the CLI ask ``registry.is_model_uri``; importing it loads no MLflow."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dnacnn import registry\nimport dnacnn.scoring.scorer\n"
+            "import dnacnn.cli.score_commands\n"
+            "print(registry.is_model_uri('models:/m@champion'), registry.is_model_uri('runs:/1/model'),"
+            " registry.is_model_uri('checkpoints/m'), registry.is_model_uri(None),"
+            " 'mlflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["True", "True", "False", "False", "False"], proc.stderr[-2000:]
