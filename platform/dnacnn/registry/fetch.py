@@ -53,6 +53,7 @@ def fetch_model_dir(
             default: a new temporary folder (left for the caller).
         tracking_uri: default: the one set in this process or by ``MLFLOW_TRACKING_URI``,
             else ``sqlite:///data/mlflow.db``; a local store must exist (none is created).
+            The store read becomes this process's tracking URI.
     Returns:
         ``dst``: a folder in ``dnacnn.models.save`` format (model.json +
         model.safetensors, plus task.json when recorded), readable by ``dnacnn.models.load``.
@@ -69,6 +70,7 @@ def fetch_model_dir(
         store = reading_tracking_uri(tracking_uri)
     except ValueError as err:
         raise ValueError(f"cannot fetch {uri}: {err}") from None
+    mlflow.set_tracking_uri(store)  # later MLflow calls of this process read the same store
     dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
     with tempfile.TemporaryDirectory(prefix="dnacnn-fetch-") as tmp:
         try:
