@@ -453,9 +453,17 @@ def test_a_killed_worker_is_survived(ray_session, mlflow_env, job, tmp_path):
             and time.monotonic() < deadline:
         assert thread.is_alive(), outcome
         time.sleep(0.05)
-    workers = [p for p in psutil.process_iter(["cmdline"])
-               if "ray::RayTrainWorker" in " ".join(p.info["cmdline"] or [])]
-    assert len(workers) == 2, [p.info["cmdline"] for p in workers]
+    # This session's workers only (descendants of this process, which started the local
+    # cluster): other Ray clusters may train on the same machine.
+    def cmdline(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:  # gone since listed
+            return ""
+
+    workers = [p for p in psutil.Process().children(recursive=True)
+               if "ray::RayTrainWorker" in cmdline(p)]
+    assert len(workers) == 2, [cmdline(p) for p in workers]
     workers[1].kill()
     thread.join(600)
     assert "fit" in outcome, outcome.get("error")
