@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnacnn import models
-from dnacnn.scoring.scorer import is_registry_uri, load_model_spec
+from dnacnn.registry.uris import is_model_uri
+from dnacnn.scoring.scorer import load_model_spec
 
 WEIGHTS_FILE = "model.safetensors"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -41,7 +42,7 @@ def resolve_model(spec: str) -> ModelSource:
         ValueError / FileNotFoundError: one line saying what is wrong with ``spec``.
     """
     spec = str(spec)
-    if not is_registry_uri(spec):
+    if not is_model_uri(spec):
         folder = Path(spec).expanduser().resolve()
         models.load(folder)  # refuses a folder that is not a readable checkpoint
         return ModelSource(spec=spec, checkpoint=str(folder))
