@@ -99,20 +99,30 @@ class FilterMotifs:
     max_activation: np.ndarray
     mean_activation: np.ndarray
 
-    def motifs(self) -> list[Motif]:
-        """One :class:`Motif` per filter with sites (filters without sites are left out)."""
+    def motifs(self, trim_bits: float = 0.3) -> list[Motif]:
+        """One :class:`Motif` per filter with sites (filters without sites are left out).
+
+        Flanking positions with less than ``trim_bits`` of information are trimmed
+        (as Basset trims its filters before TomTom): an uninformative flank of a
+        filter aligns with anything and lets long, low-information database
+        matrices win the match. A filter with no position above it keeps its full width.
+        """
         out = []
         for f, name in enumerate(self.names):
             if self.sites[f] > 0:
                 counts = self.counts[f, : self.widths[f]] + 1e-9  # a row of N bases only -> uniform
-                out.append(Motif(name, name, counts, int(self.sites[f])))
+                motif = Motif(name, name, counts, int(self.sites[f]))
+                keep = np.flatnonzero(motif.information_content() >= trim_bits)
+                if len(keep):
+                    motif = Motif(name, name, counts[keep[0]: keep[-1] + 1], int(self.sites[f]))
+                out.append(motif)
         return out
 
     def information_content(self) -> np.ndarray:
-        """(F,) bits summed over positions (0 for a filter without sites)."""
+        """(F,) bits summed over the positions of each filter's full PFM (0 without sites)."""
         ic = np.zeros(len(self.names))
-        for m in self.motifs():
-            ic[self.names.index(m.id)] = m.information_content().sum()
+        for f in np.flatnonzero(self.sites > 0):
+            ic[f] = Motif("f", "f", self.counts[f, : self.widths[f]] + 1e-9).information_content().sum()
         return ic
 
 
@@ -152,8 +162,8 @@ def filter_motifs(model: nn.Module, onehot: np.ndarray, batch_size: int = 128) -
         for i, layer in enumerate(layers):
             act = layer.activate(x).double().cpu()  # (B, F, P)
             above = (act > 0.5 * maxima[i][None, :, None]) & (maxima[i][None, :, None] > 0)
-            pad = layer.offset, layer.width - 1 - layer.offset
-            xp = F.pad(x.double().cpu(), pad)  # (B, 4, P + W - 1)
+            extra = act.shape[2] - (x.shape[2] - layer.width + 1)  # conv padding, both sides
+            xp = F.pad(x.double().cpu(), (layer.offset, extra - layer.offset))  # (B, 4, P + W - 1)
             segments = xp.unfold(2, layer.width, 1)  # (B, 4, P, W)
             segments = segments.permute(0, 2, 3, 1).reshape(-1, layer.width * 4)  # (B * P, W * 4)
             mask = above.permute(1, 0, 2).reshape(layer.n_filters, -1)  # (F, B * P)

@@ -62,21 +62,24 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
 
 
 def recovered_factors(
-    matches: pd.DataFrame, implanted: Sequence[str], q_max: float = 0.05
+    matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05
 ) -> dict[str, list[str]]:
-    """Implanted matrices that are the best match (q < ``q_max``) of at least one query.
+    """Implanted factors that are the best match (q < ``q_max``) of at least one query.
+
+    A best match recovers an implanted matrix when it is that matrix (any version)
+    or another matrix of the same factor (name, case-insensitive: JASPAR has
+    several CTCF matrices).
 
     Args:
         matches: :func:`tomtom_best_matches` rows.
-        implanted: matrix ids (``MA0139.2``; versions ignored when comparing).
+        implanted: the implanted matrices.
     Returns:
         implanted id -> the queries (filters) recovering it ([] when none).
     """
-    base = [m.split(".")[0] for m in implanted]
-    found: dict[str, list[str]] = {m: [] for m in implanted}
+    found: dict[str, list[str]] = {m.id: [] for m in implanted}
     hits = matches[matches["q_value"] < q_max]
-    for query, match_id in zip(hits["query"], hits["match_id"]):
-        key = match_id.split(".")[0]
-        if key in base:
-            found[implanted[base.index(key)]].append(query)
+    for query, match_id, match_name in zip(hits["query"], hits["match_id"], hits["match_name"]):
+        for m in implanted:
+            if m.id.split(".")[0] == match_id.split(".")[0] or m.name.upper() == match_name.upper():
+                found[m.id].append(query)
     return found

@@ -54,7 +54,7 @@ def filter_report(
     implanted: Sequence[Motif] | None = None,
     batch_size: int = 128,
     influence_sequences: int | None = 2000,
-    logos: bool = True,
+    max_logos: int | None = None,
 ) -> dict:
     """Filters as motifs: PFMs, information content, sites, influence, TomTom matches.
 
@@ -66,7 +66,8 @@ def filter_report(
             (the TomTom best match, q < 0.05, of at least one filter).
         influence_sequences: the influence is measured on the first this many sequences
             (it runs the model once per filter); None: all.
-        logos: draw one logo figure per filter with sites.
+        max_logos: draw a logo figure for this many filters with sites, the most
+            influential first (by information content without labels); None: all.
     Writes:
         filters.meme, filters.tsv, influence.parquet (filter x task), influence.png,
         logos/*.png, summary.json, index.html.
@@ -89,6 +90,7 @@ def filter_report(
 
     t0 = time.perf_counter()
     table = pd.DataFrame({"filter": found.names, "sites": found.sites,
+                          "trimmed_width": [{m.id: m.width for m in motifs}.get(n, 0) for n in found.names],
                           "information_content": found.information_content(),
                           "max_activation": found.max_activation})
     if seqs.labels is not None:
@@ -106,16 +108,19 @@ def filter_report(
 
     t0 = time.perf_counter()
     images = [("influence.png", "influence by filter and task")] if seqs.labels is not None else []
-    if logos:
-        by_id = {t.id: t for t in targets}
-        for row, m in zip(table.set_index("filter").loc[[m.id for m in motifs]].itertuples(), motifs):
-            match = by_id.get(row.match_id) if isinstance(row.match_id, str) else None
-            caption = f"{m.id}: {row.sites} sites, IC {row.information_content:.1f}"
-            match_title = f"{match.id} {match.name} (q={row.q_value:.2g})" if match else ""
-            axes = plots.plot_filter_logo(m.probs, caption, match.probs if match else None,
-                                          match_title, row.strand)
-            images.append((f"logos/{m.id}.png", caption + (f"; {match_title}" if match else "")))
-            plots.save(axes[0], out / images[-1][0])
+    by_id = {t.id: t for t in targets}
+    rows = table.set_index("filter")
+    key = "influence" if "influence" in rows else "information_content"
+    ranked = sorted(motifs, key=lambda m: -rows.at[m.id, key])
+    for m in ranked if max_logos is None else ranked[:max_logos]:
+        row = rows.loc[m.id]
+        match = by_id.get(row["match_id"]) if isinstance(row["match_id"], str) else None
+        caption = f"{m.id}: {row['sites']} sites, IC {row['information_content']:.1f}"
+        match_title = f"{match.id} {match.name} (q={row['q_value']:.2g})" if match else ""
+        axes = plots.plot_filter_logo(m.probs, caption, match.probs if match else None,
+                                      match_title, row["strand"])
+        images.append((f"logos/{m.id}.png", caption + (f"; {match_title}" if match else "")))
+        plots.save(axes[0], out / images[-1][0])
     seconds["logos"] = time.perf_counter() - t0
 
     summary = {"filters": len(found.names), "with_sites": len(motifs),
@@ -123,7 +128,7 @@ def filter_report(
                "sequences": len(seqs.onehot), "targets": len(targets),
                "seconds": {k: round(v, 2) for k, v in seconds.items()}}
     if implanted is not None:
-        recovered = recovered_factors(matches, [m.id for m in implanted])
+        recovered = recovered_factors(matches, implanted)
         names = {m.id: m.name for m in implanted}
         summary["implanted"] = len(implanted)
         summary["recovered"] = sum(bool(v) for v in recovered.values())
