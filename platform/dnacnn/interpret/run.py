@@ -103,3 +103,16 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
         seqs = inputs.variant_sequence(genome, variant, loaded.seq_len)
     out = Path(out)
     return _publish(model, out, "ism", ism_report(loaded, seqs, out, tasks, scale))
+
+
+def main_job_filter_report(model_uri: str, dataset: str | Path, out: str | Path,
+                           influence_sequences: int = 1000, max_logos: int = 50) -> dict:
+    """The main job's last step: the filter report of its trained model over the test
+    split of its simulated task, logged beside the model; logs how many implanted
+    factors the filters recover."""
+    summary = interpret_filters(model_uri, out, dataset=dataset, split="test",
+                                influence_sequences=influence_sequences, max_logos=max_logos)
+    if "implanted" in summary:
+        log.info("filters recover %d of %d implanted factors (TomTom best match, q < 0.05): %s",
+                 summary["recovered"], summary["implanted"], out)
+    return summary
