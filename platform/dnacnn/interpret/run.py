@@ -106,7 +106,7 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
 
 
 def main_job_filter_report(model_uri: str, dataset: str | Path, out: str | Path,
-                           influence_sequences: int = 1000, max_logos: int = 50) -> dict:
+                           influence_sequences: int = 300, max_logos: int = 50) -> dict:
     """The main job's last step: the filter report of its trained model over the test
     split of its simulated task, logged beside the model; logs how many implanted
     factors the filters recover."""
