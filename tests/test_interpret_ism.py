@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -77,3 +78,29 @@ def test_importance_is_the_mean_loss_of_mutating_away_and_plots_have_axes():
     assert ax.get_title() == "ISM t0" and [t.get_text() for t in ax.get_yticklabels()] == list("ACGT")
     ax = plot_importance_logo(imp[0, :, 0], onehot[0], title="importance")
     assert ax.get_ylabel() == "importance" and ax.get_xlabel() == "position (bp)"
+
+
+def test_ism_command_for_a_variant_window_writes_tables_plots_and_page(tmp_path):
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    from conftest import FIXTURE_FASTA
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    out = tmp_path / "ism"
+    # 20:60101 (1-based) is G on the fixture genome (an all-ACGT stretch from 60,000).
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
+                                    str(FIXTURE_FASTA), "--variant", "20:60101:G>A", "--task", "t1",
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    table = pd.read_parquet(out / "ism.parquet")
+    assert list(table.columns) == ["sequence", "position", "ref", "base", "t1"] and len(table) == 64 * 4
+    assert table["sequence"].iloc[0] == "20:60068-60132"  # window start = p - L//2
+    assert table.loc[table["position"] == 32, "ref"].iloc[0] == "G"  # the variant at the window's L//2
+    assert (table.loc[table["ref"] == table["base"], "t1"] == 0).all()
+    assert (out / "ism_0_0.png").exists() and "'ism_0_0.png'" in (out / "index.html").read_text()
+    bad = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
+                                   str(FIXTURE_FASTA), "--variant", "20:60101:C>A", "--out", str(out)])
+    assert bad.exit_code == 2 and "does not match the reference 'G'" in bad.output

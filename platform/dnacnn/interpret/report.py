@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,6 @@ from dnacnn.interpret.ism import importance, ism
 from dnacnn.interpret.matching import recovered_factors, tomtom_best_matches
 from dnacnn.models import LoadedModel
 
-log = logging.getLogger(__name__)
 
 
 def write_index(out_dir: Path, title: str, summary: dict, tables: Sequence[str],
@@ -220,9 +218,7 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
     images = []
     for i in range(n):
         for k, task in enumerate(tasks):
-            import matplotlib.pyplot as plt
-
-            fig, axes = plt.subplots(2, 1, figsize=(min(20, 2 + 0.05 * length), 4.5))
+            _, axes = plots.plt.subplots(2, 1, figsize=(min(20, 2 + 0.05 * length), 4.5))
             plots.plot_ism_heatmap(effects[i, :, :, k], seqs.onehot[i], f"{seqs.names[i]}, {task}: ISM ({scale})",
                                    axes[0])
             plots.plot_importance_logo(imp[i, :, k], seqs.onehot[i], "importance", axes[1])
