@@ -59,6 +59,7 @@ def test_site_attention_is_the_mass_within_the_padded_site():
     np.testing.assert_allclose(share, [4 / 20, 3 / 20])
 
 
+@pytest.mark.slow  # trains a small model (about 20 s on a quiet machine)
 def test_attention_maps_of_the_trained_model_and_their_mass_on_the_implanted_sites(trained):
     seqs = dataset_sequences(trained["root"] / "dataset", "test")
     positives = seqs.sites[seqs.sites["motif"].isin(["TATAAA", "GGGCGG", "TTGACA", "CAAT"])]
@@ -74,6 +75,7 @@ def test_attention_maps_of_the_trained_model_and_their_mass_on_the_implanted_sit
           dict(zip(widths, (mass.mean(axis=0) / share.mean()).round(2))))
 
 
+@pytest.mark.slow  # trains a small model (about 20 s on a quiet machine)
 def test_attention_of_a_strand_averaged_model_is_the_inner_models_forward_strand(trained):
     seqs = dataset_sequences(trained["root"] / "dataset", "test", max_sequences=5)
     plain, _ = attention_maps(trained["loaded"].model, seqs.onehot)
@@ -83,6 +85,7 @@ def test_attention_of_a_strand_averaged_model_is_the_inner_models_forward_strand
         attention_maps(build("simple", {"seq_len": 100}), seqs.onehot)
 
 
+@pytest.mark.slow  # trains a small model (about 20 s on a quiet machine)
 def test_attention_report_tables_figures_and_page(trained, tmp_path):
     seqs = dataset_sequences(trained["root"] / "dataset", "test", max_sequences=40)
     summary = attention_report(trained["loaded"], seqs, tmp_path, max_plots=2)
