@@ -229,7 +229,7 @@ def filter_influence(
     n_tasks = labels.shape[1]
     base = torch.zeros(n_tasks, dtype=torch.float64)
     replaced = torch.zeros(len(owners), n_tasks, dtype=torch.float64)
-    labels_t = torch.as_tensor(np.asarray(labels, dtype=np.float32))
+    labels_t = torch.from_numpy(np.array(labels, dtype=np.float32))  # a writable copy
     state: dict = {"filter": None}
 
     def replace(module, _inputs, output):
