@@ -103,7 +103,7 @@ def main() -> None:
     print(f"filter report, {summary['filters']} filters over {len(seqs.onehot)} test windows "
           f"(influence on {min(args.influence_sequences, len(seqs.onehot))}): {whole:.1f} s")
     print(f"TomTom alone, {len(queries)} filters x {len(jaspar)} JASPAR matrices: {tomtom:.2f} s; "
-          f"ratio TomTom / whole report: {tomtom / whole:.3f}")
+          f"ratio TomTom / whole report: {tomtom / whole:.2e}")
     print(f"report: {out / 'report' / 'index.html'}")
 
 
