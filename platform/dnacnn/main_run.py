@@ -4,7 +4,8 @@
 2. Build the 164-cell-type accessibility task on it (real windows, planted JASPAR motifs).
 3. Train Basset on Ray Train (DDP), log the run to MLflow, register the model.
 4. Score a real VCF (1000 Genomes indels on chr20) genome-wide with the registered model.
-5. Score the simulated variants and check the scores against the planted truth.
+5. Score the simulated variants and check the scores against the planted truth,
+   then write the filter report of the trained model (implanted motifs recovered).
 
 Everything lands under ``main.data_dir``; the returned summary says where.
 """
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from dnacnn.config import JobConfig, load_config, to_dict
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.simulate_accessibility import AccessibilityConfig, simulate_accessibility
+from dnacnn.interpret.run import main_job_filter_report
 from dnacnn.models import basset_cell_types
 from dnacnn.reference_data import fetch_vt_examples
 from dnacnn.scoring.batch import score_vcf
@@ -138,6 +140,7 @@ def run_main(cfg: MainConfig, address: str | None = None) -> dict:
     simulated = score_vcf(model_uri, dataset / "genome.fa.gz", dataset / "variants.vcf.gz", sim_dir,
                           address=address, **score_kwargs)
     truth = evaluate_simulated(sim_dir, dataset)
+    filters = main_job_filter_report(model_uri, dataset, data_dir / "interpret" / "filters")
 
     summary = {
         "genome": str(fasta),
@@ -147,6 +150,7 @@ def run_main(cfg: MainConfig, address: str | None = None) -> dict:
             "real": {"vcf": str(real_vcf), "out": str(data_dir / "scores" / "real"), "summary": real},
             "simulated": {"out": str(sim_dir), "summary": simulated, "truth_recovery": truth},
         },
+        "filters": filters,
         "minutes": round((time.monotonic() - t0) / 60, 1),
     }
     (data_dir / "main_summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -2,8 +2,9 @@
 
 A :class:`Motif` holds a (W, 4) matrix of base probabilities in A, C, G, T
 order (rows sum to 1). MEME minimal format (``MOTIF id [name]`` then a
-``letter-probability matrix:`` block) is read and written here; the JASPAR
-database comes offline from the PyPI package ``pyjaspar``.
+``letter-probability matrix:`` block) is read and written with ``memelite``
+(checked here first, so that a bad file gets an error naming its line); the
+JASPAR database comes offline from the PyPI package ``pyjaspar``.
 """
 
 from __future__ import annotations
@@ -90,88 +91,128 @@ class MemeFormatError(ValueError):
     """A file that is not MEME minimal motif format."""
 
 
+def _check_meme(path: Path) -> None:
+    """Raise :class:`MemeFormatError` naming the line where ``path`` is not DNA MEME format.
+
+    ``memelite.io.read_meme`` parses the file; it assumes a well-formed DNA file
+    (a short matrix is dropped silently, a wrong row fails without a line
+    number), so the structure is checked here first.
+    """
+    lines = path.read_text(errors="replace").splitlines()
+    motif, width, rows, n_motifs = None, None, 0, 0
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if width is not None and rows < width:
+            if not line:
+                raise MemeFormatError(
+                    f"{path}, line {number}: motif {motif}: a blank line after {rows} of its "
+                    f"{width} rows"
+                )
+            try:
+                values = [float(v) for v in line.split()]
+            except ValueError:
+                raise MemeFormatError(
+                    f"{path}, line {number}: motif {motif} has {rows} of its {width} rows, "
+                    f"then {line[:40]!r}"
+                ) from None
+            if len(values) != 4:
+                raise MemeFormatError(
+                    f"{path}, line {number}: motif {motif}: {len(values)} values, expected 4"
+                )
+            rows += 1
+        elif line.startswith("ALPHABET"):
+            alphabet = line.split("=", 1)[-1].strip()
+            if alphabet.upper() not in ("ACGT", "DNA"):
+                raise MemeFormatError(f"{path}, line {number}: alphabet {alphabet!r} is not DNA (ACGT)")
+        elif raw.startswith("MOTIF"):
+            if len(line.split()) < 2:
+                raise MemeFormatError(f"{path}, line {number}: MOTIF without an id")
+            motif, width, rows = line.split()[1], None, 0
+        elif (match := _HEADER.match(line)) is not None:
+            if motif is None:
+                raise MemeFormatError(f"{path}, line {number}: a matrix before any MOTIF line")
+            info = dict(_KEYVAL.findall(match.group(1)))
+            if "w" not in info:
+                raise MemeFormatError(f"{path}, line {number}: the matrix header has no `w=` width")
+            if int(info.get("alength", 4)) != 4:
+                raise MemeFormatError(
+                    f"{path}, line {number}: alength={info['alength']}, expected 4 (DNA)"
+                )
+            width, rows, n_motifs = int(info["w"]), 0, n_motifs + 1
+    if width is not None and rows < width:
+        raise MemeFormatError(f"{path}: motif {motif} ends after {rows} of {width} rows")
+    if not n_motifs:
+        raise MemeFormatError(f"{path} holds no motifs (no `letter-probability matrix:` blocks)")
+
+
 def read_meme(path: str | Path) -> list[Motif]:
     """Every motif of a MEME (minimal format, version 4 or 5) file, in file order.
 
+    Parsed by ``memelite.io.read_meme``; ``nsites`` is not read back (None).
+
     Raises:
         MemeFormatError: with the line number, for a non-DNA alphabet, a matrix
-            with the wrong number of rows/columns, or no motifs at all.
+            with the wrong number of rows/columns, or no motifs at all; or naming
+            a ``MOTIF`` line that occurs twice.
     """
+    from memelite.io import read_meme as memelite_read
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"MEME file not found: {path}")
-    lines = path.read_text(errors="replace").splitlines()
-    motifs: list[Motif] = []
-    i = 0
-    current: tuple[str, str] | None = None
-    while i < len(lines):
-        line = lines[i].strip()
-        if line.startswith("ALPHABET"):
-            alphabet = line.split("=", 1)[-1].strip()
-            if alphabet.upper() not in ("ACGT", "DNA"):
-                raise MemeFormatError(
-                    f"{path}, line {i + 1}: alphabet {alphabet!r} is not DNA (ACGT)"
-                )
-        elif line.startswith("MOTIF"):
-            parts = line.split()
-            if len(parts) < 2:
-                raise MemeFormatError(f"{path}, line {i + 1}: MOTIF without an id")
-            current = (parts[1], parts[2] if len(parts) > 2 else parts[1])
-        elif (match := _HEADER.match(line)) is not None:
-            if current is None:
-                raise MemeFormatError(f"{path}, line {i + 1}: a matrix before any MOTIF line")
-            info = dict(_KEYVAL.findall(match.group(1)))
-            if "w" not in info:
-                raise MemeFormatError(f"{path}, line {i + 1}: the matrix header has no `w=` width")
-            width, alength = int(info["w"]), int(info.get("alength", 4))
-            if alength != 4:
-                raise MemeFormatError(f"{path}, line {i + 1}: alength={alength}, expected 4 (DNA)")
-            rows = []
-            j = i + 1
-            while len(rows) < width and j < len(lines):
-                text = lines[j].strip()
-                j += 1
-                if not text:
-                    continue
-                try:
-                    values = [float(v) for v in text.split()]
-                except ValueError:
-                    raise MemeFormatError(
-                        f"{path}, line {j}: motif {current[0]} has {len(rows)} of its {width} "
-                        f"rows, then {text[:40]!r}"
-                    ) from None
-                if len(values) != 4:
-                    raise MemeFormatError(
-                        f"{path}, line {j}: motif {current[0]}: {len(values)} values, expected 4"
-                    )
-                rows.append(values)
-            if len(rows) < width:
-                raise MemeFormatError(f"{path}: motif {current[0]} ends after {len(rows)} of {width} rows")
-            nsites = info.get("nsites")
-            motifs.append(Motif(current[0], current[1], np.array(rows),
-                                int(float(nsites)) if nsites else None))
-            current = None
-            i = j
-            continue
-        i += 1
-    if not motifs:
-        raise MemeFormatError(f"{path} holds no motifs (no `letter-probability matrix:` blocks)")
+    _check_meme(path)
+    pwms = memelite_read(str(path))  # "ID [NAME ...]" -> (4, W)
+    declared = sum(1 for line in path.read_text(errors="replace").splitlines()
+                   if _HEADER.match(line.strip()))
+    if len(pwms) != declared:
+        raise MemeFormatError(
+            f"{path}: {declared} matrices but {len(pwms)} distinct MOTIF lines; give each "
+            "motif its own id"
+        )
+    motifs = []
+    for key, pwm in pwms.items():
+        parts = key.split()
+        motifs.append(Motif(parts[0], parts[1] if len(parts) > 1 else parts[0], pwm.T))
     return motifs
 
 
 def write_meme(motifs: Iterable[Motif], path: str | Path) -> Path:
-    """Write motifs as MEME minimal format (version 4, uniform background)."""
+    """Write motifs as MEME minimal format (version 4, uniform background) with
+    ``memelite.io.write_meme`` (which writes ``nsites= 1`` for every motif)."""
+    from memelite.io import write_meme as memelite_write
+
     path = Path(path)
-    out = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", "",
-           "Background letter frequencies", "A 0.25 C 0.25 G 0.25 T 0.25", ""]
+    pwms: dict[str, np.ndarray] = {}
     for m in motifs:
-        out.append(f"MOTIF {m.id} {m.name}" if m.name != m.id else f"MOTIF {m.id}")
-        out.append(f"letter-probability matrix: alength= 4 w= {m.width} "
-                   f"nsites= {m.nsites or 20} E= 0")
-        out.extend(" ".join(f"{v:.6f}" for v in row) for row in m.probs)
-        out.append("")
-    path.write_text("\n".join(out))
+        key = f"{m.id} {m.name}" if m.name != m.id else m.id
+        if key in pwms:
+            raise ValueError(f"motif {key!r} occurs twice; MEME files need distinct MOTIF lines")
+        pwms[key] = m.probs.T  # (4, W)
+    memelite_write(str(path), pwms)
     return path
+
+
+def jaspar_collection(
+    collection: str = "CORE", tax_group: str = "vertebrates", release: str = "JASPAR2024"
+) -> list[Motif]:
+    """Every matrix (latest version of each) of a JASPAR collection, from ``pyjaspar`` (offline).
+
+    The default is JASPAR 2024 CORE vertebrates (879 matrices).
+    """
+    from pyjaspar import jaspardb
+
+    found = jaspardb(release=release).fetch_motifs(
+        collection=collection, tax_group=[tax_group], all_versions=False)
+    if not found:
+        raise KeyError(f"JASPAR ({release}) has no matrices in collection {collection!r}, "
+                       f"tax group {tax_group!r}")
+    return [_from_jaspar(m) for m in found]
+
+
+def _from_jaspar(found) -> Motif:
+    """A pyjaspar (Bio.motifs.jaspar) motif as a :class:`Motif` of its counts."""
+    counts = np.array([found.counts[b] for b in ALPHABET], dtype=np.float64).T  # (W, 4)
+    return Motif(found.matrix_id, found.name, counts, int(counts[0].sum()))
 
 
 def _base_id(matrix_id: str) -> tuple[str, int]:
@@ -221,6 +262,5 @@ def jaspar_motifs(keys: Sequence[str], release: str = "JASPAR2024") -> list[Moti
             found = max(vertebrate, key=lambda m: _base_id(m.matrix_id)) if vertebrate else None
         if found is None:
             raise KeyError(f"JASPAR ({release}) has no matrix {key!r}")
-        counts = np.array([found.counts[b] for b in ALPHABET], dtype=np.float64).T  # (W, 4)
-        out.append(Motif(found.matrix_id, found.name, counts, int(counts[0].sum())))
+        out.append(_from_jaspar(found))
     return out

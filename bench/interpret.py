@@ -1,0 +1,111 @@
+"""Seconds for the whole filter report of a Basset (300 first-layer filters) over a test split,
+and for TomTom alone (against all 879 matrices of JASPAR 2024 CORE vertebrates).
+
+    .venv/bin/python bench/interpret.py --model data/... --dataset data/datasets/basset164
+    .venv/bin/python bench/interpret.py        # no trained model: a quick one, see below
+
+Without ``--model``, the main job's task is simulated small (its ``simulate`` section of
+jobs/configs/main.yaml, ``--windows`` windows on GRCh37 chr20 or the test fixture) and the
+main job's Basset (300/200/200 filters, pools 3/4/40, 164 cell types) is trained for
+``--steps`` steps of plain PyTorch: a quickly trained model, not the main job's.
+
+Printed: seconds per step of the report (PFMs, TomTom, influence, logos) and in all; the
+baseline measured in the same run is the whole report, and the ratio is TomTom's share of it.
+Also the implanted factors the filters recover (TomTom best match, q < 0.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from dnacnn.data.motifs import jaspar_collection
+from dnacnn.data.simulate_accessibility import simulate_accessibility
+from dnacnn.interpret.inputs import dataset_sequences, implanted_motifs
+from dnacnn.interpret.matching import tomtom_best_matches
+from dnacnn.interpret.filters import filter_motifs
+from dnacnn.interpret.report import filter_report
+from dnacnn.models import BassetConfig, LoadedModel, basset_cell_types, build
+from dnacnn.pipeline import load_main_config
+from dnacnn.registry import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DNACNN_SHARED_DATA", REPO.parent / "shared" / "data"))
+GENOMES = (SHARED_DATA / "grch37_chr20" / "20.fa.gz", REPO / "tests" / "data" / "chr20_sparse.fa.gz")
+
+
+def quick_model(out: Path, windows: int, steps: int, dataset: Path | None) -> tuple[LoadedModel, Path]:
+    """Simulate the main job's task small (unless ``dataset`` is given) and train its Basset
+    for ``steps`` steps (0: an untrained Basset, which costs the report the same time)."""
+    if dataset is None:
+        cfg = load_main_config(REPO / "jobs" / "configs" / "main.yaml")
+        genome = next(g for g in GENOMES if g.exists())
+        print(f"simulating {windows} windows of the main job's task on {genome}")
+        dataset = out / "dataset"
+        simulate_accessibility(genome, dataset, tasks=basset_cell_types(),
+                               config=replace(cfg.simulate, n_windows=windows))
+    train = dataset_sequences(dataset, "train")
+    torch.manual_seed(0)
+    model = build("basset", BassetConfig(n_tasks=164, pool_widths=(3, 4, 40)))
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    x = torch.from_numpy(train.onehot.copy()).float().permute(0, 2, 1)
+    y = torch.from_numpy(train.labels.copy())
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (32,))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(f"trained a quick Basset: {steps} steps of 32 on {len(x)} windows in "
+          f"{time.perf_counter() - t0:.0f} s")
+    return LoadedModel(model.eval(), "basset", model.config, basset_cell_types(), 600, "multitask"), dataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="registry URI or checkpoint folder (default: train a quick one)")
+    parser.add_argument("--dataset", type=Path, help="the model's dataset (without --model: train on it)")
+    parser.add_argument("--windows", type=int, default=3000, help="simulated windows (quick model)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps (quick model)")
+    parser.add_argument("--influence-sequences", type=int, default=300)
+    parser.add_argument("--max-logos", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-interpret-"))
+    if args.model:
+        loaded, dataset = load_model(args.model), args.dataset
+    else:
+        loaded, dataset = quick_model(out, args.windows, args.steps, args.dataset)
+    seqs = dataset_sequences(dataset, "test")
+    jaspar = jaspar_collection()
+    tomtom_best_matches(filter_motifs(loaded.model, seqs.onehot[:8]).motifs()[:2], jaspar)  # numba warm-up
+
+    t0 = time.perf_counter()
+    summary = filter_report(loaded, seqs, out / "report", targets=jaspar, implanted=implanted_motifs(dataset),
+                            influence_sequences=args.influence_sequences, max_logos=args.max_logos)
+    whole = time.perf_counter() - t0
+    queries = filter_motifs(loaded.model, seqs.onehot).motifs()
+    t0 = time.perf_counter()
+    tomtom_best_matches(queries, jaspar)
+    tomtom = time.perf_counter() - t0
+    print(json.dumps({k: summary[k] for k in ("filters", "with_sites", "matched_q_0.05", "sequences",
+                                               "targets", "seconds", "implanted", "recovered",
+                                               "recovered_factors") if k in summary}, indent=1))
+    print(f"filter report, {summary['filters']} filters over {len(seqs.onehot)} test windows "
+          f"(influence on {min(args.influence_sequences, len(seqs.onehot))}): {whole:.1f} s")
+    print(f"TomTom alone, {len(queries)} filters x {len(jaspar)} JASPAR matrices: {tomtom:.2f} s; "
+          f"ratio TomTom / whole report: {tomtom / whole:.2e}")
+    print(f"report: {out / 'report' / 'index.html'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Sequences to interpret: a dataset split (with known motif sites when the simulator
+recorded them), FASTA records, BED intervals, a genomic region or the window around a variant."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from dnacnn import sequence
+from dnacnn.data.bed import read_bed
+from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, split_dir
+from dnacnn.data.motifs import Motif, read_meme
+from dnacnn.genome import Genome
+
+
+@dataclass
+class Sequences:
+    """Sequences with names, and what is known about them.
+
+    Attributes:
+        names: N names (``chrom:start-end`` or a FASTA id).
+        onehot: (N, L, 4) uint8.
+        labels: (N, T) float32 when known.
+        sites: known motif sites, (sequence index, start, end, motif) rows, 0-based half-open.
+        marks: positions to mark (e.g. a variant), (sequence index, position, label) rows.
+    """
+
+    names: list[str]
+    onehot: np.ndarray
+    labels: np.ndarray | None = None
+    sites: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["sequence", "start", "end", "motif"]))
+    marks: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: int | None = None,
+                      seed: int = 0) -> Sequences:
+    """The sequences, labels and (when recorded) motif sites of a dataset split.
+
+    Args:
+        max_sequences: keep a random subset of this many rows (seeded); None keeps all.
+    """
+    dataset = Path(dataset)
+    DatasetDescription.load(dataset)  # refuses a folder that is not a dataset
+    table = pq.read_table(split_dir(dataset, split))
+    if table.num_rows == 0:
+        raise ValueError(f"{dataset}: split {split!r} has no rows")
+    rows = np.arange(table.num_rows)
+    if max_sequences is not None and max_sequences < table.num_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, max_sequences, replace=False))
+        table = table.take(rows)
+    chrom = table.column("chrom").to_pylist()
+    start = np.asarray(table.column("start"))
+    end = np.asarray(table.column("end"))
+    return Sequences(
+        names=[f"{c}:{s}-{e}" for c, s, e in zip(chrom, start, end)],
+        onehot=column_to_numpy(table.column("onehot")),
+        labels=column_to_numpy(table.column("labels")) if "labels" in table.column_names else None,
+        sites=_known_sites(dataset, chrom, start),
+    )
+
+
+def _known_sites(dataset: Path, chrom: list[str], start: np.ndarray) -> pd.DataFrame:
+    """Motif sites the simulators recorded: the tutorial's ground_truth.parquet (keyed by
+    the row's start = sample index) or the accessibility task's instances.parquet."""
+    key = {(c, int(s)): i for i, (c, s) in enumerate(zip(chrom, start))}
+    rows = []
+    if (dataset / "ground_truth.parquet").exists():
+        truth = pd.read_parquet(dataset / "ground_truth.parquet")
+        truth = truth[truth["position"] >= 0]
+        for index, pos, seq, motif in zip(truth["index"], truth["position"], truth["motif_seq"],
+                                          truth["motif"]):
+            if ("synthetic", int(index)) in key:
+                rows.append((key["synthetic", int(index)], int(pos), int(pos) + len(seq), motif))
+    elif (dataset / "instances.parquet").exists():
+        instances = pd.read_parquet(dataset / "instances.parquet")
+        windows = pd.read_parquet(dataset / "windows.parquet", columns=["window", "start"])
+        instances = instances.merge(windows, on="window", suffixes=("", "_window"))
+        for c, s, e, w0, factor in zip(instances["chrom"], instances["start"], instances["end"],
+                                       instances["start_window"], instances["factor"]):
+            if (c, int(w0)) in key:
+                rows.append((key[c, int(w0)], int(s) - int(w0), int(e) - int(w0), factor))
+    return pd.DataFrame(rows, columns=["sequence", "start", "end", "motif"])
+
+
+def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
+    """The JASPAR matrices a simulator implanted (its ``motifs.meme``), or None when the
+    dataset records none (e.g. the tutorial's literal patterns)."""
+    description = DatasetDescription.load(dataset)
+    name = description.extra.get("motifs")
+    if isinstance(name, str) and (Path(dataset) / name).exists():
+        return read_meme(Path(dataset) / name)
+    return None
+
+
+def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
+    """Every record of a FASTA file; each must have ``seq_len`` bases when given."""
+    import pysam
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"FASTA file not found: {path}")
+    names, seqs = [], []
+    with pysam.FastxFile(str(path)) as handle:
+        for record in handle:
+            if seq_len is not None and len(record.sequence) != seq_len:
+                raise ValueError(
+                    f"{path}: record {record.name} has {len(record.sequence)} bases; this model "
+                    f"takes exactly {seq_len}: cut or pad it to {seq_len} bp"
+                )
+            names.append(record.name)
+            seqs.append(record.sequence)
+    if not seqs:
+        raise ValueError(f"{path} holds no FASTA records")
+    if len({len(s) for s in seqs}) > 1:
+        raise ValueError(f"{path}: records of different lengths; give records of one length")
+    return Sequences(names, sequence.encode_batch(seqs, len(seqs[0])))
+
+
+def bed_sequences(genome: str | Path, bed: str | Path, seq_len: int) -> Sequences:
+    """A ``seq_len`` window centred on each interval of a BED file (N past contig ends)."""
+    g = Genome(genome)
+    names, onehot = [], []
+    for chrom, start, end in read_bed(bed):
+        lo = (start + end) // 2 - seq_len // 2
+        names.append(f"{chrom}:{lo}-{lo + seq_len}")
+        onehot.append(g.fetch_onehot(chrom, lo, lo + seq_len))
+    if not onehot:
+        raise ValueError(f"{bed} holds no intervals")
+    return Sequences(names, np.stack(onehot))
+
+
+_REGION = re.compile(r"^([^:\s]+):([\d,]+)-([\d,]+)$")
+_VARIANT = re.compile(r"^([^:\s]+):(\d+):([ACGTacgt]+)>([ACGTacgt]+)$")
+
+
+def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
+    """The ``seq_len`` window centred on ``chr:start-end`` (1-based inclusive, as genome
+    browsers write it); the region is marked."""
+    match = _REGION.match(region)
+    if match is None:
+        raise ValueError(f"--region {region!r} is not chr:start-end (e.g. chr20:1000000-1000600)")
+    chrom, start, end = match.group(1), int(match.group(2).replace(",", "")) - 1, \
+        int(match.group(3).replace(",", ""))
+    if end <= start or end - start > seq_len:
+        raise ValueError(f"--region {region}: needs 1 to {seq_len} bp (the model's window), "
+                         f"got {end - start}")
+    lo = (start + end) // 2 - seq_len // 2
+    onehot = Genome(genome).fetch_onehot(chrom, lo, lo + seq_len)
+    sites = pd.DataFrame([(0, start - lo, end - lo, region)], columns=["sequence", "start", "end", "motif"])
+    return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None], sites=sites)
+
+
+def variant_sequence(genome: str | Path, variant: str, seq_len: int) -> Sequences:
+    """The reference window around ``chr:pos:ref>alt`` (1-based pos; window start = p - L//2,
+    as the scorer's); REF must match the genome. The variant's position is marked."""
+    match = _VARIANT.match(variant)
+    if match is None:
+        raise ValueError(f"--variant {variant!r} is not chr:pos:ref>alt (e.g. chr20:1000000:A>G)")
+    chrom, pos, ref = match.group(1), int(match.group(2)) - 1, match.group(3).upper()
+    g = Genome(genome)
+    found = g.fetch(chrom, pos, pos + len(ref))
+    if found != ref:
+        raise ValueError(f"--variant {variant}: REF {ref!r} does not match the reference {found!r} "
+                         f"of {genome}; check the genome build")
+    lo = pos - seq_len // 2
+    onehot = g.fetch_onehot(chrom, lo, lo + seq_len)
+    return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None],
+                     marks=[(0, pos - lo, variant)])

@@ -1,0 +1,118 @@
+"""The three interpretation commands as library calls: resolve the model and the
+sequences, write the report, log it beside a registry model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dnacnn.data.motifs import read_meme
+from dnacnn.interpret import inputs
+from dnacnn.interpret.artifacts import log_beside_model
+from dnacnn.interpret.report import attention_report, filter_report, ism_report
+from dnacnn.models import LoadedModel
+from dnacnn.registry import is_model_uri, load_model
+
+log = logging.getLogger(__name__)
+
+
+def _model(spec: str | Path) -> LoadedModel:
+    if not is_model_uri(str(spec)) and not Path(spec).is_dir():
+        raise FileNotFoundError(f"--model {spec}: neither a registry URI (models:/..., runs:/...) "
+                                "nor a checkpoint folder")
+    return load_model(str(spec) if is_model_uri(str(spec)) else Path(spec))
+
+
+def _fixed_len(loaded: LoadedModel) -> int | None:
+    """The input length a model requires (None: the multi-scale model takes any)."""
+    return None if loaded.name == "multiscale" else loaded.seq_len
+
+
+def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, genome=None, bed=None,
+               max_sequences=None) -> inputs.Sequences:
+    given = [name for name, v in (("--dataset", dataset), ("--fasta", fasta), ("--bed", bed)) if v]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of --dataset, --fasta, --bed (with --genome); got {given or 'none'}")
+    if dataset:
+        return inputs.dataset_sequences(dataset, split, max_sequences)
+    if fasta:
+        return inputs.fasta_sequences(fasta, _fixed_len(loaded))
+    if not genome:
+        raise ValueError("--bed needs --genome (the indexed FASTA its intervals are on)")
+    return inputs.bed_sequences(genome, bed, loaded.seq_len)
+
+
+def _publish(spec, out: Path, what: str, summary: dict) -> dict:
+    logged = log_beside_model(str(spec), out, f"interpretation/{what}") if is_model_uri(str(spec)) else None
+    if logged:
+        log.info("logged %s to %s", out, logged)
+        summary["logged_to"] = logged
+    summary["index"] = str(out / "index.html")
+    return summary
+
+
+def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="test", fasta=None,
+                      genome=None, bed=None, max_sequences: int | None = None,
+                      influence_sequences: int | None = 2000, motifs: str | Path | None = None,
+                      max_logos: int | None = None, batch_size: int = 128) -> dict:
+    """``dnacnn interpret filters``: the filter report (see ``report.filter_report``).
+
+    ``motifs``: a MEME file to match against (default JASPAR 2024 CORE vertebrates).
+    For a simulated dataset that recorded its implanted motifs, the summary counts
+    the recovered ones.
+    """
+    targets = read_meme(motifs) if motifs else None
+    loaded = _model(model)
+    seqs = _sequences(loaded, dataset, split, fasta, genome, bed, max_sequences)
+    implanted = inputs.implanted_motifs(dataset) if dataset else None
+    out = Path(out)
+    summary = filter_report(loaded, seqs, out, targets=targets, implanted=implanted,
+                            batch_size=batch_size, influence_sequences=influence_sequences,
+                            max_logos=max_logos)
+    return _publish(model, out, "filters", summary)
+
+
+def interpret_attention(model: str | Path, out: str | Path, dataset=None, split="test", fasta=None,
+                        max_sequences: int | None = 500, pad: int = 3, max_plots: int = 12) -> dict:
+    """``dnacnn interpret attention``: attention maps of a multi-scale model."""
+    loaded = _model(model)
+    if loaded.name != "multiscale":
+        raise ValueError(f"--model {model} is a {loaded.name} model; attention maps need a "
+                         "multi-scale model (MultiScaleCNN)")
+    seqs = _sequences(loaded, dataset, split, fasta, max_sequences=max_sequences)
+    out = Path(out)
+    return _publish(model, out, "attention", attention_report(loaded, seqs, out, pad, max_plots))
+
+
+def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, variant=None,
+                  fasta=None, tasks: list[str] | None = None, scale: str = "probability") -> dict:
+    """``dnacnn interpret ism``: saturation mutagenesis of a region, a variant's window or
+    FASTA records."""
+    given = [n for n, v in (("--region", region), ("--variant", variant), ("--fasta", fasta)) if v]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of --region, --variant (both with --genome) or --fasta; "
+                         f"got {given or 'none'}")
+    if (region or variant) and not genome:
+        raise ValueError(f"{given[0]} needs --genome (an indexed FASTA)")
+    loaded = _model(model)
+    if fasta:
+        seqs = inputs.fasta_sequences(fasta, _fixed_len(loaded))
+    elif region:
+        seqs = inputs.region_sequence(genome, region, loaded.seq_len)
+    else:
+        seqs = inputs.variant_sequence(genome, variant, loaded.seq_len)
+    out = Path(out)
+    return _publish(model, out, "ism", ism_report(loaded, seqs, out, tasks, scale))
+
+
+def main_job_filter_report(model_uri: str, dataset: str | Path, out: str | Path,
+                           influence_sequences: int = 300, max_logos: int = 50) -> dict:
+    """The main job's last step: the filter report of its trained model over the test
+    split of its simulated task, logged beside the model; logs how many implanted
+    factors the filters recover."""
+    summary = interpret_filters(model_uri, out, dataset=dataset, split="test",
+                                influence_sequences=influence_sequences, max_logos=max_logos)
+    if "implanted" in summary:
+        log.info("filters recover %d of %d implanted factors (TomTom best match, q < 0.05): %s",
+                 summary["recovered"], summary["implanted"], out)
+    return summary

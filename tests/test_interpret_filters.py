@@ -1,0 +1,213 @@
+"""Filters as motifs: PFMs, influence, TomTom against JASPAR, the report, the command, the registry.
+
+A small Basset is trained here (plain PyTorch, ~600 steps) on random 100 bp
+sequences carrying sampled instances of three JASPAR motifs (REST, NRF1, CTCF),
+one task per motif; its filters must recover the implanted factors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dnacnn.config import MlflowConfig
+from dnacnn.data.dataset_io import DatasetDescription
+from dnacnn.data.motifs import Motif, jaspar_collection, jaspar_motifs, read_meme, write_meme
+from dnacnn.data.simulate_accessibility import sample_strong
+from dnacnn.data.writer import write_arrays
+from dnacnn.interpret import filter_influence, filter_motifs, recovered_factors, tomtom_best_matches
+from dnacnn.interpret.plots import plot_filter_logo, plot_influence_heatmap
+from dnacnn.models import BassetConfig, SimpleCNNConfig, build, save
+from dnacnn.sequence import encode_batch, reverse_complement
+
+L = 100
+FACTORS = ("MA0138", "MA0506", "MA0139")  # REST, NRF1, CTCF
+REPO = Path(__file__).resolve().parents[1]
+
+
+def simulate(motifs: list[Motif], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n, L, 4) one-hot random sequences, each motif implanted (either strand) in 30% of them;
+    (n, 3) labels = which motifs a sequence carries."""
+    labels = (rng.random((n, len(motifs))) < 0.3).astype(np.float32)
+    seqs = []
+    for row in labels:
+        s = list(rng.choice(list("ACGT"), L))
+        taken: list[tuple[int, int]] = []
+        for k in np.flatnonzero(row):
+            inst = sample_strong(motifs[k], 0.8, rng)
+            inst = reverse_complement(inst) if rng.random() < 0.5 else inst
+            while True:
+                o = int(rng.integers(0, L - len(inst) + 1))
+                if all(o + len(inst) <= a or b <= o for a, b in taken):
+                    break
+            taken.append((o, o + len(inst)))
+            s[o:o + len(inst)] = list(inst)
+        seqs.append("".join(s))
+    return encode_batch(seqs, L), labels
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A trained small Basset checkpoint and a dataset folder recording the implanted motifs."""
+    root = tmp_path_factory.mktemp("interpret")
+    motifs = jaspar_motifs(list(FACTORS))
+    rng = np.random.default_rng(0)
+    onehot, labels = simulate(motifs, 4000, rng)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 shared cores: more threads only contend
+    try:
+        torch.manual_seed(0)
+        cfg = BassetConfig(seq_len=L, n_tasks=3, conv_filters=(8, 8), conv_widths=(19, 3),
+                           pool_widths=(8, 8), hidden_units=(32,), hidden_dropouts=(0.1,))
+        model = build("basset", cfg)
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        x = torch.from_numpy(onehot).float().permute(0, 2, 1)
+        y = torch.from_numpy(labels)
+        for _ in range(600):
+            idx = torch.randint(0, len(x), (64,))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    tasks = [m.name for m in motifs]
+    save(model.eval(), root / "model", tasks, task_type="multitask")
+    split = np.array(["train"] * 2800 + ["valid"] * 200 + ["test"] * 1000)
+    description = DatasetDescription(name="three_motifs", task_type="multitask", tasks=tasks, seq_len=L,
+                                     extra={"motifs": "motifs.meme"})
+    write_arrays(root / "dataset", description, onehot, labels, split)
+    write_meme(motifs, root / "dataset" / "motifs.meme")
+    return {"root": root, "model": model.eval(), "motifs": motifs, "onehot": onehot[3000:],
+            "labels": labels[3000:], "tasks": tasks}
+
+
+def test_pfm_of_a_filter_is_the_segments_above_half_its_maximum():
+    model = build("simple", SimpleCNNConfig(seq_len=12, n_tasks=1, filters=2, width=3, pool_width=2)).eval()
+    with torch.no_grad():
+        model.conv.weight.zero_()
+        model.conv.bias.zero_()
+        model.conv.weight[0] = torch.eye(4)[[0, 1, 2]].T  # filter 0 scores A, C, G at offsets 0, 1, 2
+    onehot = encode_batch(["ACGTTTTTTTTT", "TTTTTACGTTTT", "TTTACTTTTTTT"], 12)
+    found = filter_motifs(model, onehot)
+    # ACG scores 3 (twice); "AC" then T scores 2 > 1.5 (once); everything else <= 1.
+    assert found.sites.tolist() == [3, 0]
+    np.testing.assert_allclose(found.counts[0], [[3, 0, 0, 0], [0, 3, 0, 0], [0, 0, 2, 1]])
+    assert found.max_activation[0] == 3 and [m.id for m in found.motifs()] == ["filter0"]
+
+
+def test_influence_is_zero_for_a_constant_filter_and_positive_for_the_one_the_model_needs(trained):
+    model = trained["model"]
+    found = filter_motifs(model, trained["onehot"][:300])
+    influence, base_loss = filter_influence(model, trained["onehot"][:300], trained["labels"][:300],
+                                            "multitask", found.mean_activation)
+    assert influence.shape == (8, 3) and base_loss.shape == (3,)
+    assert influence.max() > 0.1  # some filter carries a motif the loss depends on
+    # A filter whose weights are zero outputs a constant: replacing it by its mean changes nothing.
+    dead = build("basset", model.config)
+    dead.load_state_dict(model.state_dict())
+    dead.eval()
+    with torch.no_grad():
+        dead.conv_tower[0].weight[2].zero_()
+    found_dead = filter_motifs(dead, trained["onehot"][:300])
+    influence_dead, _ = filter_influence(dead, trained["onehot"][:300], trained["labels"][:300],
+                                         "multitask", found_dead.mean_activation)
+    np.testing.assert_allclose(influence_dead[2], 0, atol=1e-6)
+
+
+def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(trained):
+    jaspar = jaspar_collection()
+    assert len(jaspar) == 879
+    found = filter_motifs(trained["model"], trained["onehot"])
+    matches = tomtom_best_matches(found.motifs(), jaspar)
+    recovered = recovered_factors(matches, trained["motifs"])
+    assert sum(bool(v) for v in recovered.values()) >= 2
+    assert recovered["MA0138.3"] or recovered["MA0506.3"]  # REST or NRF1: no look-alike matrices
+    # Control: untrained filters on random sequence recover neither REST nor NRF1.
+    torch.manual_seed(5)
+    untrained = build("basset", trained["model"].config).eval()
+    noise = np.eye(4, dtype=np.uint8)[np.random.default_rng(1).integers(0, 4, (1000, L))]
+    control = recovered_factors(tomtom_best_matches(filter_motifs(untrained, noise).motifs(), jaspar),
+                                trained["motifs"])
+    assert not control["MA0138.3"] and not control["MA0506.3"]
+
+
+def test_plots_have_their_axes():
+    probs = np.array([[0.97, 0.01, 0.01, 0.01], [0.25] * 4, [0.01, 0.01, 0.01, 0.97]])
+    top, bottom = plot_filter_logo(probs, "filter3", probs, "MA0001.1 X", strand="-")
+    assert top.get_title() == "filter3" and bottom.get_title() == "MA0001.1 X"
+    assert top.get_ylabel() == "bits" and top.get_ylim() == (0, 2)
+    ax = plot_influence_heatmap(np.array([[0.1, 0.0], [0.5, -0.2]]), ["f0", "f1"], ["t0", "t1"])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["f1", "f0"]  # most influential first
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t0", "t1"]
+    assert ax.get_title() == "filter influence"
+
+
+def _dnacnn(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the ``dnacnn`` command (the installed entry point's app) in a fresh process."""
+    return subprocess.run([sys.executable, "-c", "from dnacnn.cli import app; app()", *args],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_filters_command_on_a_registry_model_writes_the_report_and_logs_it(trained, tmp_path):
+    from dnacnn import registry
+
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+               OMP_NUM_THREADS="1")
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    try:
+        logged = registry.log_training_run(
+            cfg=MlflowConfig(experiment="interpret", registered_model="three-motifs"),
+            config={"model": {"name": "basset"}}, checkpoint_dir=trained["root"] / "model",
+            history=[{"epoch": 1, "val_loss": 0.2}], final_metrics={"best_val_loss": 0.2},
+            tasks=trained["tasks"], task_type="multitask", model_name="basset", dataset_name="three",
+            example=["A" * L, "C" * L])
+        uri = f"models:/three-motifs/{logged.version}"
+        out = tmp_path / "report"
+        done = _dnacnn("interpret", "filters", "--model", uri, "--dataset", str(trained["root"] / "dataset"),
+                       "--out", str(out), "--max-logos", "3", env=env)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["implanted"] == 3 and summary["recovered"] >= 2
+        table = pd.read_csv(out / "filters.tsv", sep="\t")
+        assert list(table.columns[:6]) == ["filter", "sites", "trimmed_width", "information_content",
+                                           "max_activation", "influence"]
+        assert {"match_id", "match_name", "p_value", "q_value", "strand", "offset"} <= set(table.columns)
+        assert len(table) == 8 and len(read_meme(out / "filters.meme")) == 8
+        influence = pd.read_parquet(out / "influence.parquet")
+        assert list(influence.columns) == ["filter", *trained["tasks"]] and len(influence) == 8
+        page = (out / "index.html").read_text()
+        for name in ("filters.tsv", "filters.meme", "influence.parquet", "influence.png"):
+            assert f"'{name}'" in page and (out / name).exists()
+        logos = sorted(p.name for p in (out / "logos").iterdir())
+        assert len(logos) == 3 and all(f"logos/{p}" in page for p in logos)
+        # The same files are artifacts of the run that produced the model version.
+        run_id = mlflow.MlflowClient().get_model_version("three-motifs", logged.version).run_id
+        assert summary["logged_to"] == f"runs:/{run_id}/interpretation/filters"
+        names = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(run_id, "interpretation/filters")}
+        assert {"filters.tsv", "filters.meme", "index.html", "logos"} <= names
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.mark.slow
+def test_filters_command_refuses_bad_input_in_one_line(trained, tmp_path):
+    bad = tmp_path / "bad.meme"
+    bad.write_text("MEME version 4\n\nMOTIF A\nletter-probability matrix: alength= 4 w= 2\n0.1 0.2 0.7\n")
+    done = _dnacnn("interpret", "filters", "--model", str(trained["root"] / "model"), "--dataset",
+                   str(trained["root"] / "dataset"), "--motifs", str(bad), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "bad.meme, line 5" in done.stderr
+    done = _dnacnn("interpret", "filters", "--model", str(tmp_path / "nope"), "--dataset",
+                   str(trained["root"] / "dataset"), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--model" in done.stderr and "Traceback" not in done.stderr

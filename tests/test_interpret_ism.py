@@ -1,0 +1,106 @@
+"""In-silico saturation mutagenesis: exact against brute force, strand-symmetric for RCAverage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dnacnn.interpret import importance, ism
+from dnacnn.interpret.plots import plot_importance_logo, plot_ism_heatmap
+from dnacnn.models import BassetConfig, MultiScaleConfig, RCAverage, build, link, predict, predict_logits
+from dnacnn.sequence import reverse_complement_onehot
+
+
+def _basset(n_tasks=3, seq_len=64):
+    torch.manual_seed(0)
+    cfg = BassetConfig(seq_len=seq_len, n_tasks=n_tasks, conv_filters=(8, 8), conv_widths=(7, 3),
+                       pool_widths=(2, 2), hidden_units=(16,), hidden_dropouts=(0.1,))
+    return build("basset", cfg).eval()
+
+
+def _onehot(n, length, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (n, length))]
+
+
+@pytest.mark.parametrize("task_type,scale", [("multitask", "probability"), ("multitask", "link"),
+                                             ("multiclass", "probability")])
+def test_ism_equals_brute_force_single_mutants(task_type, scale):
+    model = _basset()
+    onehot = _onehot(2, 64)
+    onehot[1, 10] = 0  # an N: every base is a substitution there
+    effects = ism(model, onehot, task_type, scale=scale, batch_size=37)
+    assert effects.shape == (2, 64, 4, 3)
+    for i in range(2):
+        ref = onehot[i:i + 1]
+        ref_score = (predict(model, ref, task_type) if scale == "probability"
+                     else link(task_type, predict_logits(model, ref)))[0]
+        for pos in (0, 10, 33, 63):
+            for base in range(4):
+                mutant = ref.copy()
+                mutant[0, pos] = 0
+                mutant[0, pos, base] = 1
+                one = (predict(model, mutant, task_type) if scale == "probability"
+                       else link(task_type, predict_logits(model, mutant)))[0]
+                expected = np.zeros(3) if ref[0, pos, base] else one - ref_score
+                np.testing.assert_allclose(effects[i, pos, base], expected, atol=1e-6)
+    assert (effects[0][onehot[0] == 1] == 0).all()  # reference bases: exactly 0
+    assert np.abs(effects[1, 10]).sum() > 0  # the N row: all four bases are mutants
+
+
+def test_ism_of_strand_averaged_model_is_the_same_from_either_strand():
+    torch.manual_seed(1)
+    model = RCAverage(build("multiscale", MultiScaleConfig(seq_len=50, filters=4, dense=(8,),
+                                                           dense_dropouts=(0.1,), n_tasks=2))).eval()
+    onehot = _onehot(1, 50, seed=3)
+    forward = ism(model, onehot, "multitask")[0]  # (L, 4, T)
+    reverse = ism(model, reverse_complement_onehot(onehot), "multitask")[0]
+    # Position l, base b on the forward strand is position L-1-l, base 3-b on the reverse.
+    np.testing.assert_allclose(reverse[::-1, ::-1], forward, atol=1e-6)
+    assert np.abs(forward).max() > 1e-4
+    # The plain model is not symmetric: the check can fail.
+    plain = ism(model.model, onehot, "multitask")[0]
+    plain_rev = ism(model.model, reverse_complement_onehot(onehot), "multitask")[0]
+    assert np.abs(plain_rev[::-1, ::-1] - plain).max() > 1e-4
+
+
+def test_importance_is_the_mean_loss_of_mutating_away_and_plots_have_axes():
+    onehot = _onehot(1, 4)
+    effects = np.zeros((1, 4, 4, 1))
+    effects[0, 2, :, 0] = [-0.3, -0.3, -0.3, -0.3]
+    effects[0, 2][onehot[0, 2] == 1] = 0
+    imp = importance(effects, onehot)
+    assert imp.shape == (1, 4, 1)
+    np.testing.assert_allclose(imp[0, :, 0], [0, 0, 0.3, 0])
+    ax = plot_ism_heatmap(effects[0, :, :, 0], onehot[0], title="ISM t0")
+    assert ax.get_title() == "ISM t0" and [t.get_text() for t in ax.get_yticklabels()] == list("ACGT")
+    ax = plot_importance_logo(imp[0, :, 0], onehot[0], title="importance")
+    assert ax.get_ylabel() == "importance" and ax.get_xlabel() == "position (bp)"
+
+
+def test_ism_command_for_a_variant_window_writes_tables_plots_and_page(tmp_path):
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    from conftest import FIXTURE_FASTA
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    out = tmp_path / "ism"
+    # 20:60101 (1-based) is G on the fixture genome (an all-ACGT stretch from 60,000).
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
+                                    str(FIXTURE_FASTA), "--variant", "20:60101:G>A", "--task", "t1",
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    table = pd.read_parquet(out / "ism.parquet")
+    assert list(table.columns) == ["sequence", "position", "ref", "base", "t1"] and len(table) == 64 * 4
+    assert table["sequence"].iloc[0] == "20:60068-60132"  # window start = p - L//2
+    assert table.loc[table["position"] == 32, "ref"].iloc[0] == "G"  # the variant at the window's L//2
+    assert (table.loc[table["ref"] == table["base"], "t1"] == 0).all()
+    assert (out / "ism_0_0.png").exists() and "'ism_0_0.png'" in (out / "index.html").read_text()
+    bad = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
+                                   str(FIXTURE_FASTA), "--variant", "20:60101:C>A", "--out", str(out)])
+    assert bad.exit_code == 2 and "does not match the reference 'G'" in bad.output
