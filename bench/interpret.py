@@ -33,7 +33,7 @@ from dnacnn.interpret.matching import tomtom_best_matches
 from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.report import filter_report
 from dnacnn.models import BassetConfig, LoadedModel, basset_cell_types, build
-from dnacnn.pipeline import load_main_config
+from dnacnn.main_run import load_main_config
 from dnacnn.registry import load_model
 
 REPO = Path(__file__).resolve().parents[1]
