@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vcf", required=True, help="VCF, plain/gzip/bgzip")
     parser.add_argument("--out", required=True, help="output folder (resumable)")
     parser.add_argument("--rc", action="store_true", help="average forward and reverse-complement probabilities")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64, help="variants per forward pass")
     parser.add_argument("--shard-variants", type=int, default=2500, help="VCF records per shard")
     parser.add_argument("--num-actors", type=int, default=None)
     parser.add_argument("--device", default="cpu")

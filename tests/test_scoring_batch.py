@@ -414,3 +414,59 @@ def test_registry_uri_is_fetched_once_and_scores_like_the_folder(ray_session, ml
     df = text_alleles(FIXTURE_VCF).head(20)
     from_uri = VariantScorer(uri, FIXTURE_FASTA).score_dataframe(df)
     assert_same_rows(from_uri, VariantScorer(str(model_dir), FIXTURE_FASTA).score_dataframe(df))
+
+
+# ---- no shard worker outlives the job ------------------------------------------------------
+
+
+def _shard_workers() -> list:
+    """Ray actor processes of this test session (descendants of pytest) that run shard workers."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "MapWorker" in " ".join(proc.cmdline()) or "ShardWorker" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_no_shard_worker_outlives_a_job_on_a_joined_cluster(clean_run):
+    import psutil
+
+    workers = _shard_workers()
+    _, alive = psutil.wait_procs(workers, timeout=60)  # Ray ends the pool's actors as the job ends
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+@pytest.mark.slow
+def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
+    """`dnacnn score` starts its own local cluster and stops all of it before it returns."""
+    import tempfile
+
+    import psutil
+
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are length-limited
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "platform"),
+           "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    code = "import sys; from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
+         "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out"), "--no-plot", "--shard-variants", "50"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["alleles_scored"] == 194
+    left = []  # every process of the run's Ray session inherited its RAY_TMPDIR (titles change, env does not)
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("RAY_TMPDIR") == ray_tmp:
+                left.append(proc)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=30)
+    assert alive == [], [p.cmdline() for p in alive]
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -72,6 +72,16 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
+def starts_local_cluster(address: str | None = None) -> bool:
+    """Whether :func:`init_ray` with this address would start a private local cluster."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return address in (None, "local")
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None,
              connect_timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
     """Start or join Ray once per process.

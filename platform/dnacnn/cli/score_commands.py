@@ -20,7 +20,7 @@ def score(
     vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip; tabix-indexed or not) or BCF."),
     out: Path = typer.Option(..., help="Output folder; running again with the same folder resumes the job."),
     rc: bool = typer.Option(False, "--rc", help="Average forward and reverse-complement probabilities."),
-    batch_size: int = typer.Option(256, min=1, help="Variants per forward pass."),
+    batch_size: int = typer.Option(64, min=1, help="Variants per forward pass (more: faster on a GPU, more memory)."),
     shard_variants: int = typer.Option(2500, min=1, help="VCF records per shard (the unit of work and restart)."),
     num_actors: int = typer.Option(0, min=0, help="Scorer actors (0: one per CPU of the cluster)."),
     address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)."),

@@ -8,9 +8,9 @@ bgzip), the model, the output folder, the VCF's agreement with the genome
 one error naming the file or option, and nothing has been created.
 
 Then the work is split into shards planned from the VCF's records
-(:mod:`dnacnn.scoring.shards`); each shard is one Ray Data block handled by an
-actor of an ``ActorPoolStrategy`` pool (the model loads once per actor), which
-streams the shard's records from the tabix index, scores them ``batch_size`` at
+(:mod:`dnacnn.scoring.shards`); each shard is handled by one actor of a pool
+(the model loads once per actor), which streams the shard's records from the
+tabix index, scores them ``batch_size`` at
 a time with :class:`VariantScorer` and writes its own Parquet parts
 (:mod:`dnacnn.scoring.shard_run`). Nothing holds more than one batch of results
 in memory. When this call started the Ray cluster it also stops it, so no
@@ -44,11 +44,11 @@ multi-node cluster), and the FASTA and VCF paths must be readable on every node.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +67,9 @@ from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError
 
 log = logging.getLogger(__name__)
 
+#: Variants per forward pass by default: 128 windows (256 with rc) keep an actor near 0.5 GiB PSS
+#: for a full Basset (at 256 variants, 0.9 GiB), at the same speed on CPU (``bench/score_job.py``).
+BATCH_SIZE = 64
 #: Records per shard by default: a few seconds of work for one actor, a few parts per 10k variants.
 SHARD_VARIANTS = 2500
 _SUBFOLDERS = ("scores", "rejects", "_shards", "_work")
@@ -95,7 +98,7 @@ def score_vcf(
     vcf: str | Path,
     out_dir: str | Path,
     rc: bool = False,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     shard_variants: int = SHARD_VARIANTS,
     num_actors: int | None = None,
     cpus_per_actor: float = 1.0,
@@ -116,7 +119,7 @@ def score_vcf(
             copy is made in ``out_dir/_work``.
         out_dir: output folder (module docstring); an existing one resumes its job.
         rc: average forward and reverse-complement probabilities.
-        batch_size: variants per forward pass.
+        batch_size: variants per forward pass (memory: see :data:`BATCH_SIZE`).
         shard_variants: VCF records per shard (the unit of work and of restart).
         num_actors: scorer actors (default: the cluster's CPUs / ``cpus_per_actor``,
             at most one per shard).
@@ -158,6 +161,8 @@ def score_vcf(
         loaded = load_model_spec(model)
         fingerprint = model_fingerprint(loaded.model)
         identity = job_identity(vcf, ref.path, loaded, fingerprint, rc, shard_variants)
+        model_name, tasks = loaded.name, list(loaded.tasks)
+        del loaded  # the actors load their own copy; the driver keeps no weights while they run
         resumed = check_identity(out, identity)
         started = _connect(address, device, wait_for_resources)
     except BaseException:
@@ -173,7 +178,6 @@ def score_vcf(
             model = str(_keep_fetched_model(fetched, out / "_work" / "model"))
         if not resumed:
             write_identity(out, identity)
-        tasks = list(loaded.tasks)
         atomic_write_text(out / "tasks.txt", "".join(f"{t}\n" for t in tasks))
 
         vcf_path, indexed = indexed_copy(vcf, out / "_work")
@@ -181,20 +185,28 @@ def score_vcf(
         pending = [s for s in shards if not marker_path(out, s).exists()]
         log.info("%d shard(s) of %s: %d done before, %d to score", len(shards), vcf,
                  len(shards) - len(pending), len(pending))
+        scoring_seconds = 0.0
+        worker_pids: set[int] = set()
         if pending:
-            _run_shards(pending, len(shards), model, os.path.abspath(ref.path), os.path.abspath(vcf_path),
-                        out.resolve(), rc, batch_size, num_actors, cpus_per_actor, device)
+            t_run = time.monotonic()
+            worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
+                                      os.path.abspath(vcf_path), out.resolve(), rc, batch_size, num_actors,
+                                      cpus_per_actor, device)
+            scoring_seconds = time.monotonic() - t_run
     finally:
-        if started:
+        if started:  # this call's own cluster: no shard worker outlives the job
             import ray
 
-            ray.shutdown()  # this call's own cluster: no shard worker outlives the job
+            ray.shutdown()
+            if pending:
+                _wait_for_exit(worker_pids)
 
     summary = summarise(out, shards, tasks, time.monotonic() - t0, len(pending))
     problems = agreement_problems(vcf, ref, summary["alleles_scored"], summary["rejected_by_reason"])
     for problem in problems:
         log.warning(problem)
-    summary.update({"vcf": vcf, "genome": ref.path, "rc": bool(rc), "model": loaded.name,
+    summary["scoring_seconds"] = round(scoring_seconds, 3)  # wall time of the Ray part (actors, shards)
+    summary.update({"vcf": vcf, "genome": ref.path, "rc": bool(rc), "model": model_name,
                     "model_sha256": fingerprint, "warnings": warnings + problems})
     if vcf_out:
         summary["vcf_out"] = str(write_scores_vcf(out, ref)[0])
@@ -219,8 +231,17 @@ def _keep_fetched_model(fetched: Path, target: Path) -> Path:
 
 def _connect(address: str | None, device: str, wait_for_resources: float) -> bool:
     """Join or start Ray and check it can run the job; True when this call started it."""
-    from dnacnn.ray_cluster import init_ray, require_resources
+    from dnacnn.ray_cluster import ClusterResourceError, init_ray, require_resources, starts_local_cluster
 
+    if device.startswith("cuda") and starts_local_cluster(address):
+        import torch
+
+        if not torch.cuda.is_available():  # a local cluster has this machine's GPUs: none
+            raise ClusterResourceError(
+                "--device cuda: this machine has no GPU that torch can use, and no --address of a "
+                "cluster with GPU nodes was given; use --device cpu, or --address (and "
+                "--wait-for-resources SECONDS while GPU nodes start)"
+            )
     started = init_ray(address)
     if device.startswith("cuda"):
         try:
@@ -234,35 +255,76 @@ def _connect(address: str | None, device: str, wait_for_resources: float) -> boo
     return started
 
 
+def _wait_for_exit(pids: set[int], timeout_s: float = 20.0) -> None:
+    """Wait until the shard workers of this call's local cluster have exited; kill any that linger.
+
+    ``ray.shutdown`` stops the raylet, and its workers exit when they notice, a moment
+    later: the command must not return before that.
+    """
+    deadline = time.monotonic() + timeout_s
+    for pid in sorted(pids):
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            log.warning("shard worker %d still running %.0f s after the cluster stopped: killing it", pid, timeout_s)
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process has taken the id
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,
-                rc: bool, batch_size: int, num_actors: int | None, cpus_per_actor: float, device: str) -> None:
-    """The Ray part: one block per shard, an actor pool of :class:`ShardWorker`."""
+                rc: bool, batch_size: int, num_actors: int | None, cpus_per_actor: float,
+                device: str) -> set[int]:
+    """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call.
+
+    Plain Ray actors (``ray.util.ActorPool``), not Ray Data: shards are whole units of
+    work with no data flowing between them, and Ray Data's own actors (statistics,
+    autoscaling) would add about 290 MiB to the job. The actors are killed when the
+    shards are done (or on failure).
+
+    Returns:
+        the process ids of the actors that ran shards.
+    """
     import ray
+    from ray.util import ActorPool
 
     if num_actors is None:
         cpus = ray.cluster_resources().get("CPU", 1)
         num_actors = max(1, int(cpus // cpus_per_actor))
     num_actors = max(1, min(num_actors, len(pending)))
-    gpus = 1 if str(device).startswith("cuda") else 0
-    items = [dataclasses.asdict(s) for s in pending]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(
-        ShardWorker,
-        fn_constructor_kwargs=dict(
-            model=model, genome=genome_path, vcf=vcf_path, out_dir=str(out), rc=rc,
-            batch_size=batch_size, device=device, num_threads=max(1, int(cpus_per_actor)),
-        ),
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=num_actors),
-        num_cpus=cpus_per_actor,
-        num_gpus=gpus,
+    worker = ray.remote(ShardWorker).options(
+        num_cpus=cpus_per_actor, num_gpus=1 if str(device).startswith("cuda") else 0, max_restarts=0,
     )
+    actors = [
+        worker.remote(model=model, genome=genome_path, vcf=vcf_path, out_dir=str(out), rc=rc,
+                      batch_size=batch_size, device=device, num_threads=max(1, int(cpus_per_actor)))
+        for _ in range(num_actors)
+    ]
     t0 = time.monotonic()
     done = total - len(pending)
     alleles = 0
-    for row in ds.iter_rows():
-        done += 1
-        alleles += int(row["alleles"])
-        rate = alleles / max(time.monotonic() - t0, 1e-9)
-        log.info("shard %d/%d done (%d alleles in %.1f s); %.0f alleles/s over this run",
-                 done, total, int(row["alleles"]), float(row["seconds"]), rate)
+    pids: set[int] = set()
+    try:
+        for shard, counts, pid in ActorPool(actors).map_unordered(lambda a, s: a.run.remote(s), pending):
+            pids.add(pid)
+            done += 1
+            alleles += counts.alleles
+            rate = alleles / max(time.monotonic() - t0, 1e-9)
+            log.info("shard %d/%d (%s) done: %d alleles in %.1f s; %.0f alleles/s over this run",
+                     done, total, shard.describe(), counts.alleles, counts.seconds, rate)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return pids

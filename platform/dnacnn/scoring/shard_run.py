@@ -1,7 +1,7 @@
 """Running one shard: read its alleles, score them batch by batch, write its parts and its marker.
 
-Plain Python (testable without Ray); :class:`ShardWorker` is the thin Ray Data
-callable class around it. A shard writes ``scores/part-NAME.parquet`` and
+Plain Python (testable without Ray); :class:`ShardWorker` is the thin Ray actor
+class around it. A shard writes ``scores/part-NAME.parquet`` and
 ``rejects/part-NAME.parquet`` (each with :class:`~dnacnn.parquet_parts.AtomicPartWriter`)
 and then its marker ``_shards/NAME.json`` (its counts), last: a shard with a
 marker is complete, and one without is run again from scratch, replacing its parts.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -141,11 +141,11 @@ def _reject_row(allele: Allele) -> dict:
 
 
 class ShardWorker:
-    """The Ray Data callable class: holds one :class:`VariantScorer`, scores whole shards.
+    """The Ray actor class: holds one :class:`VariantScorer`, scores whole shards.
 
-    Constructed once per actor (the model loads there). ``__call__`` takes a batch of
-    shard rows (``index``, ``chrom``, ``start``, ``end``, ``whole_file``) and returns
-    their counts.
+    Constructed once per actor (the model loads there). :meth:`run` scores one shard
+    and returns its counts and the actor's process id, so that a driver that started
+    a local cluster can wait for its workers to be gone.
     """
 
     def __init__(self, model: ModelSpec, genome: str, vcf: str, out_dir: str, rc: bool,
@@ -155,16 +155,6 @@ class ShardWorker:
         self.vcf = vcf
         self.out_dir = out_dir
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = []
-        for i in range(len(batch["index"])):
-            shard = Shard(int(batch["index"][i]), str(batch["chrom"][i]), int(batch["start"][i]),
-                          int(batch["end"][i]), bool(batch["whole_file"][i]))
-            rows.append((shard.index, score_shard(self.scorer, self.vcf, shard, self.out_dir)))
-        return {
-            "index": np.array([i for i, _ in rows], dtype=np.int64),
-            "alleles": np.array([c.alleles for _, c in rows], dtype=np.int64),
-            "scored": np.array([c.scored for _, c in rows], dtype=np.int64),
-            "rejected": np.array([c.rejected for _, c in rows], dtype=np.int64),
-            "seconds": np.array([c.seconds for _, c in rows], dtype=np.float64),
-        }
+    def run(self, shard: Shard) -> tuple[Shard, ShardCounts, int]:
+        """(shard, its counts, this process's id)."""
+        return shard, score_shard(self.scorer, self.vcf, shard, self.out_dir), os.getpid()

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,17 @@ def _as_bgzf(path: str) -> str:
     return out.name
 
 
+def _variant_file(path: str) -> pysam.VariantFile:
+    """``pysam.VariantFile`` for reading, accepting a BGZF file without its end block.
+
+    A missing end block is said once, by :func:`inspect_vcf` (console and summary);
+    pysam's own Python warning about it, repeated at every open, is silenced here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no BGZF EOF marker")
+        return pysam.VariantFile(path, ignore_truncation=True)
+
+
 def open_vcf(path: str | Path) -> pysam.VariantFile:
     """Open a VCF or BCF, raising :class:`VcfFormatError` naming the file when it is not one."""
     path = str(path)
@@ -81,7 +93,7 @@ def open_vcf(path: str | Path) -> pysam.VariantFile:
     try:
         if is_gzip(path) and not is_bgzf(path):
             copy = _as_bgzf(path)
-        return pysam.VariantFile(copy or path)
+        return _variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
         why = "it is empty" if os.path.getsize(path) == 0 else str(err) or type(err).__name__
         raise VcfFormatError(
@@ -172,7 +184,7 @@ def has_index(path: str | Path) -> bool:
     if not is_bgzf(path):  # plain text or plain gzip: no index possible
         return False
     try:
-        with pysam.VariantFile(str(path)) as vcf:
+        with _variant_file(str(path)) as vcf:
             return vcf.format == "VCF" and vcf.index is not None
     except (OSError, ValueError):
         return False
@@ -199,7 +211,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
         return str(copy), True
     plain = work / f"_tmp-input-{uuid.uuid4().hex}.vcf"
     if is_bgzf(vcf) and _is_bcf(vcf):
-        with pysam.VariantFile(vcf) as src, pysam.VariantFile(str(plain), "w", header=src.header) as dst:
+        with open_vcf(vcf) as src, pysam.VariantFile(str(plain), "w", header=src.header) as dst:
             for record in src:  # streamed: memory bounded
                 dst.write(record)
     else:
@@ -225,7 +237,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
 
 def _is_bcf(path: str) -> bool:
     try:
-        with pysam.VariantFile(path) as handle:
+        with _variant_file(path) as handle:
             return handle.format == "BCF"
     except (OSError, ValueError):
         return False
