@@ -86,7 +86,7 @@ def assert_accounting(summary: dict, out: Path) -> None:
     assert pq.read_table(out / "scores").num_rows == summary["alleles_scored"]
     assert pq.read_table(out / "rejects").num_rows == summary["alleles_rejected"]
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert not list(out.rglob("_tmp-*"))
+    assert not list(out.rglob(".*.tmp")) and not list(out.rglob("_tmp-*"))
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +217,8 @@ def test_restart_redoes_exactly_the_shards_without_markers(clean_run, model_dir,
     markers = sorted((out / "_shards").glob("*.json"))
     for marker in markers[:3]:
         marker.unlink()
-    (out / "scores" / "_tmp-part-000000.parquet-deadbeef").write_bytes(b"partial")
-    (out / "_shards" / "_tmp-000001.json-deadbeef").write_text("{")
+    (out / "scores" / ".part-000000.parquet.deadbeef.tmp").write_bytes(b"partial")
+    (out / "_shards" / ".000001.json.deadbeef.tmp").write_text("{")
     (out / "summary.json").unlink()
 
     summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)

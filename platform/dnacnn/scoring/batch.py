@@ -32,7 +32,7 @@ Output folder::
     OUT/_shards/NNNNNN.json           one marker per finished shard (its counts)
     OUT/_work/                        an indexed copy of a VCF that is not one, a fetched model
 
-Restarts: parts and markers are written atomically (:mod:`dnacnn.parquet_parts`),
+Restarts: parts and markers are written atomically (``dnacnn.data.parquet_sink.ParquetPart``),
 a shard's marker last, and part names are fixed by the shard; a job killed at
 any moment and run again with the same ``OUT`` skips the shards that have
 markers and ends with exactly the rows of an uninterrupted run
@@ -56,11 +56,13 @@ from pathlib import Path
 from dnacnn.genome import Genome
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
-from dnacnn.parquet_parts import atomic_write_text, remove_temporaries
-from dnacnn.scoring.job_state import check_identity, job_identity, model_fingerprint, summarise, write_identity
+from dnacnn.data.parquet_sink import remove_unfinished_parts
+from dnacnn.scoring.job_state import (
+    atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise, write_identity,
+)
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
 from dnacnn.scoring.scorer import ModelSpec, load_model_spec
-from dnacnn.scoring.shard_run import ShardWorker, marker_path
+from dnacnn.scoring.shard_run import ShardWorker
 from dnacnn.scoring.shards import Shard, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
 from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError, agreement_problems, survey
@@ -170,10 +172,12 @@ def score_vcf(
             shutil.rmtree(fetched, ignore_errors=True)
         raise
     try:
-        for sub in _SUBFOLDERS:
+        for sub in _SUBFOLDERS:  # what a killed run left: temporaries, never partial final names
             (out / sub).mkdir(parents=True, exist_ok=True)
-            remove_temporaries(out / sub)
-        remove_temporaries(out)
+            remove_unfinished_parts(out / sub)
+        remove_unfinished_parts(out)
+        for leftover in (out / "_work").glob("_tmp-*"):  # indexed_copy's scratch files
+            leftover.unlink()
         if fetched is not None:
             model = str(_keep_fetched_model(fetched, out / "_work" / "model"))
         if not resumed:

@@ -12,16 +12,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from dnacnn.parquet_parts import atomic_write_text
-from dnacnn.scoring.shard_run import marker_path
 from dnacnn.scoring.shards import Shard, ShardCounts
 from dnacnn.variants import REJECT_REASONS
 
 FORMAT = "dnacnn-scores/2"
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique hidden sibling of ``path`` named like ``ParquetPart``'s temporaries
+    (``.NAME.UUID.tmp``), which ``dnacnn.data.parquet_sink.remove_unfinished_parts`` clears."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a small text file (a marker, JSON) all or nothing: a temporary file, renamed."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def marker_path(out_dir: str | Path, shard: Shard) -> Path:
+    """A shard's marker: it exists only once the shard's parts are complete."""
+    return Path(out_dir) / "_shards" / f"{shard.name}.json"
 
 
 def model_fingerprint(model: object) -> str:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dnacnn.genome import Genome
-from dnacnn.parquet_parts import temporary_name
+from dnacnn.scoring.job_state import temporary_name
 from dnacnn.variants import InfoField, write_vcf
 
 SCORE_INFO = (

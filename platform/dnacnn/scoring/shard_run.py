@@ -2,7 +2,7 @@
 
 Plain Python (testable without Ray); :class:`ShardWorker` is the thin Ray actor
 class around it. A shard writes ``scores/part-NAME.parquet`` and
-``rejects/part-NAME.parquet`` (each with :class:`~dnacnn.parquet_parts.AtomicPartWriter`)
+``rejects/part-NAME.parquet`` (each a :class:`~dnacnn.data.parquet_sink.ParquetPart`)
 and then its marker ``_shards/NAME.json`` (its counts), last: a shard with a
 marker is complete, and one without is run again from scratch, replacing its parts.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dnacnn.parquet_parts import AtomicPartWriter, atomic_write_text
+from dnacnn.data.parquet_sink import ParquetPart
+from dnacnn.scoring.job_state import atomic_write_text, marker_path
 from dnacnn.scoring.scorer import ModelSpec, VariantScorer
 from dnacnn.scoring.shards import Shard, ShardCounts
 from dnacnn.variants import Allele, read_alleles
@@ -47,10 +48,6 @@ def scores_schema(tasks: list[str], metadata: dict[bytes, bytes] | None = None) 
     ], metadata=meta)
 
 
-def marker_path(out_dir: str | Path, shard: Shard) -> Path:
-    return Path(out_dir) / "_shards" / f"{shard.name}.json"
-
-
 def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Path) -> ShardCounts:
     """Score one shard and write its parts and its marker, each atomically.
 
@@ -67,8 +64,8 @@ def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Pa
     counts = ShardCounts()
     reasons: Counter = Counter()
     schema = scores_schema(scorer.tasks, scorer.arrow_schema_metadata())
-    scores_part = AtomicPartWriter(out / "scores" / f"part-{shard.name}.parquet", schema)
-    rejects_part = AtomicPartWriter(out / "rejects" / f"part-{shard.name}.parquet", REJECT_SCHEMA)
+    scores_part = ParquetPart(out / "scores" / f"part-{shard.name}.parquet", schema)
+    rejects_part = ParquetPart(out / "rejects" / f"part-{shard.name}.parquet", REJECT_SCHEMA)
     pending: list[Allele] = []
     rejects: list[dict] = []
 

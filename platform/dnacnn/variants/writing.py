@@ -57,7 +57,7 @@ def write_vcf(
         header.contigs.add(name, length=length)
     for field in info:
         header.info.add(field.id, field.number, field.type, field.description)
-    tmp = path.with_name(f"_tmp-{path.name}-{uuid.uuid4().hex}.vcf.gz")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # hidden, like a ParquetPart's
     try:
         with pysam.VariantFile(str(tmp), "wz", header=header) as out:
             for chrom, pos, vid, ref, alt, values in rows:
