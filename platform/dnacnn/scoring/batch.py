@@ -171,6 +171,8 @@ def score_vcf(
         if fetched is not None:
             shutil.rmtree(fetched, ignore_errors=True)
         raise
+    pending: list[Shard] = []
+    worker_pids: set[int] = set()
     try:
         for sub in _SUBFOLDERS:  # what a killed run left: temporaries, never partial final names
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -190,7 +192,6 @@ def score_vcf(
         log.info("%d shard(s) of %s: %d done before, %d to score", len(shards), vcf,
                  len(shards) - len(pending), len(pending))
         scoring_seconds = 0.0
-        worker_pids: set[int] = set()
         if pending:
             t_run = time.monotonic()
             worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
@@ -202,8 +203,7 @@ def score_vcf(
             import ray
 
             ray.shutdown()
-            if pending:
-                _wait_for_exit(worker_pids)
+            _wait_for_exit(worker_pids)
 
     summary = summarise(out, shards, tasks, time.monotonic() - t0, len(pending))
     problems = agreement_problems(vcf, ref, summary["alleles_scored"], summary["rejected_by_reason"])
