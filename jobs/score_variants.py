@@ -24,18 +24,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vcf", required=True, help="VCF, plain/gzip/bgzip")
     parser.add_argument("--out", required=True, help="output folder (resumable)")
     parser.add_argument("--rc", action="store_true", help="average forward and reverse-complement probabilities")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--shard-size", type=int, default=1_000_000, help="bp per shard")
+    parser.add_argument("--batch-size", type=int, default=64, help="variants per forward pass")
+    parser.add_argument("--shard-variants", type=int, default=2500, help="VCF records per shard")
     parser.add_argument("--num-actors", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
     parser.add_argument("--vcf-out", action="store_true", help="also write scores.vcf.gz")
+    parser.add_argument("--strict", action="store_true", help="stop when the VCF does not fit the genome")
+    parser.add_argument("--wait-for-resources", type=float, default=0.0, help="seconds to wait for a GPU node")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = score_vcf(
         model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
-        batch_size=args.batch_size, shard_size_bp=args.shard_size, num_actors=args.num_actors,
-        device=args.device, vcf_out=args.vcf_out, address=args.address,
+        batch_size=args.batch_size, shard_variants=args.shard_variants,
+        num_actors=args.num_actors, device=args.device, vcf_out=args.vcf_out, address=args.address,
+        strict=args.strict, wait_for_resources=args.wait_for_resources,
     )
     print(json.dumps(summary, indent=2))
     return summary

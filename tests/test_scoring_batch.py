@@ -29,10 +29,12 @@ from conftest import FIXTURE_FASTA, FIXTURE_VCF, shared
 from dnacnn import models
 from dnacnn.genome import Genome
 from dnacnn.scoring import VariantScorer
-from dnacnn.scoring.batch import plan_shards, prepare_vcf, score_vcf
+from dnacnn.scoring.batch import score_vcf
+from dnacnn.scoring.shards import plan_shards
+from dnacnn.variants import indexed_copy
 from test_scoring import TASKS, save_tiny
 
-SHARD = 2_000_000  # about 30 non-empty shards of the fixture
+SHARD = 6  # records per shard: about 30 shards of the fixture's 194 records
 KEY = ["chrom", "pos", "ref", "alt"]
 
 
@@ -84,7 +86,7 @@ def assert_accounting(summary: dict, out: Path) -> None:
     assert pq.read_table(out / "scores").num_rows == summary["alleles_scored"]
     assert pq.read_table(out / "rejects").num_rows == summary["alleles_rejected"]
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert not list(out.rglob("_tmp-*"))
+    assert not list(out.rglob(".*.tmp")) and not list(out.rglob("_tmp-*"))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def model_dir(tmp_path_factory):
 def clean_run(ray_session, model_dir, tmp_path_factory):
     """One uninterrupted run on the fixture: the reference for the other tests."""
     out = tmp_path_factory.mktemp("clean")
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, vcf_out=True)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, vcf_out=True)
     return out, summary
 
 
@@ -144,7 +146,7 @@ def test_plain_gzip_vcf_as_debian_ships_it_scores_the_same_rows(clean_run, model
     with gzip.open(FIXTURE_VCF, "rb") as src, gzip.open(plain_gz, "wb") as dst:
         dst.write(src.read())
     out = tmp_path / "out"
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, plain_gz, out, shard_size_bp=SHARD)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, plain_gz, out, shard_variants=SHARD)
     assert_accounting(summary, out)
     assert summary["shards"] > 10  # split by region through the indexed copy
     assert_same_rows(read_scores(out), read_scores(clean_run[0]))
@@ -175,9 +177,9 @@ def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, mode
         slow.load_state_dict(loaded.model.state_dict())
         loaded.model = slow.eval()
         ray.init(address=address)
-        score_vcf(loaded, genome, vcf, out, shard_size_bp=int(shard), num_actors=1, plot=False)
+        score_vcf(loaded, genome, vcf, out, shard_variants=int(shard), num_actors=1, plot=False)
     """))
-    total = len(plan_shards(str(FIXTURE_VCF), True, Genome(FIXTURE_FASTA), SHARD))
+    total = len(plan_shards(str(FIXTURE_VCF), True, SHARD))
     address = ray.get_runtime_context().gcs_address
     log = open(tmp_path / "job.log", "w")
     proc = subprocess.Popen(
@@ -198,7 +200,7 @@ def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, mode
     assert 1 <= finished < total  # killed mid-way
     assert not (out / "summary.json").exists()
 
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD)
     assert 0 < summary["shards_run_now"] < total
     assert_accounting(summary, out)
     clean_out, clean_summary = clean_run
@@ -215,27 +217,27 @@ def test_restart_redoes_exactly_the_shards_without_markers(clean_run, model_dir,
     markers = sorted((out / "_shards").glob("*.json"))
     for marker in markers[:3]:
         marker.unlink()
-    (out / "scores" / "_tmp-part-000000.parquet-deadbeef").write_bytes(b"partial")
-    (out / "_shards" / "_tmp-000001.json-deadbeef").write_text("{")
+    (out / "scores" / ".part-000000.parquet.deadbeef.tmp").write_bytes(b"partial")
+    (out / "_shards" / ".000001.json.deadbeef.tmp").write_text("{")
     (out / "summary.json").unlink()
 
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, plot=False)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
     assert summary["shards_run_now"] == 3
     assert_accounting(summary, out)
     assert_same_rows(read_scores(out), read_scores(clean_out))
 
-    again = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, plot=False)
+    again = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
     assert again["shards_run_now"] == 0 and again["alleles_scored"] == clean_summary["alleles_scored"]
 
 
 def test_restart_with_other_inputs_is_refused(clean_run, model_dir, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(clean_run[0], out)
-    with pytest.raises(ValueError, match="shard_size_bp"):
-        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD // 2)
+    with pytest.raises(ValueError, match="shard_variants"):
+        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD // 2)
     other = save_tiny(tmp_path / "other_model", seed=1)
     with pytest.raises(ValueError, match="model_sha256"):
-        score_vcf(str(other), FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD)
+        score_vcf(str(other), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD)
 
 
 # ---- rejects from real records with edits -------------------------------------------------
@@ -253,9 +255,13 @@ def edited_vcf(path: Path, genome: Genome, unsorted: bool = False) -> dict:
     fields[8][4] = fields[8][4] + ",<*>"  # one scored ALT, one symbolic_allele
     fields[10][4] = fields[10][3] + "XT"  # invalid_allele
     body = ["\t".join(f) for f in lines]
-    # malformed (5 columns): its 30 bp REF spans the shard boundary at 4,000,000 (= 2 * SHARD)
-    bad = f"20\t3999990\tbad\t{genome.fetch('20', 3999989, 4000019)}\tA"
-    at = next(i for i, f in enumerate(lines) if int(f[1]) > 3999990)
+    # malformed (5 columns), inserted as the 6th line of contig 20, so that the 7th (original line 5)
+    # starts the second shard (SHARD records each); its 30 bp REF spans that shard boundary
+    boundary = int(lines[5][1])
+    bad_pos = boundary - 10
+    assert bad_pos > int(lines[4][1])
+    bad = f"20\t{bad_pos}\tbad\t{genome.fetch('20', bad_pos - 1, bad_pos + 29)}\tA"
+    at = 5
     body.insert(at, bad)
     for f in lines[:2]:  # unknown_contig: the records again, on contig 21 (declared, not in the genome)
         body.append("\t".join(["21"] + f[1:]))
@@ -265,7 +271,8 @@ def edited_vcf(path: Path, genome: Genome, unsorted: bool = False) -> dict:
     reasons = {"ref_mismatch": 1, "symbolic_allele": 2, "missing_alt": 1, "invalid_allele": 1,
                "malformed": 1, "unknown_contig": 2}
     malformed_line = len(header) + 1 + at + 1
-    return {"reasons": reasons, "records": len(body), "alleles": len(body) + 1, "malformed_line": malformed_line}
+    return {"reasons": reasons, "records": len(body), "alleles": len(body) + 1, "malformed_line": malformed_line,
+            "bad_pos": bad_pos, "boundary": boundary}
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +280,7 @@ def edited_run(ray_session, model_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("edited")
     vcf = tmp / "edited.vcf"  # plain text, no index: the job indexes a copy
     expected = edited_vcf(vcf, Genome(FIXTURE_FASTA))
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, tmp / "out", shard_size_bp=SHARD, plot=False)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, tmp / "out", shard_variants=SHARD, plot=False)
     return tmp / "out", summary, expected
 
 
@@ -281,13 +288,15 @@ def test_rejects_with_reasons_from_edited_real_records(edited_run):
     out, summary, expected = edited_run
     assert (out / "_work" / "input.vcf.gz.tbi").exists()
     assert_accounting(summary, out)
+    shards = plan_shards(str(out / "_work" / "input.vcf.gz"), True, SHARD)
+    assert any(s.start == expected["boundary"] - 1 for s in shards)  # the bad line crosses it
     assert summary["rejected_by_reason"] == expected["reasons"]  # the boundary-crossing line once
     assert summary["records_read"] == expected["records"]
     assert summary["alleles_read"] == expected["alleles"]
     rejects = read_rejects(out)
     assert list(rejects.columns) == ["chrom", "pos", "id", "ref", "alt", "kind", "reason", "message", "line"]
     bad = rejects[rejects.reason == "malformed"].iloc[0]
-    assert (bad.chrom, bad.pos, bad.id) == ("20", 3999990, "bad")
+    assert (bad.chrom, bad.pos, bad.id) == ("20", expected["bad_pos"], "bad")
     assert "8" in bad.message and "column" in bad.message  # says what is wrong with the line
     mismatch = rejects[rejects.reason == "ref_mismatch"].iloc[0]
     assert mismatch.pos == 1600125 and "genome build" in mismatch.message
@@ -301,9 +310,9 @@ def test_rejects_with_reasons_from_edited_real_records(edited_run):
 def test_unsorted_vcf_is_read_whole_with_line_numbers(edited_run, model_dir, tmp_path):
     vcf = tmp_path / "unsorted.vcf"
     expected = edited_vcf(vcf, Genome(FIXTURE_FASTA), unsorted=True)
-    assert prepare_vcf(vcf, tmp_path / "work") == (str(vcf), False)
+    assert indexed_copy(vcf, tmp_path / "work") == (str(vcf), False)
     out = tmp_path / "out"
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, out, shard_size_bp=SHARD, plot=False, vcf_out=True)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, out, shard_variants=SHARD, plot=False, vcf_out=True)
     assert summary["shards"] == 1
     assert_accounting(summary, out)
     assert summary["rejected_by_reason"] == expected["reasons"]
@@ -342,7 +351,7 @@ def test_real_vcfs_on_real_chr20(ray_session, basset_dir, tmp_path, name, sites,
     expected = text_alleles(vcf)
     assert len(data_lines(vcf)) == sites and int((expected.groupby(["pos", "ref"]).size() > 1).sum()) >= multi
     out = tmp_path / "out"
-    summary = score_vcf(str(basset_dir), fasta, vcf, out, shard_size_bp=10_000_000, rc=True, plot=False)
+    summary = score_vcf(str(basset_dir), fasta, vcf, out, shard_variants=500, rc=True, plot=False)
     assert_accounting(summary, out)
     assert summary["records_read"] == sites
     assert summary["alleles_read"] == len(expected)
@@ -363,7 +372,7 @@ def test_cli_score_and_job_entrypoint(ray_session, model_dir, tmp_path):
     out = tmp_path / "cli"
     result = runner.invoke(app, ["score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
                                  "--vcf", str(FIXTURE_VCF), "--out", str(out), "--rc", "--batch-size", "64",
-                                 "--shard-size", "70000000", "--no-plot"])
+                                 "--shard-variants", "1000", "--no-plot"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["alleles_scored"] == 194
 
@@ -375,7 +384,7 @@ def test_cli_score_and_job_entrypoint(ray_session, model_dir, tmp_path):
     job_out = tmp_path / "job"
     job["main"](["--model", str(model_dir), "--genome", str(FIXTURE_FASTA), "--vcf",
                                    str(FIXTURE_VCF), "--out", str(job_out), "--rc", "--batch-size", "64",
-                                   "--shard-size", "70000000"])
+                                   "--shard-variants", "1000"])
     assert_same_rows(read_scores(job_out), read_scores(out))
 
 
@@ -397,7 +406,7 @@ def test_registry_uri_is_fetched_once_and_scores_like_the_folder(ray_session, ml
 
     uri = "models:/tiny-scorer@champion"
     out = tmp_path / "out"
-    summary = score_vcf(uri, FIXTURE_FASTA, FIXTURE_VCF, out, shard_size_bp=SHARD, plot=False)
+    summary = score_vcf(uri, FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
     assert (out / "_work" / "model" / "model.json").exists()  # fetched once, by the driver
     assert summary["model_sha256"] == clean_run[1]["model_sha256"]
     assert_same_rows(read_scores(out), read_scores(clean_run[0]))
@@ -405,3 +414,59 @@ def test_registry_uri_is_fetched_once_and_scores_like_the_folder(ray_session, ml
     df = text_alleles(FIXTURE_VCF).head(20)
     from_uri = VariantScorer(uri, FIXTURE_FASTA).score_dataframe(df)
     assert_same_rows(from_uri, VariantScorer(str(model_dir), FIXTURE_FASTA).score_dataframe(df))
+
+
+# ---- no shard worker outlives the job ------------------------------------------------------
+
+
+def _shard_workers() -> list:
+    """Ray actor processes of this test session (descendants of pytest) that run shard workers."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "MapWorker" in " ".join(proc.cmdline()) or "ShardWorker" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def test_no_shard_worker_outlives_a_job_on_a_joined_cluster(clean_run):
+    import psutil
+
+    workers = _shard_workers()
+    _, alive = psutil.wait_procs(workers, timeout=60)  # Ray ends the pool's actors as the job ends
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+@pytest.mark.slow
+def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
+    """`dnacnn score` starts its own local cluster and stops all of it before it returns."""
+    import tempfile
+
+    import psutil
+
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are length-limited
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "platform"),
+           "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    code = "import sys; from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
+         "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out"), "--no-plot", "--shard-variants", "50"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["alleles_scored"] == 194
+    left = []  # every process of the run's Ray session inherited its RAY_TMPDIR (titles change, env does not)
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("RAY_TMPDIR") == ray_tmp:
+                left.append(proc)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=30)
+    assert alive == [], [p.cmdline() for p in alive]
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The variant window rule (dnacnn.scoring.windows) on the real chr20 sequence of the fixture."""
+"""The variant window rule (dnacnn.scoring.allele_windows) on the real chr20 sequence of the fixture."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dnacnn.genome import Genome, UnknownContigError
-from dnacnn.scoring import windows
-from dnacnn.scoring.windows import variant_windows, window_codes
+import dnacnn.scoring.allele_windows as window_rule
+from dnacnn.scoring.allele_windows import variant_windows, window_codes
 from dnacnn.sequence import decode, encode
 from conftest import FIXTURE_FASTA
 
@@ -100,7 +100,7 @@ def test_chr_alias_gives_the_same_windows(genome):
 
 def test_batch_equals_one_at_a_time_and_the_slow_rule(genome, monkeypatch):
     """Mixed kinds, clustered and far apart, through several fetch groups."""
-    monkeypatch.setattr(windows, "MAX_GAP", 500)
+    monkeypatch.setattr(window_rule, "MAX_GAP", 500)
     rng = np.random.default_rng(0)
     pos0 = np.concatenate([rng.integers(100_000, 100_400, 20), rng.integers(200_000, 290_000, 20), [CHR20 - 5, 2]])
     refs, alts = [], []

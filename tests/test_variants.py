@@ -138,3 +138,74 @@ def test_not_a_vcf_is_a_clear_error(tmp_path):
         list(read_alleles(path))
     with pytest.raises(FileNotFoundError, match="VCF not found"):
         list(read_alleles(tmp_path / "missing.vcf"))
+
+
+def test_a_malformed_line_across_a_region_boundary_belongs_to_one_region(genome, tmp_path):
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if not l.startswith("#")][:10]
+    nxt = int(body[5].split("\t")[1])
+    bad_pos = nxt - 10  # its 30 bp REF spans POS - 1 of the next record: the region boundary
+    bad = f"20\t{bad_pos}\tbad\t{genome.fetch('20', bad_pos - 1, bad_pos + 29)}\tA"
+    plain = _write(tmp_path / "bad.vcf", header + body[:5] + [bad] + body[5:])
+    vcf = pysam.tabix_index(str(plain), preset="vcf", force=True)
+    left = list(read_alleles(vcf, genome, region=("20", 0, nxt - 1)))
+    right = list(read_alleles(vcf, genome, region=("20", nxt - 1, 70_000_000)))
+    assert [a.pos for a in left if a.reject == "malformed"] == [bad_pos]
+    assert not [a for a in right if a.reject == "malformed"]
+    assert "8" in left[-1].message and "column" in left[-1].message
+    assert len(left) + len(right) == 11  # every line once
+
+
+def test_table_rows_and_vcf_records_follow_the_same_rules(genome, tmp_path):
+    """check_allele (tables, the service) and read_alleles (VCF records) give the same verdicts."""
+    from dnacnn.variants import check_allele
+
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l.split("\t") for l in lines if not l.startswith("#")][:6]
+    body[0][3] = ("T" if body[0][3][0] != "T" else "G") + body[0][3][1:]
+    body[1][4] = "<DEL>"
+    body[2][4] = "."
+    body[3][0] = "chr9"
+    body[4][4] = "ACGR"
+    path = _write(tmp_path / "edited.vcf", header + ["\t".join(f) for f in body])
+    for allele in read_alleles(path, genome):
+        assert check_allele(genome, allele.chrom, allele.pos, allele.ref, allele.alt) == (
+            allele.kind, allele.reject, allele.message)
+
+
+def test_vcf_writer_round_trips_through_pysam_and_indexes_sorted_records(tmp_path):
+    from dnacnn.variants import InfoField, write_vcf
+
+    rows = [("20", 100, "rs1", "A", "G", {"SCORE": (0.5,)}), ("20", 200, ".", "AC", "A", {"SCORE": (0.25,)})]
+    info = [InfoField("SCORE", "A", "Float", "a score")]
+    out = tmp_path / "w.vcf.gz"
+    assert write_vcf(out, {"20": 1000}, rows, info=info, meta={"source": "test"}, filter_pass=True)
+    with pysam.VariantFile(str(out)) as vcf:
+        got = [(r.chrom, r.pos, r.id, r.ref, r.alts[0], r.info["SCORE"][0], list(r.filter)) for r in vcf.fetch("20")]
+    assert got == [("20", 100, "rs1", "A", "G", 0.5, ["PASS"]), ("20", 200, None, "AC", "A", 0.25, ["PASS"])]
+    assert not write_vcf(out, {"20": 1000}, rows[::-1], info=info)  # unsorted: no index, no stale one
+    assert not (tmp_path / "w.vcf.gz.tbi").exists()
+    assert [r.pos for r in pysam.VariantFile(str(out))] == [200, 100]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.vcf.gz"]  # no temporary left
+
+
+def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):
+    from dnacnn.variants import inspect_vcf
+
+    info = inspect_vcf(FIXTURE_VCF)
+    assert (info.format, info.compression, info.indexed, info.warnings) == ("VCF", "bgzf", True, [])
+    bcf = tmp_path / "x.bcf"
+    with pysam.VariantFile(str(FIXTURE_VCF)) as src, pysam.VariantFile(str(bcf), "wb", header=src.header) as dst:
+        for record in src:
+            dst.write(record)
+    assert inspect_vcf(bcf).format == "BCF"
+    header_then_noise = tmp_path / "h.vcf"
+    header_then_noise.write_bytes(b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                                  + b"\x00\x17garbage" * 200)
+    with pytest.raises(VcfFormatError, match="h.vcf: none of its first 1 record"):
+        inspect_vcf(header_then_noise)
+    one_bad_line = tmp_path / "one.vcf"  # a text VCF whose only record is malformed: read, to be rejected
+    one_bad_line.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n20\t5\tonly3\n")
+    assert inspect_vcf(one_bad_line).format == "VCF"

@@ -50,7 +50,7 @@ class ScoreSection:
 
     rc: bool = True  # average forward and reverse-complement predictions
     batch_size: int = 128
-    shard_size_bp: int = 5_000_000
+    shard_variants: int = 2500  # VCF records per shard (the unit of work and of restart)
     vcf_out: bool = True  # also write scores.vcf.gz with INFO fields
 
 

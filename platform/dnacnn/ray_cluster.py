@@ -1,14 +1,32 @@
-"""Connecting to Ray: a real cluster when an address is given, else a local one."""
+"""Connecting to Ray: a real cluster when an address is given, else a private local one.
+
+Joining a cluster is bounded in time: an address nobody answers at is refused
+after ``connect_timeout_s`` with :class:`RayConnectionError`, naming the address,
+instead of Ray's own minutes of retries. :func:`require_resources` checks that the
+cluster can ever run the work (a GPU for ``--device cuda``) before any is submitted.
+Ray itself is imported on first use (seconds), not when the CLI starts.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-
-import ray
-from ray.data import DataContext
+import socket
+import time
+from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait for a cluster's head to answer before giving up.
+CONNECT_TIMEOUT_S = 10.0
+
+
+class RayConnectionError(ConnectionError):
+    """No Ray cluster answers at the given address."""
+
+
+class ClusterResourceError(RuntimeError):
+    """The cluster does not have (or did not get in time) what the job needs."""
 
 
 def configure_data_context() -> None:
@@ -17,6 +35,7 @@ def configure_data_context() -> None:
     Parquet written by Ray then reads back in plain pyarrow, pandas or polars.
     Called on the driver before building datasets (Ray Data ships the context to tasks).
     """
+    from ray.data import DataContext
     from ray.data.extensions import FixedShapeTensorFormat
 
     ctx = DataContext.get_current()
@@ -24,21 +43,116 @@ def configure_data_context() -> None:
     ctx.enable_progress_bars = os.environ.get("DNACNN_PROGRESS", "1") != "0"
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of an address to probe; None for ``auto`` and other forms Ray resolves itself."""
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if parsed.hostname and parsed.port:
+        return parsed.hostname, parsed.port
+    return None
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse an address whose host does not accept a TCP connection within ``timeout_s``.
+
+    Raises:
+        RayConnectionError: naming the address and what failed.
+    """
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or str(err))
+        raise RayConnectionError(
+            f"no Ray cluster answers at --address {address} ({reason} after at most {timeout_s:g} s); "
+            "give the head node's address (host:port, e.g. 10.0.0.5:6379, or ray://host:10001), "
+            "or leave --address out for a local cluster"
+        ) from None
+
+
+def starts_local_cluster(address: str | None = None) -> bool:
+    """Whether :func:`init_ray` with this address would start a private local cluster."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    return address in (None, "local")
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None,
+             connect_timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
     """Start or join Ray once per process.
 
     Args:
         address: a cluster address (``ray://...``, ``auto``, ``host:port``); defaults
-            to ``RAY_ADDRESS``; with neither, a local cluster starts.
+            to ``RAY_ADDRESS``; with neither, a private local cluster starts.
         num_cpus: CPUs of the local cluster (ignored when joining one).
+        connect_timeout_s: how long a cluster's head may take to answer.
+    Returns:
+        True when this call started Ray (so the caller may shut it down), else False.
+    Raises:
+        RayConnectionError: the address does not answer.
     """
+    import ray
+
+    started = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        if address:
+        if address and address != "local":
+            check_reachable(address, connect_timeout_s)
             log.info("joining the Ray cluster at %s", address)
-            ray.init(address=address, log_to_driver=True)
+            try:
+                ray.init(address=address, log_to_driver=True)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise RayConnectionError(f"cannot join the Ray cluster at --address {address}: {err}") from None
         else:
             log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
             # "local": a private cluster, never one that `ray start` left running here.
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        started = True
     configure_data_context()
+    return started
+
+
+def require_resources(resource: str, amount: float, local: bool, wait_s: float = 0.0, poll_s: float = 2.0) -> None:
+    """Make sure the cluster has ``amount`` of ``resource`` (e.g. "GPU") before work is submitted.
+
+    Args:
+        local: the cluster is the private one this process started: it cannot grow,
+            so a missing resource fails at once.
+        wait_s: on a joined cluster, how long to wait for nodes (an autoscaler's) to
+            bring the resource, with a console line at least every 30 s; 0 fails at once.
+
+    Raises:
+        ClusterResourceError: the resource is not there (in time).
+    """
+    import ray
+
+    have = ray.cluster_resources().get(resource, 0)
+    if have >= amount:
+        return
+    if local or wait_s <= 0:
+        where = "the local Ray cluster (this machine)" if local else "the Ray cluster"
+        raise ClusterResourceError(
+            f"{where} has {have:g} {resource}(s) and this job needs {amount:g} "
+            f"({'--device cuda' if resource == 'GPU' else resource}); use --device cpu, or join a "
+            "cluster with GPU nodes (--address, and --wait-for-resources SECONDS while they start)"
+        )
+    deadline = time.monotonic() + wait_s
+    said = 0.0
+    while have < amount:
+        now = time.monotonic()
+        if now >= deadline:
+            raise ClusterResourceError(
+                f"no {amount:g} {resource}(s) joined the Ray cluster within --wait-for-resources "
+                f"{wait_s:g} s (it has {have:g})"
+            )
+        if now - said >= 30:
+            log.warning("waiting up to %.0f s more for %g %s(s) on the Ray cluster (it has %g)",
+                        deadline - now, amount, resource, have)
+            said = now
+        time.sleep(poll_s)
+        have = ray.cluster_resources().get(resource, 0)

@@ -6,7 +6,9 @@ import logging
 
 import typer
 
-app = typer.Typer(
+from dnacnn.cli.errors import OneLineErrorsTyper
+
+app = OneLineErrorsTyper(
     help="dnacnn: train CNNs on DNA sequence and score variants genome-wide, on Ray.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -4,26 +4,55 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 
 import typer
 
 from dnacnn.genome import UnknownContigError
+from dnacnn.output_folder import OutputFolderError
+from dnacnn.ray_cluster import ClusterResourceError, RayConnectionError
 from dnacnn.reference_data import ReferenceDataError
 from dnacnn.variants import VcfFormatError
+from dnacnn.variants.genome_agreement import GenomeMismatchError
 
 #: Errors that mean "the input is wrong", as opposed to a bug.
 USER_ERRORS = (
     FileNotFoundError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
+    OutputFolderError, GenomeMismatchError, RayConnectionError, ClusterResourceError,
 )
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Print the message of an input error and exit 2."""
+    """Print the message of an input error on one line and exit 2."""
     try:
         yield
     except USER_ERRORS as err:
         logging.getLogger("dnacnn").debug("input error", exc_info=True)
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        message = " ".join(str(err).split())  # one line, whatever the message holds
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+
+
+class OneLineErrorsTyper(typer.Typer):
+    """A ``typer.Typer`` whose usage errors (a bad option value, a missing option) are one line.
+
+    Click prints them as a usage block (several lines, with rich a box); here the same
+    message, which names the option and the reason, is printed as ``error: ...`` and
+    the exit code stays Click's (2).
+    """
+
+    def __call__(self, *args, **kwargs):
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            result = super().__call__(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        except typer.TyperException as err:  # Click's usage errors (typer's public base class)
+            message = " ".join(err.format_message().split())
+            typer.secho(f"error: {message} (see --help)", fg=typer.colors.RED, err=True)
+            sys.exit(getattr(err, "exit_code", 2))
+        sys.exit(result if isinstance(result, int) else 0)

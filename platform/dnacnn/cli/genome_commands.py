@@ -11,14 +11,16 @@ import typer
 from dnacnn.cli import app
 from dnacnn.cli.errors import user_errors
 from dnacnn.genome import Genome
+from dnacnn.output_folder import check_output_folder
 from dnacnn.reference_data import fetch_vt_examples
-from dnacnn.variants import read_alleles
+from dnacnn.variants import inspect_vcf, read_alleles
 
 
 @app.command("fetch-genome")
 def fetch_genome(data_dir: Path = typer.Option(Path("data"), help="Where to unpack it.")) -> None:
     """Get the real GRCh37 chr20 and its VCFs (Debian's vt-examples) and print their paths."""
     with user_errors():
+        check_output_folder(data_dir, "--data-dir")
         vt = fetch_vt_examples(data_dir)
         genome = Genome(vt.chr20_fasta)
         typer.echo(json.dumps({
@@ -30,13 +32,16 @@ def fetch_genome(data_dir: Path = typer.Option(Path("data"), help="Where to unpa
 
 @app.command("check-vcf")
 def check_vcf(
-    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip)."),
+    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip) or BCF."),
     genome: Path = typer.Option(..., help="Indexed FASTA the VCF was called on."),
-    show: int = typer.Option(20, help="Rejects to print."),
+    show: int = typer.Option(20, min=0, help="Rejects to print."),
 ) -> None:
     """Read a VCF against a genome: alleles by kind, rejects by reason, the first rejects."""
     with user_errors():
         ref = Genome(genome)
+        info = inspect_vcf(vcf)  # the same check, and the same one-line errors, as `dnacnn score`
+        for warning in info.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         kinds: collections.Counter = collections.Counter()
         reasons: collections.Counter = collections.Counter()
         records = set()
@@ -53,4 +58,8 @@ def check_vcf(
             "scorable": kinds.total() - reasons.total(),
             "kinds": dict(kinds),
             "rejects": dict(reasons),
+            "format": info.format,
+            "compression": info.compression,
+            "indexed": info.indexed,
+            "warnings": info.warnings,
         }, indent=2))

@@ -17,26 +17,30 @@ def score(
         ..., help="A registry URI (models:/NAME@champion, models:/NAME/3, runs:/...) or a checkpoint folder."
     ),
     genome: Path = typer.Option(..., help="Indexed FASTA the VCF was called on (.fai; bgzipped also .gzi)."),
-    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip; tabix-indexed or not)."),
+    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip; tabix-indexed or not) or BCF."),
     out: Path = typer.Option(..., help="Output folder; running again with the same folder resumes the job."),
     rc: bool = typer.Option(False, "--rc", help="Average forward and reverse-complement probabilities."),
-    batch_size: int = typer.Option(256, help="Variants per forward pass."),
-    shard_size: int = typer.Option(1_000_000, help="Region size of one shard, bp."),
-    num_actors: int = typer.Option(0, help="Scorer actors (0: one per CPU of the cluster)."),
+    batch_size: int = typer.Option(64, min=1, help="Variants per forward pass (more: faster on a GPU, more memory)."),
+    shard_variants: int = typer.Option(2500, min=1, help="VCF records per shard (the unit of work and restart)."),
+    num_actors: int = typer.Option(0, min=0, help="Scorer actors (0: one per CPU of the cluster)."),
     address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)."),
     device: str = typer.Option("cpu", help="cpu, or cuda for one GPU per actor."),
+    wait_for_resources: float = typer.Option(
+        0.0, min=0, help="On a joined cluster, seconds to wait for a GPU node to join (--device cuda)."
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop when the VCF does not fit the genome (>5% REF mismatches, no shared contig)."
+    ),
     vcf_out: bool = typer.Option(False, "--vcf-out", help="Also write OUT/scores.vcf.gz (+ .tbi)."),
     plot: bool = typer.Option(True, help="Write OUT/top_effects.png."),
 ) -> None:
     """Score every (variant, ALT allele): Parquet scores and rejects, summary.json, a plot."""
     with user_errors():
-        from dnacnn.registry.uris import is_model_uri
         from dnacnn.scoring.batch import score_vcf
 
         summary = score_vcf(
-            model=model if is_model_uri(model) else Path(model),
-            genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size,
-            shard_size_bp=shard_size, num_actors=num_actors or None, device=device,
-            vcf_out=vcf_out, plot=plot, address=address,
+            model=model, genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size,
+            shard_variants=shard_variants, num_actors=num_actors or None, device=device,
+            vcf_out=vcf_out, plot=plot, address=address, strict=strict, wait_for_resources=wait_for_resources,
         )
         typer.echo(json.dumps(summary, indent=2))

@@ -22,13 +22,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dnacnn.data.windows import merge_intervals
+from dnacnn.variants.files import is_gzip
 
 _SKIP_PREFIXES = (b"#", b"track", b"browser")
-
-
-def is_gzip(path: str | Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
 
 
 def _open(path: str | Path):

@@ -70,6 +70,7 @@ from dnacnn.data.splits import SplitConfig, assign_splits
 from dnacnn.data.windows import candidate_windows
 from dnacnn.data.writer import write_arrays
 from dnacnn.genome import Genome
+from dnacnn.variants.writing import write_vcf
 
 log = logging.getLogger(__name__)
 
@@ -267,19 +268,12 @@ def _write_fasta_bgzip(contigs: dict[str, bytes | bytearray], path: Path, line: 
 
 
 def _write_vcf(variants: pd.DataFrame, lengths: dict[str, int], path_gz: Path) -> Path:
-    """Write sorted variants as bgzipped, tabix-indexed VCF ``path_gz``."""
-    plain = path_gz.with_suffix("")  # variants.vcf
+    """Write sorted variants as bgzipped, tabix-indexed VCF ``path_gz`` (FILTER PASS)."""
     order = {c: i for i, c in enumerate(lengths)}
     variants = variants.assign(_o=variants["chrom"].map(order)).sort_values(["_o", "pos"])
-    with open(plain, "w") as out:
-        out.write("##fileformat=VCFv4.2\n##source=dnacnn.data.simulate_accessibility\n")
-        out.write("##reference=genome.fa.gz\n")
-        for chrom, size in lengths.items():
-            out.write(f"##contig=<ID={chrom},length={size}>\n")
-        out.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
-        for row in variants.itertuples():
-            out.write(f"{row.chrom}\t{row.pos}\t{row.id}\t{row.ref}\t{row.alt}\t.\tPASS\t.\n")
-    pysam.tabix_index(str(plain), preset="vcf", force=True)  # writes plain.gz + .tbi, removes plain
+    rows = ((r.chrom, int(r.pos), r.id, r.ref, r.alt, {}) for r in variants.itertuples())
+    meta = {"source": "dnacnn.data.simulate_accessibility", "reference": "genome.fa.gz"}
+    write_vcf(path_gz, lengths, rows, meta=meta, filter_pass=True)
     return path_gz
 
 

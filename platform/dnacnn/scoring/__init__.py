@@ -1,8 +1,8 @@
 """Variant effect scoring: windows, the one ``VariantScorer``, and the genome-wide batch job.
 
-The names below load on first use (PEP 562), so that ``dnacnn.scoring.windows``,
-which Ray Data read tasks import, does not pull in torch (seconds per Ray worker).
-``dnacnn.scoring.batch`` (the Ray job) is imported on demand.
+The names below load on first use (PEP 562), so that ``dnacnn.scoring.allele_windows``
+does not pull in torch (seconds per Ray worker). The genome-wide batch job
+(``dnacnn.scoring.batch_job`` and the modules it names) is imported on demand.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import importlib
 
 _EXPORTS = {
     "VariantScorer": "dnacnn.scoring.scorer",
-    "check_allele": "dnacnn.scoring.scorer",
     "load_model_spec": "dnacnn.scoring.scorer",
-    "variant_windows": "dnacnn.scoring.windows",
-    "window_codes": "dnacnn.scoring.windows",
-    "window_start": "dnacnn.scoring.windows",
+    "variant_windows": "dnacnn.scoring.allele_windows",
+    "window_codes": "dnacnn.scoring.allele_windows",
+    "window_start": "dnacnn.scoring.allele_windows",
 }
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
@@ -41,14 +40,14 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from dnacnn.genome import Genome, UnknownContigError
+from dnacnn.genome import Genome
 from dnacnn.models import LoadedModel, link, predict_logits, probabilities
 from dnacnn.models import load as load_checkpoint
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
-from dnacnn.scoring.windows import variant_windows
+from dnacnn.scoring.allele_windows import variant_windows
 from dnacnn.sequence import reverse_complement_onehot
-from dnacnn.variants import allele_kind, check_ref
+from dnacnn.variants.alleles import check_allele
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ INPUT_COLUMNS = ("chrom", "pos", "ref", "alt")
 #: Columns the scorer adds to a batch.
 SCORE_COLUMNS = ("kind", "delta", "logit_delta", "max_abs_delta", "max_task", "reason", "message")
 
-_BASES = re.compile(r"^[ACGTN]+$")
 
 
 def load_model_spec(
@@ -115,50 +113,6 @@ def load_model_spec(
         f"cannot use a {type(spec).__name__} as a model: pass a LoadedModel, an nn.Module, "
         "a checkpoint folder, a models:/ URI or a loader function"
     )
-
-
-def check_allele(genome: Genome, chrom: object, pos: object, ref: object, alt: object) -> tuple[str, str | None, str]:
-    """Whether one (variant, ALT allele) row can be scored, by the rules of ``dnacnn.variants``.
-
-    Args:
-        chrom, pos, ref, alt: one row; ``pos`` is the 1-based VCF POS.
-    Returns:
-        (kind, reason, message): ``reason`` is ``None`` for a scorable row, else one
-        of ``variants.REJECT_REASONS`` and ``message`` says what is wrong, naming the row.
-    """
-    if isinstance(chrom, (int, np.integer)) and not isinstance(chrom, bool):
-        chrom = str(chrom)  # a contig column read as numbers (20 for "20")
-    where = f"{chrom}:{pos}"
-    if not isinstance(chrom, str) or not chrom or chrom == ".":
-        return "unknown", "malformed", f"row {where}: CHROM {chrom!r} is missing"
-    try:
-        if isinstance(pos, (bool, np.bool_)) or float(pos) != int(pos) or int(pos) < 1:
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
-    pos = int(pos)
-    ref = ref.upper() if isinstance(ref, str) else ""
-    alt = alt.upper() if isinstance(alt, str) else "."
-    kind = allele_kind(ref, alt)
-    if kind == "missing":
-        return kind, "missing_alt", f"{where} has no ALT allele ('.'): nothing to score"
-    if kind == "symbolic":
-        return kind, "symbolic_allele", f"ALT {alt!r} at {where} is symbolic; only sequence alleles are scored"
-    if "," in alt:
-        return "unknown", "invalid_allele", (
-            f"ALT {alt!r} at {where} lists several alleles; give one row per ALT allele"
-        )
-    if not _BASES.match(alt):
-        return kind, "invalid_allele", f"ALT {alt!r} at {where} has characters outside A, C, G, T, N"
-    if not _BASES.match(ref):
-        return kind, "invalid_allele", f"REF {ref!r} at {where} has characters outside A, C, G, T, N"
-    try:
-        mismatch = check_ref(genome, chrom, pos, ref)
-    except UnknownContigError as err:
-        return kind, "unknown_contig", f"{where}: {err}"
-    if mismatch:
-        return kind, "ref_mismatch", mismatch
-    return kind, None, ""
 
 
 class VariantScorer:
@@ -230,7 +184,7 @@ class VariantScorer:
         if onehot_ref.shape[1] != self.seq_len:
             raise ValueError(
                 f"windows of length {onehot_ref.shape[1]} for a model of length {self.seq_len}; "
-                "build them with dnacnn.scoring.windows.variant_windows(..., seq_len=scorer.seq_len)"
+                "build them with dnacnn.scoring.allele_windows.variant_windows(..., seq_len=scorer.seq_len)"
             )
         n, t = len(onehot_ref), self.n_tasks
         out = {k: np.empty((n, t), dtype=np.float32) for k in ("p_ref", "p_alt", "delta", "logit_delta")}
@@ -257,7 +211,7 @@ class VariantScorer:
     def score_alleles(
         self, chrom: Sequence[str], pos: Sequence[int] | np.ndarray, ref: Sequence[str], alt: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Scores of N checked sequence alleles (see :func:`check_allele`).
+        """Scores of N checked sequence alleles (see :func:`dnacnn.variants.check_allele`).
 
         Args:
             chrom, pos, ref, alt: N rows; ``pos`` 1-based.

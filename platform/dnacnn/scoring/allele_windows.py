@@ -1,4 +1,4 @@
-"""Variant -> reference and alternative one-hot windows of a model's input length.
+"""Variant (site, ALT allele) -> reference and alternative one-hot windows of a model's input length.
 
 The window rule (quoted in the README; one code path for every caller: the
 Python API, the batch job and the HTTP service):

@@ -1,0 +1,45 @@
+"""Checking an output folder before any work: it must be a folder (or creatable) and writable.
+
+Nothing is created by the check; a command that fails it has written nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class OutputFolderError(ValueError):
+    """An output location that cannot be used (a file, not writable)."""
+
+
+def check_output_folder(path: str | Path, option: str = "--out") -> None:
+    """Refuse ``path`` unless it is a writable folder, or can be created as one.
+
+    Writability is tried, not guessed from permission bits (root, read-only file
+    systems, ACLs): a temporary file is created and removed in ``path`` or in its
+    nearest existing parent.
+
+    Raises:
+        OutputFolderError: naming the option, the path and the reason.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():
+            raise OutputFolderError(f"{option} {path}: {probe} is a broken symbolic link")
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file, not a folder" if probe == path else f"cannot be created: {probe} is a file"
+        raise OutputFolderError(f"{option} {path} {what}")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        where = "" if probe == path else f" (its parent {probe} is not writable)"
+        raise OutputFolderError(
+            f"{option} {path} cannot be written{where}: {err.strerror or err}"
+        ) from None
+    if not os.access(probe, os.X_OK):
+        raise OutputFolderError(f"{option} {path} cannot be entered ({probe}: permission denied)")

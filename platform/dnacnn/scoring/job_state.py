@@ -1,0 +1,122 @@
+"""What makes a batch job restartable and its totals trustworthy: its identity and its accounting.
+
+``OUT/job.json`` records the job's inputs (the VCF's size and time, the genome,
+the model's weights digest, the options that change rows); a restart with other
+inputs is refused rather than mixing two jobs' rows. The summary adds up every
+shard's marker and checks the identity read = scored + rejected against the
+Parquet parts' own row counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from dnacnn.scoring.shards import Shard, ShardCounts
+from dnacnn.variants import REJECT_REASONS
+
+FORMAT = "dnacnn-scores/2"
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique hidden sibling of ``path`` named like ``ParquetPart``'s temporaries
+    (``.NAME.UUID.tmp``), which ``dnacnn.data.parquet_sink.remove_unfinished_parts`` clears."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a small text file (a marker, JSON) all or nothing: a temporary file, renamed."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def marker_path(out_dir: str | Path, shard: Shard) -> Path:
+    """A shard's marker: it exists only once the shard's parts are complete."""
+    return Path(out_dir) / "_shards" / f"{shard.name}.json"
+
+
+def model_fingerprint(model: object) -> str:
+    """sha256 of a model's weights (state dict, keys sorted): what makes two runs' rows equal."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def job_identity(vcf: str, genome_path: str, loaded, fingerprint: str, rc: bool, shard_variants: int) -> dict:
+    """The inputs that decide a job's rows (``loaded``: the model's ``LoadedModel``)."""
+    stat = os.stat(vcf)
+    return {
+        "format": FORMAT,
+        "vcf": os.path.abspath(vcf), "vcf_bytes": stat.st_size, "vcf_mtime_ns": stat.st_mtime_ns,
+        "genome": os.path.abspath(genome_path),
+        "model_sha256": fingerprint, "model_name": loaded.name,
+        "tasks": list(loaded.tasks), "seq_len": loaded.seq_len,
+        "rc": bool(rc), "shard_variants": int(shard_variants),
+    }
+
+
+def check_identity(out: Path, identity: dict) -> bool:
+    """Whether ``out`` already holds this job (True), or nothing (False).
+
+    Raises:
+        ValueError: ``out`` holds a job with other inputs (naming what differs).
+    """
+    path = out / "job.json"
+    if not path.exists():
+        return False
+    old = json.loads(path.read_text())
+    differ = [k for k in identity if old.get(k) != identity[k]]
+    if differ:
+        raise ValueError(
+            f"{out} holds results of a job with other inputs ({', '.join(differ)} differ); "
+            "restart with the same inputs, or give a new output folder"
+        )
+    return True
+
+
+def write_identity(out: Path, identity: dict) -> None:
+    atomic_write_text(out / "job.json", json.dumps(identity, indent=2) + "\n")
+
+
+def summarise(out: Path, shards: list[Shard], tasks: list[str], seconds: float, ran: int) -> dict:
+    """Totals over every shard's marker; the accounting identity is checked here."""
+    total = ShardCounts()
+    missing = []
+    for shard in shards:
+        marker = marker_path(out, shard)
+        if not marker.exists():
+            missing.append(shard.describe())
+            continue
+        total.add(ShardCounts(**json.loads(marker.read_text())["counts"]))
+    if missing:
+        raise RuntimeError(f"{len(missing)} shard(s) did not finish: {', '.join(missing[:5])}; run the job again")
+    if total.alleles != total.scored + total.rejected:
+        raise RuntimeError(f"alleles read ({total.alleles}) != scored ({total.scored}) + rejected ({total.rejected})")
+    names = {f"part-{s.name}.parquet" for s in shards}
+    rows = {sub: sum(pq.ParquetFile(out / sub / n).metadata.num_rows for n in names) for sub in ("scores", "rejects")}
+    if rows["scores"] != total.scored or rows["rejects"] != total.rejected:
+        raise RuntimeError(f"the Parquet parts hold {rows} rows, the shard markers count "
+                           f"{total.scored} scored and {total.rejected} rejected")
+    return {
+        "format": FORMAT,
+        "records_read": total.records,
+        "alleles_read": total.alleles,
+        "alleles_scored": total.scored,
+        "alleles_rejected": total.rejected,
+        "rejected_by_reason": {r: total.reasons.get(r, 0) for r in REJECT_REASONS if total.reasons.get(r)},
+        "tasks": len(tasks),
+        "shards": len(shards),
+        "shards_run_now": ran,
+        "seconds": round(seconds, 3),
+        "shard_seconds": round(total.seconds, 3),
+        "alleles_per_second": round(total.alleles / total.seconds, 1) if total.seconds else None,
+    }

@@ -1,0 +1,157 @@
+"""Running one shard: read its alleles, score them batch by batch, write its parts and its marker.
+
+Plain Python (testable without Ray); :class:`ShardWorker` is the thin Ray actor
+class around it. A shard writes ``scores/part-NAME.parquet`` and
+``rejects/part-NAME.parquet`` (each a :class:`~dnacnn.data.parquet_sink.ParquetPart`)
+and then its marker ``_shards/NAME.json`` (its counts), last: a shard with a
+marker is complete, and one without is run again from scratch, replacing its parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dnacnn.data.parquet_sink import ParquetPart
+from dnacnn.scoring.job_state import atomic_write_text, marker_path
+from dnacnn.scoring.scorer import ModelSpec, VariantScorer
+from dnacnn.scoring.shards import Shard, ShardCounts
+from dnacnn.variants import Allele, read_alleles
+
+REJECT_SCHEMA = pa.schema([
+    ("chrom", pa.string()), ("pos", pa.int64()), ("id", pa.string()), ("ref", pa.string()),
+    ("alt", pa.string()), ("kind", pa.string()), ("reason", pa.string()), ("message", pa.string()),
+    ("line", pa.int64()),
+])
+_INPUT_SCHEMA = pa.schema([("chrom", pa.string()), ("pos", pa.int64()), ("id", pa.string()),
+                           ("ref", pa.string()), ("alt", pa.string())])
+#: Rejects held before they are written.
+_REJECT_BATCH = 4096
+
+
+def scores_schema(tasks: list[str], metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
+    """Schema of ``scores/`` parts for T = len(tasks) tasks; task names in the metadata."""
+    t = len(tasks)
+    meta = {b"dnacnn.tasks": json.dumps(tasks).encode(), **(metadata or {})}
+    return pa.schema([
+        ("chrom", pa.string()), ("pos", pa.int64()), ("id", pa.string()), ("ref", pa.string()),
+        ("alt", pa.string()), ("kind", pa.string()),
+        ("delta", pa.list_(pa.float32(), t)), ("logit_delta", pa.list_(pa.float32(), t)),
+        ("max_abs_delta", pa.float32()), ("max_task", pa.string()),
+    ], metadata=meta)
+
+
+def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Path) -> ShardCounts:
+    """Score one shard and write its parts and its marker, each atomically.
+
+    Args:
+        scorer: the scorer (its genome checks REF and builds the windows).
+        vcf: the (indexed, unless ``shard.whole_file``) VCF.
+        shard: the region.
+        out_dir: the job's folder.
+    Returns:
+        the shard's counts (also written to ``out_dir/_shards/NAME.json``).
+    """
+    t0 = time.monotonic()
+    out = Path(out_dir)
+    counts = ShardCounts()
+    reasons: Counter = Counter()
+    schema = scores_schema(scorer.tasks, scorer.arrow_schema_metadata())
+    scores_part = ParquetPart(out / "scores" / f"part-{shard.name}.parquet", schema)
+    rejects_part = ParquetPart(out / "rejects" / f"part-{shard.name}.parquet", REJECT_SCHEMA)
+    pending: list[Allele] = []
+    rejects: list[dict] = []
+
+    def flush_rejects() -> None:
+        rejects_part.write(pa.Table.from_pylist(rejects, REJECT_SCHEMA))
+        rejects.clear()
+
+    def flush_scores() -> None:
+        batch = pa.table({
+            "chrom": [a.chrom for a in pending], "pos": [a.pos for a in pending],
+            "id": [a.id for a in pending], "ref": [a.ref for a in pending],
+            "alt": [a.alt for a in pending],
+        }, schema=_INPUT_SCHEMA)
+        scored = scorer(batch)  # the one scoring code path
+        why = scored.column("reason").to_pylist()
+        if any(why):  # rejected by the scorer's own checks (rare: read_alleles checked them)
+            messages = scored.column("message").to_pylist()
+            for allele, reason, message in zip(pending, why, messages):
+                if reason:
+                    rejects.append(_reject_row(dataclasses.replace(allele, reject=reason, message=message)))
+                    reasons[reason] += 1
+            scored = scored.filter(pc.is_null(scored.column("reason")))
+        scores_part.write(scored.select(schema.names))
+        counts.scored += scored.num_rows
+        pending.clear()
+
+    try:
+        last_record = None
+        for allele in read_alleles(vcf, scorer.genome, region=shard.region):
+            counts.alleles += 1
+            if allele.record != last_record:
+                counts.records += 1
+                last_record = allele.record
+            if allele.reject:
+                reasons[allele.reject] += 1
+                rejects.append(_reject_row(allele))
+                if len(rejects) >= _REJECT_BATCH:
+                    flush_rejects()
+            else:
+                pending.append(allele)
+                if len(pending) >= scorer.batch_size:
+                    flush_scores()
+        if pending:
+            flush_scores()
+        flush_rejects()
+        counts.reasons = dict(reasons)
+        counts.rejected = sum(reasons.values())
+        if counts.alleles != counts.scored + counts.rejected:
+            raise RuntimeError(f"shard {shard.describe()}: {counts} does not add up; nothing written")
+        if scores_part.rows != counts.scored or rejects_part.rows != counts.rejected:
+            raise RuntimeError(f"shard {shard.describe()}: wrote a different number of rows than counted")
+    except BaseException:
+        scores_part.abort()
+        rejects_part.abort()
+        raise
+    scores_part.commit()
+    rejects_part.commit()
+    counts.seconds = time.monotonic() - t0
+    marker = {"shard": dataclasses.asdict(shard), "counts": dataclasses.asdict(counts)}
+    atomic_write_text(marker_path(out, shard), json.dumps(marker) + "\n")
+    return counts
+
+
+def _reject_row(allele: Allele) -> dict:
+    return {
+        "chrom": allele.chrom, "pos": allele.pos, "id": allele.id, "ref": allele.ref,
+        "alt": allele.alt, "kind": allele.kind, "reason": allele.reject,
+        "message": allele.message, "line": allele.line,
+    }
+
+
+class ShardWorker:
+    """The Ray actor class: holds one :class:`VariantScorer`, scores whole shards.
+
+    Constructed once per actor (the model loads there). :meth:`run` scores one shard
+    and returns its counts and the actor's process id, so that a driver that started
+    a local cluster can wait for its workers to be gone.
+    """
+
+    def __init__(self, model: ModelSpec, genome: str, vcf: str, out_dir: str, rc: bool,
+                 batch_size: int, device: str = "cpu", num_threads: int | None = 1):
+        self.scorer = VariantScorer(model, genome, rc=rc, batch_size=batch_size, device=device,
+                                    num_threads=num_threads)
+        self.vcf = vcf
+        self.out_dir = out_dir
+
+    def run(self, shard: Shard) -> tuple[Shard, ShardCounts, int]:
+        """(shard, its counts, this process's id)."""
+        return shard, score_shard(self.scorer, self.vcf, shard, self.out_dir), os.getpid()

@@ -1,0 +1,96 @@
+"""The batch job's units of work: shards planned from the VCF's own records, and their counts.
+
+A shard is a run of about ``shard_variants`` consecutive records of one contig,
+read back by a region query on the tabix index. Shards are planned from the
+records' positions in the index (their number and where they lie), so a VCF of
+200 variants is one shard whatever the genome's size, and a dense region is cut
+into as many shards as it needs. A shard boundary never separates two records
+of the same POS. An unindexable VCF (unsorted) is one whole-file shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pysam
+
+#: End of the last shard of a contig: records past the genome's end are read (and rejected) too.
+OPEN_END = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of work: records of ``chrom`` whose 0-based POS - 1 is in [start, end).
+
+    ``whole_file`` shards read an unindexable VCF from its start (then with line numbers).
+    """
+
+    index: int
+    chrom: str = ""
+    start: int = 0
+    end: int = 0
+    whole_file: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.index:06d}"
+
+    @property
+    def region(self) -> tuple[str, int, int] | None:
+        return None if self.whole_file else (self.chrom, self.start, self.end)
+
+    def describe(self) -> str:
+        return "the whole VCF" if self.whole_file else f"{self.chrom}:{self.start}-{self.end}"
+
+
+@dataclass
+class ShardCounts:
+    """What one shard (or, summed, a job) read and wrote; alleles = scored + rejected."""
+
+    records: int = 0
+    alleles: int = 0
+    scored: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, other: ShardCounts) -> None:
+        self.records += other.records
+        self.alleles += other.alleles
+        self.scored += other.scored
+        self.rejected += other.rejected
+        self.seconds += other.seconds
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+
+
+def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
+    """The job's shards, in contig (index) and position order.
+
+    Args:
+        vcf: a bgzipped, tabix-indexed VCF (when ``indexed``).
+        indexed: False for a VCF that cannot be read by region: one whole-file shard.
+        shard_variants: records per shard (a shard may hold a few more, to keep the
+            records of one POS together).
+    Returns:
+        shards covering every record once: per contig, the first starts at 0 and the
+        last is open-ended; each boundary is the POS - 1 of the shard's first record.
+    """
+    if shard_variants < 1:
+        raise ValueError(f"shard_variants must be >= 1, got {shard_variants}")
+    if not indexed:
+        return [Shard(0, whole_file=True)]
+    shards: list[Shard] = []
+    with pysam.TabixFile(vcf) as tbx:
+        for chrom in tbx.contigs:
+            start, count, last = 0, 0, None
+            for line in tbx.fetch(chrom):  # raw lines: only POS is parsed
+                pos0 = int(line.split("\t", 2)[1]) - 1  # tabix indexed it: a number
+                if count >= shard_variants and pos0 != last:
+                    shards.append(Shard(len(shards), chrom, start, pos0))
+                    start, count = pos0, 0
+                count += 1
+                last = pos0
+            if count:
+                shards.append(Shard(len(shards), chrom, start, OPEN_END))
+    return shards

@@ -1,0 +1,146 @@
+"""The allele rules: what kind a (REF, ALT) pair is, whether it can be scored, and why not.
+
+One set of rules for every caller: VCF records (:mod:`dnacnn.variants.reading`),
+tables handed to ``VariantScorer`` (a DataFrame, an Arrow batch, an HTTP request).
+A rejected allele carries a reason from :data:`REJECT_REASONS` and a message that
+says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnacnn.genome import Genome, UnknownContigError
+
+#: Why an allele was not scored.
+REJECT_REASONS = (
+    "malformed",  # htslib could not parse the line (or CHROM / POS missing in a table row)
+    "missing_alt",  # ALT is '.'
+    "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends, '*' (spanning deletion)
+    "invalid_allele",  # REF or ALT with characters outside A, C, G, T, N
+    "unknown_contig",  # CHROM not in the genome under any alias
+    "ref_mismatch",  # REF differs from the genome (or runs past the contig end)
+)
+
+KINDS = ("SNV", "MNV", "insertion", "deletion", "symbolic", "missing", "unknown")
+
+_BASES = re.compile(r"^[ACGTN]+$")
+_BREAKEND = re.compile(r"[\[\]]")
+
+
+@dataclass(frozen=True)
+class Allele:
+    """One (site, ALT allele) of a VCF.
+
+    Attributes:
+        chrom: CHROM as written in the VCF.
+        pos: 1-based POS.
+        id: ID ('.' when missing).
+        ref, alt: alleles, upper case; ``alt`` is '.' for a record without ALT.
+        kind: one of :data:`KINDS`.
+        record: index of the record among those read in this call (0-based; negative
+            for a malformed line found by a region query, see ``reading``).
+        line: 1-based line number in the file, when read from the start (else 0).
+        reject: ``None`` for a scorable allele, else a reason from :data:`REJECT_REASONS`.
+        message: for rejects, what is wrong, naming the record.
+    """
+
+    chrom: str
+    pos: int
+    id: str
+    ref: str
+    alt: str
+    kind: str
+    record: int
+    line: int = 0
+    reject: str | None = None
+    message: str = ""
+
+
+def allele_kind(ref: str, alt: str) -> str:
+    """SNV, MNV, insertion, deletion, symbolic or missing for a REF/ALT pair."""
+    if alt in (".", ""):
+        return "missing"
+    if alt.startswith("<") or alt == "*" or _BREAKEND.search(alt):
+        return "symbolic"
+    if len(ref) == len(alt):
+        return "SNV" if len(ref) == 1 else "MNV"
+    return "insertion" if len(alt) > len(ref) else "deletion"
+
+
+def check_ref(genome: Genome, chrom: str, pos: int, ref: str) -> str | None:
+    """``None`` if REF matches the genome at ``chrom:pos`` (1-based), else a message.
+
+    ``N`` in REF or in the genome matches any base.
+
+    Raises:
+        UnknownContigError: ``chrom`` is not in the genome under any alias.
+    """
+    start = pos - 1
+    size = genome.length(chrom)
+    if start + len(ref) > size:
+        return (
+            f"REF {ref!r} at {chrom}:{pos} runs past the end of contig "
+            f"{genome.resolve(chrom)!r} ({size} bp); check the genome build"
+        )
+    actual = genome.fetch(chrom, start, start + len(ref))
+    for a, b in zip(ref.upper(), actual):
+        if a != b and a != "N" and b != "N":
+            return (
+                f"REF {ref!r} at {chrom}:{pos} does not match the reference {actual!r}; "
+                "check the genome build (e.g. GRCh37 vs GRCh38)"
+            )
+    return None
+
+
+def check_allele(
+    genome: Genome | None, chrom: object, pos: object, ref: object, alt: object
+) -> tuple[str, str | None, str]:
+    """Whether one (site, ALT allele) can be scored: the one set of allele rules.
+
+    Args:
+        genome: the reference; ``None`` checks the alleles only (no contig or REF check).
+        chrom, pos, ref, alt: one row; ``pos`` is the 1-based VCF POS. A contig read
+            as a number (20 for "20") is taken as its text.
+    Returns:
+        (kind, reason, message): ``reason`` is ``None`` for a scorable row, else one
+        of :data:`REJECT_REASONS`, and ``message`` says what is wrong, naming the row.
+    """
+    if isinstance(chrom, (int, np.integer)) and not isinstance(chrom, bool):
+        chrom = str(chrom)
+    where = f"{chrom}:{pos}"
+    if not isinstance(chrom, str) or not chrom or chrom == ".":
+        return "unknown", "malformed", f"row {where}: CHROM {chrom!r} is missing"
+    try:
+        if isinstance(pos, (bool, np.bool_)) or float(pos) != int(pos) or int(pos) < 1:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
+    pos = int(pos)
+    ref = ref.upper() if isinstance(ref, str) else ""
+    alt = alt.upper() if isinstance(alt, str) else "."
+    kind = allele_kind(ref, alt)
+    if kind == "missing":
+        return kind, "missing_alt", f"{where} has no ALT allele ('.'): nothing to score"
+    if kind == "symbolic":
+        return kind, "symbolic_allele", f"ALT {alt!r} at {where} is symbolic; only sequence alleles are scored"
+    if "," in alt:
+        return "unknown", "invalid_allele", (
+            f"ALT {alt!r} at {where} lists several alleles; give one row per ALT allele"
+        )
+    if not _BASES.match(alt):
+        return kind, "invalid_allele", f"ALT {alt!r} at {where} has characters outside A, C, G, T, N"
+    if not _BASES.match(ref):
+        return kind, "invalid_allele", f"REF {ref!r} at {where} has characters outside A, C, G, T, N"
+    if genome is None:
+        return kind, None, ""
+    try:
+        mismatch = check_ref(genome, chrom, pos, ref)
+    except UnknownContigError as err:
+        return kind, "unknown_contig", f"{where}: {err}"
+    if mismatch:
+        return kind, "ref_mismatch", mismatch
+    return kind, None, ""

@@ -1,0 +1,243 @@
+"""Opening and checking a VCF file: plain text, gzip, bgzip (BGZF), BCF, with or without an index.
+
+:func:`inspect_vcf` is what a driver calls before any distributed work: it opens
+the file, reads its header and first records, and either returns what the file
+is (:class:`VcfFileInfo`, with warnings such as a missing BGZF end-of-file
+block) or raises :class:`VcfFormatError` naming the file. :func:`indexed_copy`
+makes the bgzipped, tabix-indexed VCF that region queries need when the input
+is not one already.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pysam
+
+log = logging.getLogger(__name__)
+
+#: The empty BGZF block that ends every complete BGZF file (SAM/BAM spec, section 4.1.2).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+class VcfFormatError(ValueError):
+    """A VCF that cannot be read at all (not a VCF, bad header, unreadable)."""
+
+
+def is_gzip(path: str | Path) -> bool:
+    """Whether a file starts with the gzip magic bytes (plain gzip or BGZF)."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def is_bgzf(path: str | Path) -> bool:
+    """BGZF is gzip with an extra field 'BC' (SAM/BAM spec, section 4.1)."""
+    with open(path, "rb") as handle:
+        head = handle.read(14)
+    return len(head) == 14 and head[:2] == b"\x1f\x8b" and bool(head[3] & 4) and head[12:14] == b"BC"
+
+
+def has_bgzf_eof(path: str | Path) -> bool:
+    """Whether a BGZF file ends with the empty end-of-file block (else it may be truncated)."""
+    size = os.path.getsize(path)
+    if size < len(BGZF_EOF):
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(size - len(BGZF_EOF))
+        return handle.read() == BGZF_EOF
+
+
+def _as_bgzf(path: str) -> str:
+    """A BGZF copy of a plain-gzipped file (htslib cannot read plain gzip VCFs by record).
+
+    The caller opens it and then deletes it (:func:`open_vcf`)."""
+    out = tempfile.NamedTemporaryFile(prefix="dnacnn-", suffix=".vcf.gz", delete=False)
+    out.close()
+    plain = out.name[: -len(".gz")]
+    with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    pysam.tabix_compress(plain, out.name, force=True)
+    os.unlink(plain)
+    log.info("%s is plain gzip, not bgzip; reading a BGZF copy %s", path, out.name)
+    return out.name
+
+
+def _variant_file(path: str) -> pysam.VariantFile:
+    """``pysam.VariantFile`` for reading, accepting a BGZF file without its end block.
+
+    A missing end block is said once, by :func:`inspect_vcf` (console and summary);
+    pysam's own Python warning about it, repeated at every open, is silenced here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no BGZF EOF marker")
+        return pysam.VariantFile(path, ignore_truncation=True)
+
+
+def open_vcf(path: str | Path) -> pysam.VariantFile:
+    """Open a VCF or BCF, raising :class:`VcfFormatError` naming the file when it is not one."""
+    path = str(path)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"VCF not found: {path}")
+    if Path(path).is_dir():
+        raise VcfFormatError(f"{path} is a folder, not a VCF file")
+    pysam.set_verbosity(0)  # htslib's own stderr lines; our rejects say the same, with the line
+    copy = None
+    try:
+        if is_gzip(path) and not is_bgzf(path):
+            copy = _as_bgzf(path)
+        return _variant_file(copy or path)
+    except (OSError, ValueError, NotImplementedError, EOFError) as err:
+        why = "it is empty" if os.path.getsize(path) == 0 else str(err) or type(err).__name__
+        raise VcfFormatError(
+            f"{path} is not a readable VCF ({why}); the file must start with a "
+            "'##fileformat=VCFv4.x' header and a '#CHROM' line"
+        ) from None
+    finally:
+        if copy is not None:
+            os.unlink(copy)  # the open handle keeps reading it; nothing is left behind
+
+
+@dataclass
+class VcfFileInfo:
+    """What :func:`inspect_vcf` found.
+
+    Attributes:
+        path: the file as given.
+        format: "VCF" or "BCF".
+        compression: "none", "gzip" (plain) or "bgzf".
+        indexed: a tabix (.tbi) or CSI (.csi) index is beside it.
+        contigs: contigs of the header's ``##contig`` lines and the index, in order.
+        warnings: things to tell the user (each one sentence naming the file).
+    """
+
+    path: str
+    format: str
+    compression: str
+    indexed: bool
+    contigs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def inspect_vcf(path: str | Path, records: int = 100) -> VcfFileInfo:
+    """Open a VCF/BCF and read its header and first ``records`` records, in this process.
+
+    Raises:
+        FileNotFoundError: no such file.
+        VcfFormatError: not a VCF/BCF, a bad header, or the first records cannot be
+            read at all (binary noise after a header); the message names the file.
+    """
+    path = str(path)
+    vcf = open_vcf(path)
+    with vcf:
+        fmt = vcf.format if vcf.format in ("VCF", "BCF") else "VCF"
+        compression = "bgzf" if is_bgzf(path) else "gzip" if is_gzip(path) else "none"
+        contigs = list(vcf.header.contigs)
+        indexed = compression == "bgzf" and vcf.index is not None
+        if indexed:
+            contigs += [c for c in vcf.index if c not in contigs]
+        tried = errors = 0
+        for _ in range(records):
+            try:
+                next(vcf)
+            except StopIteration:
+                break
+            except (OSError, ValueError) as err:
+                if fmt == "BCF":
+                    raise VcfFormatError(f"{path}: a BCF record cannot be read ({err}); the file is damaged") from None
+                errors += 1
+            tried += 1
+        if tried and errors == tried and (tried == records or _has_binary_text(path, compression)):
+            raise VcfFormatError(
+                f"{path}: none of its first {tried} record(s) can be read; the file is not a VCF "
+                "(binary content after the header) or its header does not describe its records"
+            )
+    info = VcfFileInfo(path, fmt, compression, indexed, contigs)
+    if compression == "bgzf" and not has_bgzf_eof(path):
+        info.warnings.append(
+            f"{path} has no BGZF end-of-file block: it may be truncated (scoring what it holds; "
+            "check the file's size against its source)"
+        )
+    return info
+
+
+def _has_binary_text(path: str, compression: str, size: int = 1 << 16) -> bool:
+    """Whether the first ``size`` bytes of a VCF's text hold NUL bytes (a text VCF never does)."""
+    opener = gzip.open if compression != "none" else open
+    try:
+        with opener(path, "rb") as handle:
+            return b"\x00" in handle.read(size)
+    except (OSError, EOFError):
+        return True
+
+
+def has_index(path: str | Path) -> bool:
+    """Whether ``path`` is a bgzipped VCF with a tabix or CSI index beside it."""
+    pysam.set_verbosity(0)
+    if not is_bgzf(path):  # plain text or plain gzip: no index possible
+        return False
+    try:
+        with _variant_file(str(path)) as vcf:
+            return vcf.format == "VCF" and vcf.index is not None
+    except (OSError, ValueError):
+        return False
+
+
+def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
+    """A bgzipped, tabix-indexed VCF to read by region: ``vcf`` itself, or a copy.
+
+    Args:
+        vcf: the input (VCF plain / gzip / bgzip, or BCF: converted to VCF text).
+        work_dir: where the copy goes (``work_dir/input.vcf.gz`` + ``.tbi``); reused
+            when already there from an earlier run of the same job.
+    Returns:
+        (path, indexed): ``indexed`` is False when the VCF cannot be indexed (unsorted,
+        or a line whose CHROM/POS tabix cannot read); it is then read whole.
+    """
+    vcf = str(vcf)
+    if has_index(vcf):
+        return vcf, True
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    copy = work / "input.vcf.gz"
+    if copy.exists() and Path(f"{copy}.tbi").exists():
+        return str(copy), True
+    plain = work / f"_tmp-input-{uuid.uuid4().hex}.vcf"
+    if is_bgzf(vcf) and _is_bcf(vcf):
+        with open_vcf(vcf) as src, pysam.VariantFile(str(plain), "w", header=src.header) as dst:
+            for record in src:  # streamed: memory bounded
+                dst.write(record)
+    else:
+        opener = gzip.open if is_gzip(vcf) else open
+        with opener(vcf, "rb") as src, open(plain, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)  # streamed: memory bounded
+    try:
+        pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
+    except OSError as err:
+        log.warning(
+            "cannot index %s (%s): it is unsorted or has a line whose CHROM/POS cannot be "
+            "read; scoring it as one shard, from the start (sort it with `bcftools sort` "
+            "to split the work by region)", vcf, err,
+        )
+        for leftover in (plain, Path(f"{plain}.gz"), Path(f"{plain}.gz.tbi")):
+            leftover.unlink(missing_ok=True)
+        return vcf, False
+    os.replace(f"{plain}.gz", copy)
+    os.replace(f"{plain}.gz.tbi", f"{copy}.tbi")  # last: the pair exists only when complete
+    log.info("%s is not a tabix-indexed VCF; scoring a bgzipped, indexed copy %s", vcf, copy)
+    return str(copy), True
+
+
+def _is_bcf(path: str) -> bool:
+    try:
+        with _variant_file(path) as handle:
+            return handle.format == "BCF"
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,192 @@
+"""Reading a VCF as one row per (site, ALT allele), each checked by the allele rules.
+
+Read through ``pysam.VariantFile`` (plain, bgzipped or BCF; tabix/CSI-indexed for
+region queries). Every record comes out: either as scorable alleles, or as
+rejects carrying a reason from :data:`~dnacnn.variants.alleles.REJECT_REASONS`
+and a message that says what is wrong and where. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pysam
+
+from dnacnn.genome import Genome
+from dnacnn.variants.alleles import Allele, check_allele
+from dnacnn.variants.files import VcfFormatError, is_gzip, open_vcf
+
+log = logging.getLogger(__name__)
+
+
+def diagnose_line(line: str) -> str:
+    """Why a raw VCF data line cannot be parsed, in words."""
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) < 8:
+        return (
+            f"has {len(fields)} tab-separated column(s); a VCF record needs at least 8 "
+            "(CHROM POS ID REF ALT QUAL FILTER INFO)"
+        )
+    if not fields[1].isdigit():
+        return f"POS {fields[1]!r} is not a positive integer"
+    if not fields[3] or fields[3] == ".":
+        return "REF is empty"
+    return "htslib could not parse it (see the INFO/FORMAT fields against the header)"
+
+
+def _raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
+    """The 1-based lines ``wanted`` of a (possibly gzipped) text file."""
+    opener = gzip.open if is_gzip(path) else open
+    found: dict[int, str] = {}
+    with opener(path, "rt", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number in wanted:
+                found[number] = line
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def _count_header_lines(path: str) -> int:
+    """Number of leading '#' lines of a (possibly gzipped) VCF."""
+    opener = gzip.open if is_gzip(path) else open
+    count = 0
+    with opener(path, "rt", errors="replace") as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                break
+            count += 1
+    return count
+
+
+def read_alleles(
+    path: str | Path,
+    genome: Genome | None = None,
+    region: tuple[str, int, int] | None = None,
+    max_consecutive_errors: int = 1000,
+) -> Iterator[Allele]:
+    """Every (site, ALT allele) of a VCF, scorable or rejected with a reason.
+
+    Args:
+        path: VCF (plain, gzip, bgzip) or BCF. Region queries need a tabix index.
+        genome: when given, contigs are resolved against it and REF is checked.
+        region: (chrom, start, end), 0-based half-open in the VCF's contig naming;
+            only records whose POS - 1 falls in it are read, so each record of a file
+            is read by exactly one of several adjacent regions (a malformed line too:
+            see :func:`_owned_malformed`).
+        max_consecutive_errors: this many unparseable lines in a row means the
+            file is not a VCF or is truncated: :class:`VcfFormatError`.
+    Yields:
+        :class:`Allele`, in file order (in region mode, malformed lines last).
+    """
+    path = str(path)
+    vcf = open_vcf(path)
+    text = vcf.format == "VCF"
+    header_lines = _count_header_lines(path) if region is None and text else 0
+    if region is not None:
+        chrom, start, end = region
+        if not vcf.index:
+            vcf.close()
+            raise VcfFormatError(f"{path} has no index: region queries need `tabix -p vcf`")
+        try:
+            records = vcf.fetch(chrom, start, end)
+        except ValueError:  # contig absent from this VCF: no records there
+            vcf.close()
+            return
+    else:
+        records = iter(vcf)
+
+    pending_malformed: list[tuple[int, int]] = []  # (record, line)
+    index = 0
+    errors_in_row = 0
+    with vcf:
+        while True:
+            line = header_lines + index + 1 if header_lines else 0
+            try:
+                rec = next(records)
+            except StopIteration:
+                break
+            except (OSError, ValueError) as err:
+                errors_in_row += 1
+                if errors_in_row >= max_consecutive_errors:
+                    raise VcfFormatError(
+                        f"{path}: {errors_in_row} unparseable records in a row up to line "
+                        f"{line} ({err}); the file is truncated or not a VCF"
+                    ) from None
+                pending_malformed.append((index, line))
+                index += 1
+                continue
+            errors_in_row = 0
+            if region is not None and not (region[1] <= rec.start < region[2]):
+                continue
+            yield from _record_alleles(rec, index, line, genome)
+            index += 1
+    if region is not None:
+        if pending_malformed:
+            yield from _owned_malformed(path, region)
+    else:
+        yield from _malformed_alleles(path, pending_malformed)
+
+
+def _owned_malformed(path: str, region: tuple[str, int, int]) -> Iterator[Allele]:
+    """Malformed lines whose POS lies in ``region``, with a diagnosis.
+
+    In region mode htslib cannot say where an unparseable line is, and a line whose
+    span crosses a region boundary comes back from both regions' queries; pairing the
+    raw tabix lines with the parser's attempts, one by one, finds each malformed line
+    and gives it to the one region its POS falls in.
+    """
+    chrom, start, end = region
+    with pysam.TabixFile(path) as tbx, open_vcf(path) as parsed:
+        records = parsed.fetch(chrom, start, end)
+        for number, text in enumerate(tbx.fetch(chrom, start, end)):
+            try:
+                next(records)
+                continue
+            except StopIteration:  # cannot happen: both iterate the same lines
+                break
+            except (OSError, ValueError):
+                pass  # this raw line is the one htslib could not parse
+            fields = text.split("\t")
+            pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+            if not start <= pos - 1 < end:
+                continue
+            message = (
+                f"{path}, record at {chrom}:{pos} (line {number + 1} of region "
+                f"{chrom}:{start}-{end}): malformed VCF record: {diagnose_line(text)}"
+            )
+            log.warning(message)
+            yield Allele(
+                chrom=chrom, pos=pos, id=fields[2] if len(fields) > 2 else ".",
+                ref=fields[3] if len(fields) > 3 else ".", alt=fields[4] if len(fields) > 4 else ".",
+                kind="unknown", record=-1 - number, line=0, reject="malformed", message=message,
+            )
+
+
+def _malformed_alleles(path: str, pending: list[tuple[int, int]]) -> Iterator[Allele]:
+    raw = _raw_lines(path, {line for _, line in pending if line}) if pending else {}
+    for index, line in pending:
+        text = raw.get(line, "")
+        fields = text.split("\t")
+        chrom = fields[0] if fields and fields[0] else "."
+        pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+        why = diagnose_line(text) if text else "htslib could not parse it"
+        message = f"{path}, line {line}: malformed VCF record: {why}"
+        log.warning(message)
+        yield Allele(
+            chrom=chrom, pos=pos, id=".", ref=".", alt=".", kind="unknown",
+            record=index, line=line, reject="malformed", message=message,
+        )
+
+
+def _record_alleles(rec, index: int, line: int, genome: Genome | None) -> Iterator[Allele]:
+    ref = (rec.ref or "").upper()
+    for alt in rec.alts or (".",):
+        kind, reason, message = check_allele(genome, rec.chrom, rec.pos, ref, alt.upper())
+        yield Allele(
+            chrom=rec.chrom, pos=rec.pos, id=rec.id or ".", ref=ref, alt=alt.upper(), kind=kind,
+            record=index, line=line, reject=reason, message=message,
+        )

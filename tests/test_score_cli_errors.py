@@ -1,0 +1,243 @@
+"""Bad input to `dnacnn score`, `check-vcf` and `fetch-genome`, run as a user runs them.
+
+Each class of mistake: a non-zero exit, exactly one line on stderr naming the file,
+option or record and the reason, no traceback, and nothing created. Refusals that
+happen before Ray starts run the real command in a subprocess; the checks that need
+a finished run (warnings in summary.json) use the test session's Ray cluster.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pysam
+import pytest
+from typer.testing import CliRunner
+
+from conftest import FIXTURE_FASTA, FIXTURE_VCF, REPO
+from dnacnn.cli import app
+from dnacnn.scoring.batch import score_vcf
+from dnacnn.variants.files import BGZF_EOF
+from test_scoring import save_tiny
+
+DNACNN = [sys.executable, "-c", "import sys; from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()"]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "DNACNN_PROGRESS": "0", **(env or {})}
+    environ.pop("RAY_ADDRESS", None)
+    return subprocess.run([*DNACNN, *args], capture_output=True, text=True, env=environ, timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single stderr line of a refused command (after checking there is only one)."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr and "Error:" not in result.stderr.replace("error:", "")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("model"))
+
+
+def score_args(model, vcf, out, genome=FIXTURE_FASTA, *extra):
+    return ["score", "--model", str(model), "--genome", str(genome), "--vcf", str(vcf), "--out", str(out), *extra]
+
+
+def uniform_genome(path: Path, contig: str, length: int, base: str = "A") -> Path:
+    """A bgzipped, indexed FASTA of one contig of one repeated base: the wrong genome for any VCF."""
+    plain = path.with_suffix("")
+    with open(plain, "w") as out:
+        out.write(f">{contig}\n")
+        line = base * 60 + "\n"
+        for _ in range(length // 60):
+            out.write(line)
+    pysam.tabix_compress(str(plain), str(path), force=True)
+    pysam.faidx(str(path))
+    plain.unlink()
+    return path
+
+
+# ---- refused before Ray starts: options, files, folders ----------------------------------
+
+
+@pytest.mark.parametrize("option, value, named", [
+    ("--batch-size", "0", "--batch-size"),
+    ("--shard-variants", "0", "--shard-variants"),
+    ("--wait-for-resources", "-1", "--wait-for-resources"),
+])
+def test_numeric_options_are_checked_before_anything_runs(model_dir, tmp_path, option, value, named):
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out), option, value))
+    assert named in line
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_or_not_writable(model_dir, tmp_path):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, a_file)))
+    assert "--out" in line and str(a_file) in line and "is a file" in line
+    assert a_file.read_text() == "not a folder"
+
+    if os.geteuid() == 0:  # root writes through permission bits: use a file system nobody can write
+        unwritable = Path("/proc/dnacnn-scores")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        unwritable = locked / "scores"
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, unwritable)))
+    assert "--out" in line and str(unwritable) in line and "cannot be written" in line
+    assert not unwritable.exists()
+
+
+def test_fetch_genome_into_a_file_is_refused(tmp_path):
+    a_file = tmp_path / "data"
+    a_file.write_text("x")
+    line = one_error_line(run_cli("fetch-genome", "--data-dir", str(a_file)))
+    assert "--data-dir" in line and str(a_file) in line and "is a file" in line
+
+
+def test_missing_model_or_genome_creates_nothing(model_dir, tmp_path):
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(tmp_path / "no-model", FIXTURE_VCF, out)))
+    assert str(tmp_path / "no-model") in line
+    assert not out.exists()
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out, tmp_path / "no.fa.gz")))
+    assert "genome FASTA not found" in line and str(tmp_path / "no.fa.gz") in line
+    assert not out.exists()
+
+
+def test_not_a_vcf_gets_the_line_check_vcf_gives(model_dir, tmp_path):
+    noise = tmp_path / "noise.vcf.gz"
+    noise.write_bytes(os.urandom(50_000))
+    out = tmp_path / "out"
+    scored = one_error_line(run_cli(*score_args(model_dir, noise, out)))
+    checked = one_error_line(run_cli("check-vcf", "--vcf", str(noise), "--genome", str(FIXTURE_FASTA)))
+    assert scored == checked
+    assert str(noise) in scored and "not a readable VCF" in scored
+    assert not out.exists()
+
+
+def test_empty_vcf_names_the_users_file(model_dir, tmp_path):
+    empty = tmp_path / "empty.vcf"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(model_dir, empty, out)))
+    assert str(empty) in line and "empty" in line and "_work" not in line
+    assert not out.exists()
+
+
+def test_address_that_nobody_answers_is_refused_at_once(model_dir, tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "out"
+    address = f"127.0.0.1:{port}"
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out), "--address", address, timeout=120))
+    assert f"--address {address}" in line
+    assert not out.exists()
+
+
+def test_strict_refuses_a_wrong_genome_before_anything_runs(model_dir, tmp_path):
+    wrong = uniform_genome(tmp_path / "wrong.fa.gz", "20", 63_025_520)
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out, wrong, "--strict")))
+    assert "REF alleles" in line and "GRCh37 vs GRCh38" in line and str(FIXTURE_VCF) in line
+    assert not out.exists()
+
+    other_contig = uniform_genome(tmp_path / "other.fa.gz", "7", 6_000)
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out, other_contig, "--strict")))
+    assert "no record" in line and "contig" in line and "GRCh37 vs GRCh38" in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cuda_without_a_gpu_fails_at_once_on_a_local_cluster(model_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out), "--device", "cuda",
+                                  env={"RAY_TMPDIR": "/tmp"}))
+    assert "GPU" in line and "--device cpu" in line
+    assert not out.exists()
+
+
+# ---- accepted with a warning: wrong genome, truncated bgzip; BCF is read -------------------
+
+
+def test_wrong_genome_is_said_on_the_console_and_in_the_summary(ray_session, model_dir, tmp_path, caplog):
+    wrong = uniform_genome(tmp_path / "wrong.fa.gz", "20", 63_025_520)
+    with caplog.at_level("WARNING", logger="dnacnn"):
+        summary = score_vcf(str(model_dir), wrong, FIXTURE_VCF, tmp_path / "out", plot=False)
+    assert summary["alleles_read"] == summary["alleles_scored"] + summary["alleles_rejected"] == 194
+    [warning] = [w for w in summary["warnings"] if "GRCh37 vs GRCh38" in w]
+    assert f"{summary['rejected_by_reason']['ref_mismatch']} of 194 REF alleles" in warning
+    assert warning in caplog.text
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"] == summary["warnings"]
+
+    elsewhere = score_vcf(str(model_dir), uniform_genome(tmp_path / "other.fa.gz", "7", 6_000), FIXTURE_VCF,
+                          tmp_path / "out2", plot=False)
+    assert elsewhere["alleles_scored"] == 0 and elsewhere["rejected_by_reason"] == {"unknown_contig": 194}
+    assert any("no record" in w for w in elsewhere["warnings"])
+
+
+def test_bgzip_without_its_end_block_is_scored_with_a_warning(ray_session, model_dir, tmp_path, caplog):
+    data = FIXTURE_VCF.read_bytes()
+    assert data.endswith(BGZF_EOF)
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(data[: -len(BGZF_EOF)])  # every record there, the end-of-file block gone
+    with caplog.at_level("WARNING", logger="dnacnn"):
+        summary = score_vcf(str(model_dir), FIXTURE_FASTA, cut, tmp_path / "out", plot=False)
+    assert summary["alleles_scored"] == 194
+    [warning] = [w for w in summary["warnings"] if "end-of-file" in w]
+    assert str(cut) in warning and "truncated" in warning
+    assert warning in caplog.text
+    checked = CliRunner().invoke(app, ["check-vcf", "--vcf", str(cut), "--genome", str(FIXTURE_FASTA)])
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["warnings"] == [warning]
+
+
+def test_bcf_is_scored_like_its_vcf(ray_session, model_dir, tmp_path):
+    bcf = tmp_path / "calls.bcf"
+    with pysam.VariantFile(str(FIXTURE_VCF)) as src, pysam.VariantFile(str(bcf), "wb", header=src.header) as dst:
+        for record in src:
+            dst.write(record)
+    result = CliRunner().invoke(app, score_args(model_dir, bcf, tmp_path / "out", FIXTURE_FASTA, "--no-plot"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["alleles_scored"] == 194
+    from_vcf = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, tmp_path / "vcf", plot=False)
+    key = ["chrom", "pos", "ref", "alt"]
+    a = pq.read_table(tmp_path / "out" / "scores").to_pandas().sort_values(key).reset_index(drop=True)
+    b = pq.read_table(tmp_path / "vcf" / "scores").to_pandas().sort_values(key).reset_index(drop=True)
+    assert a[key].equals(b[key]) and (a["max_abs_delta"] == b["max_abs_delta"]).all()
+    assert from_vcf["alleles_scored"] == 194
+
+
+def test_plain_gzip_leaves_no_temporary_copy(tmp_path, monkeypatch):
+    import tempfile
+
+    from dnacnn.variants import inspect_vcf
+
+    plain_gz = tmp_path / "plain.vcf.gz"
+    with gzip.open(FIXTURE_VCF, "rb") as src, gzip.open(plain_gz, "wb") as dst:
+        dst.write(src.read())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    info = inspect_vcf(plain_gz)
+    assert (info.format, info.compression, info.indexed) == ("VCF", "gzip", False)
+    assert list(scratch.iterdir()) == []
