@@ -177,10 +177,10 @@ def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path, comm
     a_file = write(tmp_path / "taken", "a file")
     refused(run(*args, "--out", a_file), "--out", str(a_file), "is a file")
     assert a_file.read_text() == "a file"
-    refused(run(*args, "--out", a_file / "sub"), "--out", "which is a file")
+    refused(run(*args, "--out", a_file / "sub"), "--out", "cannot be created", "is a file")
     read_only = _unwritable_folder(tmp_path)
     before = sorted(read_only.iterdir())
-    refused(run(*args, "--out", read_only / "dataset"), "--out", "cannot write in", str(read_only))
+    refused(run(*args, "--out", read_only / "dataset"), "--out", "cannot be written", str(read_only))
     assert sorted(read_only.iterdir()) == before
 
 

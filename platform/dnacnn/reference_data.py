@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnacnn.data.dataset_io import check_output_dir
+from dnacnn.output_folder import check_output_folder
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def fetch_vt_examples(data_dir: str | Path) -> VtExamples:
     found = VtExamples(target)
     if found.chr20_fasta.exists() and _gzi(found.chr20_fasta).exists():
         return found
-    check_output_dir(data_dir, "data folder")
+    check_output_folder(data_dir, "data folder")
     for tool in ("apt-get", "dpkg"):
         if shutil.which(tool) is None:
             raise _unavailable(f"`{tool}` is not on this machine")

@@ -53,9 +53,9 @@ def _echo(description) -> None:
 
 
 def _check_out(out: Path) -> None:
-    from dnacnn.data.dataset_io import check_output_dir
+    from dnacnn.output_folder import check_output_folder
 
-    check_output_dir(out, "--out")
+    check_output_folder(out, "--out")
 
 
 # Options shared by the commands that split genomic windows.

@@ -18,8 +18,6 @@ Columns of every split:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,35 +80,6 @@ class DatasetDescription:
                 "`dnacnn simulate ...` or `dnacnn data ...`"
             )
         return cls(**json.loads(path.read_text()))
-
-
-def check_output_dir(path: str | Path, option: str = "--out") -> None:
-    """Refuse an output folder that cannot be made or written, before any work.
-
-    Nothing is left behind: writing is tried with a temporary file in ``path``,
-    or in its nearest existing parent when ``path`` does not exist yet.
-
-    Raises:
-        ValueError: naming ``option`` and ``path``: a file where a folder should
-            be, or a folder this process cannot write in (permissions, read-only
-            file system).
-    """
-    path = Path(path)
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        what = "is a file" if existing == path else f"is inside {existing}, which is a file"
-        raise ValueError(f"{option} {path} {what}, not a folder; give a folder path")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".dnacnn-write-check-", dir=existing)
-    except OSError as err:
-        raise ValueError(
-            f"{option} {path}: cannot write in {existing} ({err.strerror}); give a folder "
-            "you can write in"
-        ) from None
-    os.close(handle)
-    os.unlink(probe)
 
 
 def split_dir(directory: str | Path, split: str) -> Path:
