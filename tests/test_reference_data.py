@@ -30,7 +30,6 @@ def test_a_data_folder_that_cannot_be_written_is_refused_before_any_download(tmp
     result = CliRunner().invoke(app, ["fetch-genome", "--data-dir", str(a_file / "sub")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines() == [
-        f"error: data folder {a_file / 'sub'} is inside {a_file}, which is a file, not a folder; "
-        "give a folder path"
+        f"error: --data-dir {a_file / 'sub'} cannot be created: {a_file} is a file"
     ]
     assert a_file.read_text() == "not a folder"
