@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import ray
 from ray.data import DataContext
@@ -40,5 +41,20 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         else:
             log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
             # "local": a private cluster, never one that `ray start` left running here.
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+            # Its dashboard (on 127.0.0.1) serves the state API, which Ray Train polls every
+            # second to see whether its controller is alive: without it (include_dashboard=
+            # False starts no state API) every poll fails with a console warning. The API's
+            # address is given to the cluster's processes, which would otherwise look for
+            # "the" Ray instance on the machine and fail when there are several.
+            port = _free_port()
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                     dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
+                     runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
     configure_data_context()
+
+
+def _free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

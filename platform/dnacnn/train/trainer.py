@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import ray.data
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import (
+    CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig,
+)
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from dnacnn.config import JobConfig, to_dict
@@ -107,7 +109,8 @@ def loop_spec(job: JobConfig, description: DatasetDescription) -> LoopSpec:
     spec = LoopSpec(train=job.train, model_name=job.model.name,
                     model_config=check_model(job.model.name, params, description),
                     task_type=description.task_type, tasks=list(description.tasks),
-                    rc_average=job.model.rc_average, dataset=description.name)
+                    rc_average=job.model.rc_average, dataset=description.name,
+                    train_rows=int(description.rows.get("train", 0)))
     check_metric_names(job, description.task_type)
     return spec
 
@@ -198,6 +201,9 @@ def load_datasets(dataset_dir: str | Path, materialize: bool = True, num_workers
         else:
             datasets[split] = ray.data.read_parquet(str(path.resolve()), columns=["onehot", "labels"])
     datasets["train"] = datasets["train"].randomize_block_order()
+    for ds in datasets.values():  # the loop's progress lines say how training goes
+        ds.context.enable_progress_bars = False
+        ds.context.print_on_execution_start = False
     return datasets
 
 
@@ -239,6 +245,9 @@ def build_trainer(spec: LoopSpec, datasets: dict[str, Any], name: str, storage: 
             storage_path=storage,
             failure_config=FailureConfig(max_failures=tc.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+            # Ray Train's own INFO lines (a full TrainingReport per worker and epoch) stay
+            # in its log files; its warnings still reach the console.
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets=datasets,
         dataset_config=EvalSplitDataConfig(),
