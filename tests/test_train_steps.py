@@ -182,3 +182,20 @@ def test_checkpoint_records_the_precision(tmp_path):
                     TrainState(epoch=1), precision="bf16")
     assert json.loads((tmp_path / "task.json").read_text()) == {
         "task_type": "binary", "dataset": "toy", "precision": "bf16"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_steps_on_cuda_learn_with_fp32_weights():
+    cuda = torch.device("cuda")
+    assert resolve_precision("auto", cuda) == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
+    model = small_model().to(cuda)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    batches = motif_batches()
+    first = train_epoch(model, batches, optimizer, loss_module("binary"), "binary", cuda,
+                        precision="bf16")
+    for _ in range(4):
+        last = train_epoch(model, batches, optimizer, loss_module("binary"), "binary", cuda,
+                           precision="bf16")
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in model.parameters())
+    assert last["train_loss"] < first["train_loss"] and last["train_accuracy"] > 0.75
