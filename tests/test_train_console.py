@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dnacnn.data.dataset_io import DatasetDescription, make_table, split_dir
+from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, make_table, split_dir
 from dnacnn.train.quiet import report_logger
 
 
@@ -76,3 +76,20 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
     summary = json.loads(proc.stdout[proc.stdout.index("{\n"):])
     task = json.loads((Path(summary["checkpoint"]) / "task.json").read_text())
     assert task["precision"] in ("fp32", "bf16")
+
+
+def test_a_class_sorted_train_split_is_shuffled_and_kept_whole(ray_session, tmp_path):
+    """``dnacnn data fasta`` writes class after class: the materialised train split must
+    not hand the loop long runs of one class (that made the Oct4/Mafk model collapse)."""
+    from dnacnn.train.trainer import load_datasets
+
+    dataset = write_dataset(tmp_path / "dataset")
+    train_dir = split_dir(dataset, "train")
+    table = pq.read_table(train_dir)
+    y = column_to_numpy(table.column("labels"))[:, 0]  # (400,)
+    pq.write_table(table.take(np.argsort(-y, kind="stable")), train_dir / "part-0.parquet")
+    labels = np.concatenate([b["labels"][:, 0] for b in load_datasets(dataset, seed=3)["train"]
+                             .iter_batches(batch_size=None, batch_format="numpy")])
+    assert len(labels) == 400 and labels.sum() == y.sum()  # every row once
+    # Every stretch of 100 rows mixes the classes (sorted, each would hold one class only).
+    assert all(0.25 < chunk.mean() < 0.75 for chunk in labels.reshape(4, 100)), labels
