@@ -256,8 +256,8 @@ def build_trainer(spec: LoopSpec, datasets: dict[str, Any], name: str, storage: 
             storage_path=storage,
             failure_config=FailureConfig(max_failures=tc.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
-            # Ray Train's own INFO lines (a full TrainingReport per worker and epoch) stay
-            # in its log files; its warnings still reach the console.
+            # Ray Train's own INFO lines stay in its log files; its warnings still reach
+            # the console (the per-report line escapes this filter: see dnacnn.train.quiet).
             logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets=datasets,
