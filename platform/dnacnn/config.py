@@ -105,7 +105,18 @@ class TrainConfig:
     max_shift: int = 0  # random shift of training rows, in bases (0 = off)
     seed: int = 42
     # torch threads per worker; default max(1, CPUs of the node // workers on the node).
+    # On one machine, 1 worker with all its cores usually trains fastest (no gradient
+    # all-reduce); more workers pay across machines or GPUs.
     threads_per_worker: int | None = None
+    # Forward/backward arithmetic: "bf16" autocast (weights, optimiser and loss stay
+    # fp32), "fp32", or "auto": bf16 where the device computes it natively (a CPU with
+    # AVX512-BF16 or AMX, a CUDA GPU with bf16), else fp32. Evaluation is always fp32.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # "plateau": halve the LR when the monitored metric stalls (the callbacks above);
+    # "cosine": linear warm-up over warmup_epochs, then cosine decay to min_lr by the
+    # last epoch, step by step (for a fixed budget of epochs).
+    lr_schedule: Literal["plateau", "cosine"] = "plateau"
+    warmup_epochs: float = 0.0
     run_name: str | None = None  # Ray run name; default "<model>-<dataset>". Same name = resume.
     storage_path: str = "runs"  # where Ray Train keeps runs and checkpoints
     max_failures: int = 0  # worker failures to recover from (from the latest checkpoint)
@@ -130,6 +141,9 @@ class TrainConfig:
             raise ValueError(f"rc_augment is a share of rows in [0, 1], got {self.rc_augment}")
         if self.max_shift < 0:
             raise ValueError(f"max_shift must be >= 0, got {self.max_shift}")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), "
+                             f"got {self.warmup_epochs}")
         if self.threads_per_worker is not None and self.threads_per_worker < 1:
             raise ValueError(f"threads_per_worker must be >= 1, got {self.threads_per_worker}")
         if self.max_failures < -1:

@@ -83,7 +83,7 @@ def starts_local_cluster(address: str | None = None) -> bool:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None,
-             connect_timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
+             connect_timeout_s: float = CONNECT_TIMEOUT_S, dashboard: bool = False) -> bool:
     """Start or join Ray once per process.
 
     Args:
@@ -91,6 +91,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
             to ``RAY_ADDRESS``; with neither, a private local cluster starts.
         num_cpus: CPUs of the local cluster (ignored when joining one).
         connect_timeout_s: how long a cluster's head may take to answer.
+        dashboard: give a local cluster its dashboard and state API (Ray Train needs
+            them; they cost about 1 GB and a dozen processes, so scoring goes without).
     Returns:
         True when this call started Ray (so the caller may shut it down), else False.
     Raises:
@@ -111,7 +113,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         else:
             log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
             # "local": a private cluster, never one that `ray start` left running here.
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+            if dashboard:
+                # Its dashboard (on 127.0.0.1) serves the state API, which Ray Train polls every
+                # second to see whether its controller is alive: without it (include_dashboard=
+                # False starts no state API) every poll fails with a console warning. The API's
+                # address is given to the cluster's processes, which would otherwise look for
+                # "the" Ray instance on the machine and fail when there are several.
+                port = _free_port()
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                         dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
+                         runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+            else:
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
         started = True
     configure_data_context()
     return started
@@ -156,3 +169,10 @@ def require_resources(resource: str, amount: float, local: bool, wait_s: float =
             said = now
         time.sleep(poll_s)
         have = ray.cluster_resources().get(resource, 0)
+
+
+def _free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

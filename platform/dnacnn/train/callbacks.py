@@ -1,4 +1,5 @@
-"""Early stopping and reduce-LR-on-plateau as small state machines (Keras semantics).
+"""Early stopping and reduce-LR-on-plateau as small state machines (Keras semantics),
+and the warm-up + cosine learning-rate schedule (a pure function of the step).
 
 Both watch one metric per epoch (``mode="min"`` for a loss, ``"max"`` for an
 AUROC). Their state is JSON-safe (``state_dict`` / ``load_state_dict``) so a
@@ -173,3 +174,17 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set the learning rate of every parameter group."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def cosine_lr(base_lr: float, min_lr: float, step: int, total_steps: int, warmup_steps: int = 0) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) under warm-up + cosine decay.
+
+    Linear warm-up from ``base_lr / warmup_steps`` to ``base_lr`` over the first
+    ``warmup_steps`` steps, then half a cosine from ``base_lr`` down to ``min_lr``
+    at step ``total_steps`` (and ``min_lr`` after it).
+    """
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))

@@ -11,7 +11,8 @@ Checkpoint layout (one folder, written by rank 0 after every epoch)::
 
     model.json, model.safetensors   the best weights so far (dnacnn.models.save
                                     format: deployable as is)
-    task.json                       {"task_type", "dataset"}: how to read the outputs
+    task.json                       {"task_type", "dataset", "precision"}: how to read
+                                    the outputs, and the arithmetic it was trained in
     last.safetensors                the weights after this epoch (to resume)
     optimizer.pt                    Adam's state dict: tensors only, read back
                                     with torch.load(weights_only=True)
@@ -35,6 +36,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dnacnn.config import TrainConfig, from_dict, to_dict
 from dnacnn.models import RCAverage, build, predict_logits, probabilities, save
-from dnacnn.models.prediction import onehot_to_x
+from dnacnn.models.prediction import autocast, onehot_to_x
 from dnacnn.train import metrics
-from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau, set_lr
+from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau, cosine_lr, set_lr
+from dnacnn.train.progress import EpochProgress, epoch_line, steps_per_epoch
+from dnacnn.train.quiet import quiet_report_lines
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ class LoopSpec:
         task_type: "binary", "multitask" or "multiclass".
         tasks: T task names, in label-column order.
         dataset: the dataset's name.
+        train_rows: rows of the train split (for steps per epoch and time left).
     """
 
     train: TrainConfig
@@ -83,6 +88,7 @@ class LoopSpec:
     tasks: list[str]
     rc_average: bool = False
     dataset: str = ""  # the dataset's name, recorded in task.json
+    train_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -143,6 +149,35 @@ def worker_threads(requested: int | None, workers_on_node: int) -> int:
     return max(1, (cpus or 1) // max(1, workers_on_node))
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX (read from /proc/cpuinfo; False where it cannot be read)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(requested: str, device: torch.device, warn: bool = True) -> str:
+    """The precision a worker trains in: ``requested``, with "auto" -> "bf16" where native.
+
+    Args:
+        warn: log a warning when bf16 is asked for on a device without native bf16.
+    """
+    if requested == "auto":
+        return "bf16" if bf16_native(device) else "fp32"
+    if requested == "bf16" and warn and not bf16_native(device):
+        log.warning("train.precision is bf16 but %s has no native bf16 (AVX512-BF16, AMX or a "
+                    "bf16 GPU): it runs emulated and slower than fp32; set train.precision: "
+                    "auto or fp32", device)
+    return requested
+
+
 def per_worker_batch(batch_size: int, world_size: int) -> int:
     """Rows per worker per step, so that one DDP step sees about ``batch_size`` rows."""
     return max(1, math.ceil(batch_size / world_size))
@@ -153,11 +188,12 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def correct_count(task_type: str, logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-    """(right, total) for accuracy: cells at threshold 0.5, or rows by argmax (multiclass)."""
+def _right(task_type: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Right answers for accuracy (a 0-d tensor, no device sync): cells at threshold 0.5,
+    or rows by argmax (multiclass)."""
     if task_type == "multiclass":
-        return int((logits.argmax(1) == y.argmax(1)).sum()), len(y)
-    return int(((logits > 0) == (y > 0.5)).sum()), y.numel()
+        return (logits.argmax(1) == y.argmax(1)).sum()
+    return ((logits > 0) == (y > 0.5)).sum()
 
 
 def gather_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -190,7 +226,9 @@ def train_epoch(
     task_type: str,
     device: torch.device,
     augment=None,
-    progress_every: int = 0,
+    precision: str = "fp32",
+    schedule: Callable[[int], float] | None = None,
+    progress: Callable[[int, Callable[[], float]], None] | None = None,
 ) -> dict[str, float]:
     """One pass over this worker's batches; loss and accuracy summed over all ranks.
 
@@ -198,35 +236,48 @@ def train_epoch(
         model: the (DDP-wrapped) model.
         batches: iterable of numpy dicts {"onehot": (n, L, 4) uint8, "labels": (n, T) float32}.
         augment: optional function batch -> batch (reverse complement, shift).
-        progress_every: log rows/s and the running loss every this many batches (0: never).
+        precision: "fp32", or "bf16": forward and backward under bf16 autocast; the
+            weights, the optimiser's state and the loss stay fp32.
+        schedule: optional LR of the i-th step of this epoch (0-based), set before it.
+        progress: optional callback(rows in the step, running mean loss as a function:
+            read only when shown, as it waits for the device) after each step.
     Returns:
-        {"train_loss": mean loss over rows, "train_accuracy": ...}.
+        {"train_loss": mean loss over rows, "train_accuracy": ..., "train_rows": rows of
+        all ranks}.
     """
     model.train()
-    total_loss = right = cells = rows = 0.0
-    started = time.monotonic()
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    right = torch.zeros((), dtype=torch.float64, device=device)
+    cells = rows = 0
     join = model.join() if isinstance(model, DistributedDataParallel) else contextlib.nullcontext()
     with join:
-        for n_batches, batch in enumerate(batches, start=1):
+        for step, batch in enumerate(batches):
             if augment is not None:
                 batch = augment(batch)
-            x = onehot_to_x(batch["onehot"], device)  # (n, 4, L)
-            y = torch.tensor(batch["labels"], dtype=torch.float32, device=device)  # (n, T)
-            logits = model(x)  # (n, T)
-            loss = criterion(logits, y)
+            if schedule is not None:
+                set_lr(optimizer, schedule(step))
+            x = onehot_to_x(batch["onehot"], device)  # (n, 4, L) float32
+            y = torch.from_numpy(np.array(batch["labels"], dtype=np.float32)).to(device)  # (n, T)
+            with autocast(device, precision):
+                logits = model(x)  # (n, T), bf16 under autocast
+            logits = logits.float()
+            loss = criterion(logits, y)  # fp32
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss.detach()) * len(x)
-            r, c = correct_count(task_type, logits.detach(), y)
-            right, cells, rows = right + r, cells + c, rows + len(x)
-            if progress_every and n_batches % progress_every == 0:
-                log.info("  %d rows, %.0f rows/s on this worker, running loss %.4f", rows,
-                         rows / (time.monotonic() - started), total_loss / rows)
-    total_loss, right, cells, rows = all_reduce_sum([total_loss, right, cells, rows], device)
+            n = len(x)
+            total_loss += loss.detach() * n
+            right += _right(task_type, logits.detach(), y)
+            cells += y.shape[0] if task_type == "multiclass" else y.numel()
+            rows += n
+            if progress is not None:
+                progress(n, lambda: float(total_loss) / rows)
+    total_loss, right, cells, rows = all_reduce_sum([float(total_loss), float(right), cells, rows],
+                                                    device)
     return {
         "train_loss": total_loss / rows if rows else math.nan,
         "train_accuracy": right / cells if cells else math.nan,
+        "train_rows": rows,
     }
 
 
@@ -279,6 +330,7 @@ def save_checkpoint(
     state: TrainState,
     last_weights: dict[str, torch.Tensor] | None = None,
     test_predictions: dict[str, np.ndarray] | None = None,
+    precision: str = "fp32",
 ) -> None:
     """Write a checkpoint folder (layout in the module docstring).
 
@@ -286,6 +338,7 @@ def save_checkpoint(
         model: the unwrapped model; its current weights are ``last.safetensors``
             unless ``last_weights`` is given.
         test_predictions: {"y": (N, T), "prob": (N, T)} for the final checkpoint.
+        precision: the arithmetic the weights were trained in, recorded in task.json.
     """
     directory.mkdir(parents=True, exist_ok=True)
     current = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -294,7 +347,8 @@ def save_checkpoint(
     best.load_state_dict(early.best_weights if early.best_weights is not None else current)
     save(best, directory, spec.tasks, task_type=spec.task_type)  # model.json + model.safetensors: the best weights
     (directory / TASK_FILE).write_text(
-        json.dumps({"task_type": spec.task_type, "dataset": spec.dataset}) + "\n")
+        json.dumps({"task_type": spec.task_type, "dataset": spec.dataset,
+                    "precision": precision}) + "\n")
     torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
     if test_predictions is not None:
         save_file({k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in test_predictions.items()},
@@ -339,6 +393,17 @@ def read_test_predictions(directory: str | Path) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 
+def _cosine_schedule(tc: TrainConfig, steps: int, epoch: int) -> Callable[[int], float]:
+    """The LR of each step of ``epoch`` under ``lr_schedule: cosine`` (``steps`` an epoch)."""
+    first, total, warmup = (epoch - 1) * steps, tc.epochs * steps, round(tc.warmup_epochs * steps)
+    return lambda i: cosine_lr(tc.lr, tc.min_lr, first + i, total, warmup)
+
+
+def _progress_lines() -> bool:
+    """Whether rank 0 logs progress lines within epochs (DNACNN_PROGRESS=0 turns them off)."""
+    return os.environ.get("DNACNN_PROGRESS", "1") != "0"
+
+
 def _augmenter(train: TrainConfig, rng: np.random.Generator):
     if not train.rc_augment and not train.max_shift:
         return None
@@ -357,18 +422,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
+    quiet_report_lines()
     spec = LoopSpec.from_dict(config)
     tc = spec.train
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if rank == 0 and not logging.getLogger("dnacnn").handlers:  # progress reaches the driver's log
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logging.getLogger("dnacnn").addHandler(handler)
         logging.getLogger("dnacnn").setLevel(logging.INFO)
         logging.getLogger("dnacnn").propagate = False  # else Ray's root handler prints it again
-    torch.set_num_threads(worker_threads(tc.threads_per_worker, ctx.get_local_world_size()))
+    threads = worker_threads(tc.threads_per_worker, ctx.get_local_world_size())
+    torch.set_num_threads(threads)
     device = ray.train.torch.get_device()
+    precision = resolve_precision(tc.precision, device, warn=rank == 0)
 
     torch.manual_seed(tc.seed)  # same initial weights on every rank (DDP broadcasts rank 0's anyway)
     model = build_model(spec)
@@ -394,18 +462,26 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     criterion = loss_module(spec.task_type)
     n_tasks = len(spec.tasks)
     batch = per_worker_batch(tc.batch_size, world)
+    steps = steps_per_epoch(spec.train_rows, world, batch)
     shards = {name: ray.train.get_dataset_shard(name) for name in ("train", "valid", "test")}
+    if rank == 0:
+        log.info("training %s: %d worker(s) x %d torch thread(s) on %s, %s, batch %d per worker, "
+                 "%d steps an epoch, LR %s", spec.model_name, world, threads, device.type,
+                 precision, batch, steps, tc.lr_schedule)
 
     def report(row: dict[str, Any], **save_kwargs) -> None:
         if rank != 0:
             ray.train.report(row, checkpoint=None)
             return
         with tempfile.TemporaryDirectory(prefix="dnacnn-ckpt-") as tmp:
-            save_checkpoint(Path(tmp), spec, core, early, plateau, optimizer, state, **save_kwargs)
+            save_checkpoint(Path(tmp), spec, core, early, plateau, optimizer, state,
+                            precision=precision, **save_kwargs)
             ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
+    last_epoch_s: float | None = None
     while state.epoch < tc.epochs and not early.should_stop:
         epoch = state.epoch + 1
+        started = time.monotonic()
         seeds = np.random.SeedSequence([tc.seed, epoch, rank])
         rng = np.random.default_rng(seeds)
         torch.manual_seed(int(rng.integers(2**31)))  # dropout: different per rank and epoch
@@ -413,21 +489,30 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             batch_size=batch, batch_format="numpy", local_shuffle_buffer_size=max(8 * batch, 1024),
             local_shuffle_seed=int(rng.integers(2**31)),
         )
+        schedule = _cosine_schedule(tc, steps, epoch) if tc.lr_schedule == "cosine" else None
+        if schedule is not None:
+            lr = schedule(0)
+        progress = (EpochProgress(epoch, tc.epochs, steps, world, last_epoch_s)
+                    if rank == 0 and _progress_lines() else None)
         row: dict[str, Any] = {"epoch": epoch, "lr": lr}
         row.update(train_epoch(model, batches, optimizer, criterion, spec.task_type, device,
-                               _augmenter(tc, rng), progress_every=25 if rank == 0 else 0))
+                               _augmenter(tc, rng), precision, schedule, progress))
+        train_s = time.monotonic() - started
+        row["train_samples_per_s"] = row.pop("train_rows") / train_s
         y, logits = gather_predictions(*predict_batches(
             core, shards["valid"].iter_batches(batch_size=4 * batch, batch_format="numpy"),
             n_tasks, device))
         row.update(metrics.evaluate(spec.task_type, y, logits, prefix="val_"))
         value = row[tc.monitor]
         early.step(value, epoch, core)
-        lr = plateau.step(value, lr)
-        set_lr(optimizer, lr)
+        if tc.lr_schedule == "plateau":
+            lr = plateau.step(value, lr)
+            set_lr(optimizer, lr)
         state.epoch, state.lr = epoch, lr
         state.history.append(row)
+        last_epoch_s = time.monotonic() - started
         if rank == 0:
-            log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
+            log.info("%s", epoch_line(row, tc.epochs, last_epoch_s, row["train_samples_per_s"]))
         report(row)
 
     # Final: best weights back, test split scored, one more checkpoint.

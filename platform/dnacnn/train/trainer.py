@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import ray.data
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import (
+    CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig,
+)
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from dnacnn.config import JobConfig, to_dict
@@ -107,7 +109,8 @@ def loop_spec(job: JobConfig, description: DatasetDescription) -> LoopSpec:
     spec = LoopSpec(train=job.train, model_name=job.model.name,
                     model_config=check_model(job.model.name, params, description),
                     task_type=description.task_type, tasks=list(description.tasks),
-                    rc_average=job.model.rc_average, dataset=description.name)
+                    rc_average=job.model.rc_average, dataset=description.name,
+                    train_rows=int(description.rows.get("train", 0)))
     check_metric_names(job, description.task_type)
     return spec
 
@@ -166,15 +169,21 @@ def storage_path(job: JobConfig) -> str:
     return path if "://" in path else str(Path(path).expanduser().resolve())
 
 
-def load_datasets(dataset_dir: str | Path, materialize: bool = True, num_workers: int = 2) -> dict[str, Any]:
+def load_datasets(dataset_dir: str | Path, materialize: bool = True, num_workers: int = 2,
+                  seed: int = 0) -> dict[str, Any]:
     """The train / valid / test splits as Ray Datasets (Ray must be initialised).
 
     With ``materialize``, each split is read on the driver with pyarrow and put
     in the object store as blocks of at most 4,096 rows (at least two per
     worker): no Ray Data task needs a CPU while the training workers hold them
     all; a ``row`` column (the row's index in its split) lets the loop put
-    test predictions back in split order. Without it, splits stream from
-    Parquet with ``ray.data.read_parquet`` (test predictions in arbitrary order).
+    test predictions back in split order. The train split's rows are shuffled
+    once (with ``seed``) before they are cut into blocks of at most 1,024 rows,
+    so that a split written in label order (``dnacnn data fasta`` writes class
+    after class) does not hand the model batches of one class for hundreds of
+    steps; each epoch then shuffles the block order and, in the loop, the rows
+    within a buffer. Without ``materialize``, splits stream from Parquet with
+    ``ray.data.read_parquet`` in file order (test predictions in arbitrary order).
     """
     import numpy as np
     import pyarrow as pa
@@ -191,13 +200,21 @@ def load_datasets(dataset_dir: str | Path, materialize: bool = True, num_workers
         if materialize:
             table = pq.read_table(path, columns=["onehot", "labels"])
             table = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-            n_blocks = min(max(2 * num_workers, math.ceil(table.num_rows / 4096)), max(1, table.num_rows))
+            block_rows = 4096
+            if split == "train":
+                table = table.take(np.random.default_rng(seed).permutation(table.num_rows))
+                block_rows = 1024
+            n_blocks = min(max(2 * num_workers, math.ceil(table.num_rows / block_rows)),
+                           max(1, table.num_rows))
             size = math.ceil(table.num_rows / n_blocks)
             datasets[split] = ray.data.from_arrow(
                 [table.slice(i, size) for i in range(0, table.num_rows, size)] or [table])
         else:
             datasets[split] = ray.data.read_parquet(str(path.resolve()), columns=["onehot", "labels"])
     datasets["train"] = datasets["train"].randomize_block_order()
+    for ds in datasets.values():  # the loop's progress lines say how training goes
+        ds.context.enable_progress_bars = False
+        ds.context.print_on_execution_start = False
     return datasets
 
 
@@ -239,6 +256,9 @@ def build_trainer(spec: LoopSpec, datasets: dict[str, Any], name: str, storage: 
             storage_path=storage,
             failure_config=FailureConfig(max_failures=tc.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=tc.checkpoints_to_keep),
+            # Ray Train's own INFO lines stay in its log files; its warnings still reach
+            # the console (the per-report line escapes this filter: see dnacnn.train.quiet).
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
         datasets=datasets,
         dataset_config=EvalSplitDataConfig(),
@@ -268,14 +288,15 @@ def fit(job: JobConfig, address: str | None = None,
         preflight(spec, description)
     if "://" not in storage:
         check_run_identity(Path(storage) / name, run_identity(job, description))
-    init_ray(address)
+    init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
     cpus = ray.cluster_resources().get("CPU", 0)
     if not job.data.materialize and cpus <= job.train.num_workers:
         log.warning("data.materialize is false but the cluster has %s CPUs for %d training "
                     "workers: Ray Data gets no CPU to stream the splits with and training "
                     "waits until the cluster grows; set data.materialize: true on a node this "
                     "size", cpus, job.train.num_workers)
-    datasets = load_datasets(job.data.dataset, job.data.materialize, job.train.num_workers)
+    datasets = load_datasets(job.data.dataset, job.data.materialize, job.train.num_workers,
+                             job.train.seed)
     log.info("training %s on %s (%d workers) as run %s in %s", job.model.name,
              description.name, job.train.num_workers, name, storage)
     try:
