@@ -43,7 +43,7 @@ from dnacnn.models.prediction import PRECISIONS, model_device, onehot_to_x
 from dnacnn.scoring.folded import FoldedModel, fold
 
 #: Reference windows per tower pass (their maps are kept: ~1.2 MB a Basset window).
-REF_CHUNK = 64
+REF_CHUNK = 128
 #: Mutants per incremental pass.
 MUTANT_CHUNK = 1024
 
@@ -84,6 +84,8 @@ class MutantEffect:
             # which an input column changes the conv output j columns to the right of its first one
             self._spread = [s.weight.flip(2).permute(1, 2, 0).reshape(s.weight.shape[1], -1).contiguous()
                             for s in self.folded.stages]
+            self._weights_2d = [s.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+                                for s in self.folded.stages]  # (C_out, C_in, 1, w)
             first = self.folded.dense[0].weight  # (O, C * P), channel-major input
             channels = self.folded.stages[-1].weight.shape[0]
             # (P, C, O): the first dense layer's weights by tower position
@@ -155,15 +157,17 @@ class MutantEffect:
             logits: (N, T) float32.
         """
         maps = []
-        h = x.to(self.dtype)
-        for stage in self.folded.stages:
-            maps.append(h.transpose(1, 2).float().contiguous())
-            z = F.conv1d(h, stage.weight, stage.bias)  # (N, C_out, Lc)
-            maps.append(z.transpose(1, 2).float().contiguous())
-            h = F.max_pool1d(z, stage.pool) if stage.pool > 1 else z  # (N, C_out, Lc // pool)
+        # convs as 2-D convs on channels-last (N, C, 1, L) tensors: the maps come out with
+        # channels last, as the mutant pass reads them, without a transposing copy
+        h = x.to(self.dtype).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (N, 4, 1, L)
+        for stage, weight in zip(self.folded.stages, self._weights_2d):
+            maps.append(_channels_last(h))
+            z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
+            maps.append(_channels_last(z))
+            h = F.max_pool2d(z, (1, stage.pool)) if stage.pool > 1 else z  # (N, C_out, 1, Lc // pool)
             if stage.relu:  # after the pool: they commute, and the pooled map is smaller
                 h = torch.relu(h)
-        maps.append(h.transpose(1, 2).float().contiguous())
+        maps.append(_channels_last(h))
         first = self.folded.dense[0]
         z = F.linear(h.flatten(1), first.weight, first.bias)  # (N, O)
         maps.append(z.float())
@@ -211,10 +215,12 @@ class MutantEffect:
             c_out = ref_pre.shape[2]
             change = new - _columns(ref_in, rows, start, d)  # (B, d, C_in)
             spread = (change.reshape(b * d, -1).to(self.dtype) @ self._spread[k]).float()
-            spread = spread.reshape(b, d, w, c_out)  # input column t changes outputs t .. t + w - 1
-            delta = spread.new_zeros((b, d + w - 1, c_out))  # at conv outputs start - w + 1 ...
-            for t in range(d):
-                delta[:, t:t + w] += spread[:, t]
+            # input column t changes conv outputs t .. t + w - 1 (counted from start - w + 1): sum them
+            spread = spread.reshape(b, d, w * c_out).transpose(1, 2)  # (B, w * C_out, d)
+            if w > 1 or d > 1:
+                spread = F.fold(spread.reshape(b, w, c_out, d).transpose(1, 2).reshape(b, c_out * w, d),
+                                output_size=(1, d + w - 1), kernel_size=(1, w))  # (B, C_out, 1, d + w - 1)
+            delta = spread.reshape(b, c_out, d + w - 1).transpose(1, 2)  # (B, d + w - 1, C_out)
             pooled_len = ref_pre.shape[1] // p
             n_pooled = min(pooled_len, (d + w + p - 3) // p + 1)  # the most pools d + w - 1 columns touch
             first = start - (w - 1)  # (B,)
@@ -239,6 +245,11 @@ class MutantEffect:
             weight = self._dense_by_position[s:s + width].reshape(change.shape[1], -1)  # (D * C, O)
             z[sel] += (change[sel] @ weight).float()
         return self._head(z)
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, 1, L) -> (N, L, C) float32 (a view when ``t`` is float32 in channels-last memory)."""
+    return t.permute(0, 2, 3, 1).flatten(1, 2).float()
 
 
 def _columns(ref: torch.Tensor, rows: torch.Tensor, start: torch.Tensor, size: int) -> torch.Tensor:
