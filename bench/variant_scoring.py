@@ -55,8 +55,9 @@ L = 600
 BASES = "ACGT"
 
 
-def trained_model(cache: Path, n_windows: int, epochs: int) -> Path:
-    """A Basset trained briefly on the simulated 164-cell-type task over chr20 (cached)."""
+def trained_model(cache: Path, n_windows: int, epochs: int, max_train: int) -> Path:
+    """A Basset trained briefly (``epochs`` over at most ``max_train`` windows) on the simulated
+    164-cell-type task over chr20 (cached)."""
     out = cache / "model"
     if (out / "model.json").exists():
         return out
@@ -68,7 +69,7 @@ def trained_model(cache: Path, n_windows: int, epochs: int) -> Path:
     sim = cache / "sim"
     if not (sim / "train").exists():
         simulate_accessibility(FASTA, sim, tasks, AccessibilityConfig(n_windows=n_windows, length=L, seed=0))
-    table = pq.read_table(sim / "train")
+    table = pq.read_table(sim / "train").slice(0, max_train)
     x = torch.from_numpy(column_to_numpy(table.column("onehot")).astype(np.float32).transpose(0, 2, 1).copy())
     y = torch.from_numpy(column_to_numpy(table.column("labels")).astype(np.float32))
     torch.manual_seed(0)
@@ -89,7 +90,7 @@ def trained_model(cache: Path, n_windows: int, epochs: int) -> Path:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(xb)
+            total += float(loss.detach()) * len(xb)
         print(f"train epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f} ({time.perf_counter() - t0:.0f} s)",
               flush=True)
     models.save(model.eval(), out, tasks, task_type="multitask")
@@ -186,7 +187,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: train one, cached)")
     parser.add_argument("--train-windows", type=int, default=8000)
-    parser.add_argument("--train-epochs", type=int, default=3)
+    parser.add_argument("--train-epochs", type=int, default=1)
+    parser.add_argument("--train-max", type=int, default=4096, help="training windows used")
     parser.add_argument("--region-windows", type=int, default=10, help="600 bp windows of the all-SNVs region")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -195,7 +197,7 @@ def main() -> None:
     if not FASTA.exists():
         raise SystemExit(f"needs {FASTA} (../shared/data beside the clone)")
 
-    model_dir = args.model or trained_model(CACHE, args.train_windows, args.train_epochs)
+    model_dir = args.model or trained_model(CACHE, args.train_windows, args.train_epochs, args.train_max)
     loaded = models.load(model_dir)
     model = loaded.model.eval()
     genome = Genome(FASTA)

@@ -212,3 +212,4 @@ def test_cuda_path_matches_the_cpu_one(precision):
     np.testing.assert_allclose(got, cpu, atol=tolerance, rtol=0)
     np.testing.assert_allclose(ism(cuda_model, ref[:1], precision=precision), ism(model, ref[:1]),
                                atol=1e-4 if precision == "fp32" else 0.1, rtol=0)
+
