@@ -16,7 +16,7 @@ Measured, each plain and RC-averaged (the four windows' probabilities as
 - ``grelu``: ``grelu.variant.predict_variant_effects`` (it reads its own windows from
   the FASTA: its rate includes that); skipped when gReLU is not importable;
 - the bare forward rate (windows/s, fp32 and bf16): the naive method's limit is half
-  of it per variant (a third with... a quarter with RC).
+  of it in variants/s (a quarter with RC).
 
 Then all SNVs of a region (``--region-windows`` tiled 600 bp windows, 1,800 SNVs
 each): ``dnacnn.scoring.mutant_effect.ism`` against tangermeme's
@@ -197,6 +197,8 @@ def main() -> None:
     if not FASTA.exists():
         raise SystemExit(f"needs {FASTA} (../shared/data beside the clone)")
 
+    CACHE.mkdir(parents=True, exist_ok=True)
+    os.chdir(CACHE)  # gReLU's Lightning trainer writes lightning_logs/ into the working directory
     model_dir = args.model or trained_model(CACHE, args.train_windows, args.train_epochs, args.train_max)
     loaded = models.load(model_dir)
     model = loaded.model.eval()

@@ -26,9 +26,9 @@ in :class:`~dnacnn.models.RCAverage` runs its inner model on both strands and
 averages the logits, as the wrapper does.
 
 Precision: "fp32" (deltas match the naive whole-window forward to float
-rounding), or "bf16": convs and dense layers in bfloat16 (weights and inputs
-cast; on CPU this is what ``torch.autocast(dtype=bfloat16)`` does), maps and
-patched sums kept in float32.
+rounding), or "bf16": the convs and the first dense layer in bfloat16 (weights
+and inputs cast, as ``torch.autocast(dtype=bfloat16)`` does), the sums of
+reference columns and changes, and the dense layers after the first, in float32.
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class MutantEffect:
         folded = fold(inner)
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.folded: FoldedModel | None = None if folded is None else folded.to(self.device, self.dtype)
+        # dense layers after the first run in float32 (cheap): bf16 rounding of the ref's and the
+        # mutant's hidden units apart would swamp small differences between them
+        self._dense_fp32 = None if folded is None else folded.to(self.device, torch.float32).dense
         self.incremental = self.folded is not None
         if self.incremental:
             # (C_in, w * C_out), taps reversed: row c, block j is W[:, c, w - 1 - j], the weight by
@@ -152,8 +155,9 @@ class MutantEffect:
 
         Returns:
             maps: per stage k its input (N, L_k, C_in) and pre-activation (N, Lc_k, C_out),
-            then the tower output (N, P, C), all channels last, then the first dense layer's
-            output before its ReLU (N, O); all float32.
+            then the tower output (N, P, C), all channels last in the compute dtype (sums
+            with them are made in float32), then the first dense layer's output before its
+            ReLU (N, O) float32.
             logits: (N, T) float32.
         """
         maps = []
@@ -175,10 +179,10 @@ class MutantEffect:
 
     def _head(self, z: torch.Tensor) -> np.ndarray:
         """The first dense layer's output before its ReLU (B, O) -> (B, T) float32 logits."""
-        h = z
-        for k, layer in enumerate(self.folded.dense):
+        h = z.float()
+        for k, layer in enumerate(self._dense_fp32):
             if k:
-                h = F.linear(h.to(self.dtype), layer.weight, layer.bias)
+                h = F.linear(h, layer.weight, layer.bias)
             if layer.relu:
                 h = torch.relu(h)
         return h.float().cpu().numpy()
@@ -213,7 +217,7 @@ class MutantEffect:
             ref_in, ref_pre = maps[2 * k], maps[2 * k + 1]  # (R, L_k, C_in), (R, Lc, C_out)
             d, w, p = new.shape[1], stage.width, stage.pool
             c_out = ref_pre.shape[2]
-            change = new - _columns(ref_in, rows, start, d)  # (B, d, C_in)
+            change = new - _columns(ref_in, rows, start, d).float()  # (B, d, C_in)
             spread = (change.reshape(b * d, -1).to(self.dtype) @ self._spread[k]).float()
             # input column t changes conv outputs t .. t + w - 1 (counted from start - w + 1): sum them
             spread = spread.reshape(b, d, w * c_out).transpose(1, 2)  # (B, w * C_out, d)
@@ -226,7 +230,7 @@ class MutantEffect:
             first = start - (w - 1)  # (B,)
             q0 = torch.div(first, p, rounding_mode="floor").clamp(0, pooled_len - n_pooled)  # (B,)
             size = n_pooled * p
-            region = _columns(ref_pre, rows, q0 * p, size)  # (B, size, C_out): reference pre-activation
+            region = _columns(ref_pre, rows, q0 * p, size).float()  # (B, size, C_out): reference pre-activation
             at = (first - q0 * p)[:, None] + torch.arange(d + w - 1, device=rows.device)  # (B, d+w-1)
             inside = (at >= 0) & (at < size)
             region = region.scatter_add(
@@ -238,7 +242,7 @@ class MutantEffect:
         # the first dense layer changes by its weights at the changed tower columns
         tower, first = maps[-2], maps[-1]  # (R, P, C), (R, O)
         width = new.shape[1]
-        change = (new - _columns(tower, rows, start, width)).reshape(b, -1).to(self.dtype)  # (B, D * C)
+        change = (new - _columns(tower, rows, start, width).float()).reshape(b, -1).to(self.dtype)  # (B, D * C)
         z = first[rows]  # (B, O)
         for s in torch.unique(start).tolist():
             sel = torch.nonzero(start == s).squeeze(1)
@@ -248,8 +252,8 @@ class MutantEffect:
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
-    """(N, C, 1, L) -> (N, L, C) float32 (a view when ``t`` is float32 in channels-last memory)."""
-    return t.permute(0, 2, 3, 1).flatten(1, 2).float()
+    """(N, C, 1, L) channels-last -> (N, L, C), a view."""
+    return t.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 def _columns(ref: torch.Tensor, rows: torch.Tensor, start: torch.Tensor, size: int) -> torch.Tensor:
