@@ -44,7 +44,7 @@ from dnacnn.genome import Genome
 from dnacnn.models import predict_logits, probabilities
 from dnacnn.scoring import VariantScorer
 from dnacnn.scoring.mutant_effect import ism
-from dnacnn.scoring.windows import variant_windows
+from dnacnn.scoring.allele_windows import variant_windows
 from dnacnn.sequence import reverse_complement_onehot
 
 REPO = Path(__file__).resolve().parents[1]
