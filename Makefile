@@ -11,8 +11,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel (an unpinned torch pulls a multi-GB CUDA build).
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test,bench]"
+	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
+
+# The peers the benchmarks compare against (gReLU brings ~60 packages): only for `make bench`.
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[test,bench]"
+	touch $(VENV)/.bench
 
 install: $(STAMP)
 
@@ -27,9 +32,10 @@ test: $(STAMP)
 		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 	$(PY) -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(VENV)/.bench
 	$(PY) bench/onehot.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/variant_scoring.py
 
 clean:
 	rm -rf $(VENV) data runs out

@@ -41,11 +41,12 @@ import torch
 from torch import nn
 
 from dnacnn.genome import Genome
-from dnacnn.models import LoadedModel, link, predict_logits, probabilities
+from dnacnn.models import LoadedModel, link, probabilities
 from dnacnn.models import load as load_checkpoint
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
 from dnacnn.scoring.allele_windows import variant_windows
+from dnacnn.scoring.mutant_effect import MutantEffect
 from dnacnn.sequence import reverse_complement_onehot
 from dnacnn.variants.alleles import check_allele
 
@@ -58,6 +59,8 @@ INPUT_COLUMNS = ("chrom", "pos", "ref", "alt")
 #: Columns the scorer adds to a batch.
 SCORE_COLUMNS = ("kind", "delta", "logit_delta", "max_abs_delta", "max_task", "reason", "message")
 
+#: How ``VariantScorer`` computes (see its ``mode``).
+MODES = ("exact",)
 
 
 def load_model_spec(
@@ -129,6 +132,11 @@ class VariantScorer:
         num_threads: ``torch.set_num_threads`` for this process (e.g. the CPUs of
             a Ray actor); None leaves torch's setting alone.
         tasks, seq_len, task_type: only for a bare ``nn.Module`` that lacks them.
+        mode: "exact": the mutant-effect engine (:mod:`dnacnn.scoring.mutant_effect`), which
+            recomputes only the columns a variant changes (whole windows for indels and for
+            models it cannot recompute in part); the numbers are those of whole windows.
+        precision: "fp32", or "bf16" (convs and dense layers in bfloat16: faster, deltas
+            within about 1e-2; see BENCHMARKS.md).
     Attributes:
         tasks: T task names, the order of every per-task array.
         seq_len: L, the window length.
@@ -145,7 +153,11 @@ class VariantScorer:
         tasks: Sequence[str] | None = None,
         seq_len: int | None = None,
         task_type: str | None = None,
+        mode: str = "exact",
+        precision: str = "fp32",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_threads:
@@ -160,6 +172,9 @@ class VariantScorer:
         self.genome = genome if isinstance(genome, Genome) else Genome(genome)
         self.rc = bool(rc)
         self.batch_size = int(batch_size)
+        self.mode = mode
+        self.precision = precision
+        self.engine = MutantEffect(self.model, precision=precision, device=self.device)
 
     @property
     def n_tasks(self) -> int:
@@ -193,12 +208,15 @@ class VariantScorer:
             parts = [onehot_ref[lo:hi], onehot_alt[lo:hi]]
             if self.rc:
                 parts += [reverse_complement_onehot(p) for p in parts]
-            logits = predict_logits(self.model, np.concatenate(parts), batch_size=len(parts) * (hi - lo),
-                                    device=self.device)
-            logits = logits.reshape(len(parts), hi - lo, t)  # (S, B, T)
+            strands = len(parts) // 2  # 1, or 2 with rc: [ref, alt, ref_rc, alt_rc]
+            logits_ref, logits_alt = self.engine.pair_logits(
+                np.concatenate(parts[0::2]), np.concatenate(parts[1::2])
+            )  # (S/2 * B, T) each, strand by strand
+            logits = np.stack([logits_ref.reshape(strands, hi - lo, t),
+                               logits_alt.reshape(strands, hi - lo, t)], axis=1)  # (S/2, 2, B, T)
+            logits = logits.reshape(len(parts), hi - lo, t)  # (S, B, T): ref, alt[, ref_rc, alt_rc]
             probs = probabilities(self.task_type, logits)  # (S, B, T)
             scores = link(self.task_type, logits)  # (S, B, T)
-            strands = len(parts) // 2  # 1, or 2 with rc: [ref, alt, ref_rc, alt_rc]
             p_ref = probs[0::2].mean(axis=0)  # (B, T)
             p_alt = probs[1::2].mean(axis=0)
             logit_delta = (scores[1::2] - scores[0::2]).sum(axis=0) / strands
@@ -313,6 +331,8 @@ class VariantScorer:
             b"dnacnn.rc": json.dumps(self.rc).encode(),
             b"dnacnn.task_type": self.task_type.encode(),
             b"dnacnn.model": self.model_name.encode(),
+            b"dnacnn.mode": self.mode.encode(),
+            b"dnacnn.precision": self.precision.encode(),
         }
 
     def _append_arrow(self, table: pa.Table, scores: dict[str, np.ndarray]) -> pa.Table:

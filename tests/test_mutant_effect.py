@@ -1,0 +1,215 @@
+"""The mutant-effect engine: the same numbers as whole windows through the model, for less work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from torch import nn
+
+from conftest import FIXTURE_FASTA
+from dnacnn.models import (
+    Basset,
+    BassetConfig,
+    MultiScaleCNN,
+    MultiScaleConfig,
+    RCAverage,
+    SimpleCNN,
+    SimpleCNNConfig,
+    link,
+    predict_logits,
+    probabilities,
+)
+from dnacnn.scoring import VariantScorer
+from dnacnn.scoring.folded import fold, fold_batch_norm
+from dnacnn.scoring.mutant_effect import MutantEffect, ism
+from dnacnn.sequence import reverse_complement_onehot
+
+L = 120
+BASES = np.eye(4, dtype=np.uint8)
+
+
+def _eval_with_running_stats(model: nn.Module, seed: int) -> nn.Module:
+    """Eval mode, batch norm with non-trivial running statistics and affine weights, larger
+    weights (so that mutants change the outputs by far more than float rounding)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                n = module.num_features
+                module.running_mean.copy_(torch.rand(n, generator=gen) - 0.5)
+                module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.5)
+                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.bias.copy_(torch.rand(n, generator=gen) * 0.6 - 0.3)
+            elif isinstance(module, (nn.Conv1d, nn.Linear)):
+                module.weight.mul_(3.0)
+    return model.eval()
+
+
+def small_basset(rc_first: bool = False) -> nn.Module:
+    torch.manual_seed(1)
+    config = BassetConfig(seq_len=L, n_tasks=5, conv_filters=(16, 12, 8), conv_widths=(7, 5, 3),
+                          pool_widths=(3, 2, 2), hidden_units=(20, 10), hidden_dropouts=(0.1, 0.1),
+                          rc_equivariant_first_layer=rc_first)
+    return _eval_with_running_stats(Basset(config), 1)
+
+
+def small_simple() -> nn.Module:
+    torch.manual_seed(2)
+    return _eval_with_running_stats(SimpleCNN(SimpleCNNConfig(seq_len=L, n_tasks=3)), 2)
+
+
+def small_multiscale() -> nn.Module:
+    torch.manual_seed(3)
+    config = MultiScaleConfig(seq_len=L, widths=(3, 7), filters=8, dense=(16,), dense_dropouts=(0.1,), n_tasks=3)
+    return _eval_with_running_stats(MultiScaleCNN(config), 3)
+
+
+MODELS = {
+    "basset": small_basset,
+    "basset_rc_first_conv": lambda: small_basset(rc_first=True),
+    "simple": small_simple,
+    "multiscale": small_multiscale,
+    "basset_rc_average": lambda: RCAverage(small_basset()),
+}
+
+
+def random_windows(n: int, seed: int) -> np.ndarray:
+    """(n, L, 4) uint8 random one-hot windows, with a few N (all-zero) positions."""
+    rng = np.random.default_rng(seed)
+    onehot = BASES[rng.integers(0, 4, (n, L))]
+    onehot[:, :2] = 0  # past a contig's start
+    onehot[rng.integers(0, n, 3), rng.integers(0, L, 3)] = 0
+    return onehot
+
+
+def variant_pairs(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ref windows and alt windows: SNVs and MNVs at the centre, near both ends, at N,
+    an unchanged pair, and two indel-like pairs (the alt's flank shifted)."""
+    rng = np.random.default_rng(seed)
+    ref = random_windows(16, seed)
+    alt = ref.copy()
+    spans = [(60, 1), (60, 2), (60, 3), (0, 1), (L - 1, 1), (L - 3, 3), (1, 2), (33, 1),
+             (60, 1), (90, 4), (5, 1), (61, 1), (59, 2)]
+    for i, (start, width) in enumerate(spans):
+        alt[i, start:start + width] = BASES[(ref[i, start:start + width].argmax(axis=1) + 1 + rng.integers(0, 3, width)) % 4]
+    # row 13 unchanged; rows 14, 15: a deletion and an insertion at the centre
+    alt[14, 60:] = np.concatenate([ref[14, 62:], BASES[[0, 1]]])
+    alt[15, 61:] = ref[15, 60:-1]
+    return ref, alt
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_pair_logits_equal_whole_windows(name):
+    model = MODELS[name]()
+    ref, alt = variant_pairs(7)
+    engine = MutantEffect(model)
+    assert engine.incremental == (name != "multiscale")
+    logits_ref, logits_alt = engine.pair_logits(ref, alt)
+    want_ref, want_alt = predict_logits(model, ref), predict_logits(model, alt)
+    np.testing.assert_allclose(logits_ref, want_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(logits_alt - logits_ref, want_alt - want_ref, atol=1e-5, rtol=0)
+    assert np.abs(want_alt - want_ref).max() > 1e-3  # the mutants do change the outputs
+    np.testing.assert_array_equal(logits_alt[13], logits_ref[13])  # no change, same logits
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("rc", [False, True])
+def test_scorer_deltas_equal_the_naive_ones(name, rc):
+    model = MODELS[name]()
+    ref, alt = variant_pairs(11)
+    task_type = "multiclass" if name == "simple" else "multitask"
+    scorer = VariantScorer(model, FIXTURE_FASTA, rc=rc, batch_size=5, seq_len=L,
+                           tasks=[f"t{i}" for i in range(model.n_tasks)], task_type=task_type)
+    got = scorer.score_onehot(ref, alt)
+    # naive: every window through the model, then the one prediction path
+    windows = [ref, alt] + ([reverse_complement_onehot(ref), reverse_complement_onehot(alt)] if rc else [])
+    logits = [predict_logits(model, w) for w in windows]
+    probs = [probabilities(task_type, z) for z in logits]
+    p_ref, p_alt = np.mean(probs[0::2], axis=0), np.mean(probs[1::2], axis=0)
+    logit_delta = np.mean([link(task_type, a) - link(task_type, r) for r, a in zip(logits[0::2], logits[1::2])], axis=0)
+    np.testing.assert_allclose(got["p_ref"], p_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got["p_alt"], p_alt, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got["delta"], p_alt - p_ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got["logit_delta"], logit_delta, atol=1e-5, rtol=0)
+    assert np.abs(p_alt - p_ref).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["basset", "simple", "multiscale", "basset_rc_average"])
+def test_ism_equals_brute_force(name):
+    model = MODELS[name]()
+    onehot = random_windows(2, 5)
+    n_tasks = model.n_tasks
+    brute = np.empty((2, L, 4, n_tasks), dtype=np.float32)
+    for n in range(2):
+        mutants = np.repeat(onehot[n][None], L * 4, axis=0).reshape(L, 4, L, 4)
+        mutants[np.arange(L), :, np.arange(L)] = BASES  # mutant (i, b): position i set to base b
+        brute[n] = predict_logits(model, mutants.reshape(L * 4, L, 4)).reshape(L, 4, n_tasks)
+    np.testing.assert_allclose(ism(model, onehot), brute, atol=1e-5, rtol=0)
+    # probabilities of mutant - unmutated window, by task type
+    unmutated = probabilities("multiclass", predict_logits(model, onehot))  # (2, T)
+    got = ism(model, onehot, task_type="multiclass", diff=True)
+    np.testing.assert_allclose(got, probabilities("multiclass", brute) - unmutated[:, None, None, :],
+                               atol=1e-5, rtol=0)
+    own = onehot.astype(bool)  # each window's own base: no change
+    assert np.abs(got[own]).max() < 1e-6
+
+
+def test_fold_batch_norm_equals_the_two_layers():
+    torch.manual_seed(0)
+    conv, bn = nn.Conv1d(4, 6, 5), nn.BatchNorm1d(6)
+    _eval_with_running_stats(nn.Sequential(conv, bn), 4)
+    weight, bias = fold_batch_norm(conv.weight, conv.bias, bn)
+    x = torch.randn(3, 4, 30)
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.nn.functional.conv1d(x, weight, bias), bn(conv(x)), atol=1e-5)
+
+
+def test_fold_refuses_layouts_it_cannot_recompute_in_part():
+    assert fold(small_multiscale()) is None
+    folded = fold(small_basset())
+    assert [s.pool for s in folded.stages] == [3, 2, 2] and all(s.relu for s in folded.stages)
+    assert [d.relu for d in folded.dense] == [True, True, False]
+
+
+def test_bf16_is_close_to_fp32():
+    model = small_basset()
+    ref, alt = variant_pairs(3)
+    exact = np.subtract(*MutantEffect(model).pair_logits(alt, ref))
+    fast = np.subtract(*MutantEffect(model, precision="bf16").pair_logits(alt, ref))
+    scale = np.abs(exact).max()
+    assert scale > 0.1
+    assert np.abs(fast - exact).max() < 0.05 * scale
+    assert np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.99
+
+
+def test_scorer_records_mode_and_precision_and_refuses_unknown_ones():
+    model = small_basset()
+    scorer = VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), precision="bf16")
+    meta = scorer.arrow_schema_metadata()
+    assert meta[b"dnacnn.mode"] == b"exact" and meta[b"dnacnn.precision"] == b"bf16"
+    table = scorer(pa.table({"chrom": ["20"], "pos": [1_000_000], "ref": ["N"], "alt": ["A"]}))
+    assert table.schema.metadata[b"dnacnn.precision"] == b"bf16"
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of fp32, bf16"):
+        VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), precision="fp16")
+    with pytest.raises(ValueError, match="mode 'fast' is not one of exact"):
+        VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), mode="fast")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_path_matches_the_cpu_one(precision):
+    model = small_basset()
+    ref, alt = variant_pairs(13)
+    cpu = np.subtract(*MutantEffect(model).pair_logits(alt, ref))
+    cuda_model = small_basset().to("cuda")
+    engine = MutantEffect(cuda_model, precision=precision)
+    assert engine.device.type == "cuda"
+    got = np.subtract(*engine.pair_logits(alt, ref))
+    tolerance = 1e-4 if precision == "fp32" else 0.05 * np.abs(cpu).max()
+    np.testing.assert_allclose(got, cpu, atol=tolerance, rtol=0)
+    np.testing.assert_allclose(ism(cuda_model, ref[:1], precision=precision), ism(model, ref[:1]),
+                               atol=1e-4 if precision == "fp32" else 0.1, rtol=0)
+
