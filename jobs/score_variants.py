@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="output folder (resumable)")
     parser.add_argument("--rc", action="store_true", help="average forward and reverse-complement probabilities")
     parser.add_argument("--batch-size", type=int, default=64, help="variants per forward pass")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="fp32 (exact) or bf16 (the fast path)")
     parser.add_argument("--shard-variants", type=int, default=2500, help="VCF records per shard")
     parser.add_argument("--num-actors", type=int, default=None)
     parser.add_argument("--device", default="cpu")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = score_vcf(
         model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
-        batch_size=args.batch_size, shard_variants=args.shard_variants,
+        batch_size=args.batch_size, precision=args.precision, shard_variants=args.shard_variants,
         num_actors=args.num_actors, device=args.device, vcf_out=args.vcf_out, address=args.address,
         strict=args.strict, wait_for_resources=args.wait_for_resources,
     )

@@ -76,6 +76,7 @@ def uniform_genome(path: Path, contig: str, length: int, base: str = "A") -> Pat
     ("--batch-size", "0", "--batch-size"),
     ("--shard-variants", "0", "--shard-variants"),
     ("--wait-for-resources", "-1", "--wait-for-resources"),
+    ("--precision", "fp16", "--precision"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(model_dir, tmp_path, option, value, named):
     out = tmp_path / "out"

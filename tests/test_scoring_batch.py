@@ -131,6 +131,23 @@ def test_fixture_run_outputs_and_accounting(clean_run):
     assert (out / "top_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_precision_is_chosen_recorded_and_bf16_stays_close(clean_run, model_dir, tmp_path):
+    out, summary = clean_run
+    assert summary["precision"] == "fp32"
+    assert pq.read_table(out / "scores").schema.metadata[b"dnacnn.precision"] == b"fp32"
+    fast = tmp_path / "bf16"
+    fast_summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, fast, shard_variants=100,
+                             precision="bf16", plot=False)
+    assert fast_summary["precision"] == "bf16"
+    assert fast_summary["alleles_scored"] == summary["alleles_scored"]
+    table = pq.read_table(fast / "scores")
+    assert table.schema.metadata[b"dnacnn.precision"] == b"bf16"
+    exact = np.stack(read_scores(out)["delta"])
+    approx = np.stack(table.to_pandas()["delta"])
+    assert np.abs(approx - exact).max() < 0.02  # bf16: about 3 significant digits
+    assert np.abs(approx - exact).max() > 0  # and it is another computation
+
+
 def test_batch_job_agrees_with_the_python_api(clean_run, model_dir):
     out, _ = clean_run
     api = VariantScorer(str(model_dir), FIXTURE_FASTA).score_dataframe(text_alleles(FIXTURE_VCF))

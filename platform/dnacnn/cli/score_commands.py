@@ -21,6 +21,9 @@ def score(
     out: Path = typer.Option(..., help="Output folder; running again with the same folder resumes the job."),
     rc: bool = typer.Option(False, "--rc", help="Average forward and reverse-complement probabilities."),
     batch_size: int = typer.Option(64, min=1, help="Variants per forward pass (more: faster on a GPU, more memory)."),
+    precision: str = typer.Option(
+        "fp32", help="fp32 (exact: deltas within 1e-5 of whole windows) or bf16 (the fast path: bf16 autocast)."
+    ),
     shard_variants: int = typer.Option(2500, min=1, help="VCF records per shard (the unit of work and restart)."),
     num_actors: int = typer.Option(0, min=0, help="Scorer actors (0: one per CPU of the cluster)."),
     address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)."),
@@ -39,7 +42,7 @@ def score(
         from dnacnn.scoring.batch import score_vcf
 
         summary = score_vcf(
-            model=model, genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size,
+            model=model, genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size, precision=precision,
             shard_variants=shard_variants, num_actors=num_actors or None, device=device,
             vcf_out=vcf_out, plot=plot, address=address, strict=strict, wait_for_resources=wait_for_resources,
         )

@@ -22,6 +22,7 @@ def serve(
     num_cpus: float = typer.Option(1.0, help="CPUs per replica (torch threads follow)."),
     device: str = typer.Option("cpu", help="cpu, or cuda for one GPU per replica."),
     rc: bool = typer.Option(False, "--rc", help="Average both strands by default (a request may override)."),
+    precision: str = typer.Option("fp32", help="fp32 (exact) or bf16 (the fast path), as for dnacnn score."),
     token: str = typer.Option(
         None, envvar="DNACNN_API_TOKEN", show_envvar=True,
         help="Require 'Authorization: Bearer TOKEN' on /v1/* (default: $DNACNN_API_TOKEN).",
@@ -35,7 +36,9 @@ def serve(
         from dnacnn.serve.app import ServiceArgs
         from dnacnn.serve.runner import serve_until_signalled
 
-        args = ServiceArgs(model=model, genome=genome, rc=rc, device=device, token=token,
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"--precision {precision!r}: use fp32 or bf16")
+        args = ServiceArgs(model=model, genome=genome, rc=rc, device=device, precision=precision, token=token,
                            num_replicas=replicas, num_cpus=num_cpus)
         serve_until_signalled(
             args, host, port, address=address or os.environ.get("RAY_ADDRESS"),

@@ -54,6 +54,7 @@ import time
 from pathlib import Path
 
 from dnacnn.genome import Genome
+from dnacnn.models.prediction import PRECISIONS
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_sink import remove_unfinished_parts
@@ -78,7 +79,7 @@ _SUBFOLDERS = ("scores", "rejects", "_shards", "_work")
 
 
 def check_options(batch_size: int, shard_variants: int, num_actors: int | None, cpus_per_actor: float,
-                  device: str, wait_for_resources: float) -> None:
+                  device: str, wait_for_resources: float, precision: str = "fp32") -> None:
     """Refuse out-of-range options by name, before anything runs.
 
     Raises:
@@ -92,6 +93,8 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
             raise ValueError(f"{name} must be {bound}, got {value}")
     if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def score_vcf(
@@ -101,6 +104,7 @@ def score_vcf(
     out_dir: str | Path,
     rc: bool = False,
     batch_size: int = BATCH_SIZE,
+    precision: str = "fp32",
     shard_variants: int = SHARD_VARIANTS,
     num_actors: int | None = None,
     cpus_per_actor: float = 1.0,
@@ -122,6 +126,9 @@ def score_vcf(
         out_dir: output folder (module docstring); an existing one resumes its job.
         rc: average forward and reverse-complement probabilities.
         batch_size: variants per forward pass (memory: see :data:`BATCH_SIZE`).
+        precision: "fp32" (exact: the mutant-effect engine, deltas within 1e-5 of whole
+            windows) or "bf16" (the fast path: bf16 autocast on top of it); recorded in
+            summary.json and the Parquet schema metadata.
         shard_variants: VCF records per shard (the unit of work and of restart).
         num_actors: scorer actors (default: the cluster's CPUs / ``cpus_per_actor``,
             at most one per shard).
@@ -137,7 +144,7 @@ def score_vcf(
         the summary (also ``out_dir/summary.json``).
     """
     t0 = time.monotonic()
-    check_options(batch_size, shard_variants, num_actors, cpus_per_actor, device, wait_for_resources)
+    check_options(batch_size, shard_variants, num_actors, cpus_per_actor, device, wait_for_resources, precision)
     ref = Genome(genome)
     vcf = str(vcf)
     info = inspect_vcf(vcf)
@@ -162,7 +169,7 @@ def score_vcf(
     try:
         loaded = load_model_spec(model)
         fingerprint = model_fingerprint(loaded.model)
-        identity = job_identity(vcf, ref.path, loaded, fingerprint, rc, shard_variants)
+        identity = job_identity(vcf, ref.path, loaded, fingerprint, rc, shard_variants, precision)
         model_name, tasks = loaded.name, list(loaded.tasks)
         del loaded  # the actors load their own copy; the driver keeps no weights while they run
         resumed = check_identity(out, identity)
@@ -195,8 +202,8 @@ def score_vcf(
         if pending:
             t_run = time.monotonic()
             worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
-                                      os.path.abspath(vcf_path), out.resolve(), rc, batch_size, num_actors,
-                                      cpus_per_actor, device)
+                                      os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
+                                      num_actors, cpus_per_actor, device)
             scoring_seconds = time.monotonic() - t_run
     finally:
         if started:  # this call's own cluster: no shard worker outlives the job
@@ -210,7 +217,7 @@ def score_vcf(
     for problem in problems:
         log.warning(problem)
     summary["scoring_seconds"] = round(scoring_seconds, 3)  # wall time of the Ray part (actors, shards)
-    summary.update({"vcf": vcf, "genome": ref.path, "rc": bool(rc), "model": model_name,
+    summary.update({"vcf": vcf, "genome": ref.path, "rc": bool(rc), "precision": precision, "model": model_name,
                     "model_sha256": fingerprint, "warnings": warnings + problems})
     if vcf_out:
         summary["vcf_out"] = str(write_scores_vcf(out, ref)[0])
@@ -289,7 +296,7 @@ def _alive(pid: int) -> bool:
 
 
 def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,
-                rc: bool, batch_size: int, num_actors: int | None, cpus_per_actor: float,
+                rc: bool, batch_size: int, precision: str, num_actors: int | None, cpus_per_actor: float,
                 device: str) -> set[int]:
     """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call.
 
@@ -313,7 +320,8 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
     )
     actors = [
         worker.remote(model=model, genome=genome_path, vcf=vcf_path, out_dir=str(out), rc=rc,
-                      batch_size=batch_size, device=device, num_threads=max(1, int(cpus_per_actor)))
+                      batch_size=batch_size, precision=precision, device=device,
+                      num_threads=max(1, int(cpus_per_actor)))
         for _ in range(num_actors)
     ]
     t0 = time.monotonic()

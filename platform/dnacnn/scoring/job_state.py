@@ -51,7 +51,8 @@ def model_fingerprint(model: object) -> str:
     return digest.hexdigest()
 
 
-def job_identity(vcf: str, genome_path: str, loaded, fingerprint: str, rc: bool, shard_variants: int) -> dict:
+def job_identity(vcf: str, genome_path: str, loaded, fingerprint: str, rc: bool, shard_variants: int,
+                 precision: str = "fp32") -> dict:
     """The inputs that decide a job's rows (``loaded``: the model's ``LoadedModel``)."""
     stat = os.stat(vcf)
     return {
@@ -60,7 +61,7 @@ def job_identity(vcf: str, genome_path: str, loaded, fingerprint: str, rc: bool,
         "genome": os.path.abspath(genome_path),
         "model_sha256": fingerprint, "model_name": loaded.name,
         "tasks": list(loaded.tasks), "seq_len": loaded.seq_len,
-        "rc": bool(rc), "shard_variants": int(shard_variants),
+        "rc": bool(rc), "precision": precision, "shard_variants": int(shard_variants),
     }
 
 

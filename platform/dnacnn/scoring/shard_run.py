@@ -146,9 +146,9 @@ class ShardWorker:
     """
 
     def __init__(self, model: ModelSpec, genome: str, vcf: str, out_dir: str, rc: bool,
-                 batch_size: int, device: str = "cpu", num_threads: int | None = 1):
+                 batch_size: int, precision: str = "fp32", device: str = "cpu", num_threads: int | None = 1):
         self.scorer = VariantScorer(model, genome, rc=rc, batch_size=batch_size, device=device,
-                                    num_threads=num_threads)
+                                    num_threads=num_threads, precision=precision)
         self.vcf = vcf
         self.out_dir = out_dir
 

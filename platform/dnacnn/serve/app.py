@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 from importlib.resources import files
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -56,6 +57,7 @@ class ServiceArgs(BaseModel):
     genome: str = Field(description="indexed FASTA the variants are called on")
     rc: bool = False  # default RC averaging (a request may override it)
     device: str = "cpu"  # "cuda": one GPU per replica
+    precision: Literal["fp32", "bf16"] = "fp32"  # fp32: exact; bf16: the fast path (as dnacnn score)
     token: str | None = None  # bearer token for /v1/*; default: $DNACNN_API_TOKEN
     num_replicas: int | None = Field(default=None, ge=1)  # None: 1, or the config's autoscaling_config
     num_cpus: float = Field(default=1, gt=0)  # CPUs per replica
@@ -125,7 +127,7 @@ class ScoringService:
         threads = args.num_threads or max(1, int(args.num_cpus))
         self.scorers = {
             rc: VariantScorer(loaded, genome, rc=rc, batch_size=args.batch_size, device=args.device,
-                              num_threads=threads)
+                              num_threads=threads, precision=args.precision)
             for rc in (False, True)
         }
         self.loaded, self.rc, self.token = loaded, args.rc, token
@@ -133,7 +135,7 @@ class ScoringService:
             source=source.spec, registered_name=source.registered_name, version=source.version,
             alias=source.alias, checkpoint=source.checkpoint, weights_sha256=sha256,
             tasks=loaded.tasks, seq_len=loaded.seq_len, task_type=loaded.task_type, rc=args.rc,
-            genome=str(args.genome),
+            precision=args.precision, genome=str(args.genome),
         )
         log.info("replica ready: %s (%d tasks, L=%d)", source.spec, len(loaded.tasks), loaded.seq_len)
 

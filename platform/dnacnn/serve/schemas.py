@@ -107,6 +107,7 @@ class ModelInfo(BaseModel):
     seq_len: int
     task_type: str
     rc: bool = Field(description="the service's default RC averaging")
+    precision: str = Field(default="fp32", description="fp32 (exact) or bf16 (the fast path), as dnacnn score")
     genome: str
     limits: Limits = Limits()
 
