@@ -1,8 +1,11 @@
 """In-silico saturation mutagenesis (ISM): every single-base substitution of a sequence.
 
 Each entry is the model's prediction of one single mutant minus that of the
-reference, computed through the one prediction path (``dnacnn.models.predict``
-or ``link``) on batches of mutants: exact, not a gradient approximation.
+reference: the mutants' logits come from the mutant-effect engine
+(``dnacnn.scoring.mutant_effect.ism``: the reference's conv tower once, then only
+each mutant's receptive field; exact, not a gradient approximation), and become
+probabilities or link-scale scores by the one prediction path
+(``dnacnn.models.probabilities`` / ``link``).
 """
 
 from __future__ import annotations
@@ -10,17 +13,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from dnacnn.models import link, predict, predict_logits
+from dnacnn.models import link, predict_logits, probabilities
+from dnacnn.scoring.mutant_effect import ism as mutant_logits
 
 SCALES = ("probability", "link")
-
-
-def _score(model: nn.Module, onehot: np.ndarray, task_type: str, scale: str,
-           batch_size: int, device) -> np.ndarray:
-    """(M, L, 4) -> (M, T) float64 on ``scale``."""
-    if scale == "probability":
-        return predict(model, onehot, task_type, batch_size, device)
-    return link(task_type, predict_logits(model, onehot, batch_size, device))
 
 
 def ism(
@@ -39,7 +35,7 @@ def ism(
         task_type: how logits become probabilities (see ``dnacnn.models.predict``).
         scale: "probability" (``predict``) or "link" (logits; log-probabilities for
             multiclass).
-        batch_size: mutants per forward pass.
+        batch_size: reference windows per forward pass.
     Returns:
         (N, L, 4, T) float64: prediction of the sequence with base b at position l,
         minus the reference's; exactly 0 where b is the reference base. At an N
@@ -49,20 +45,14 @@ def ism(
         raise ValueError(f"scale {scale!r} is not one of {', '.join(SCALES)}")
     onehot = np.asarray(onehot, dtype=np.uint8)
     n, length, _ = onehot.shape
-    out = []
-    for i in range(n):
-        ref = onehot[i]
-        ref_score = _score(model, ref[None], task_type, scale, batch_size, device)[0]  # (T,)
-        pos, base = np.nonzero(ref == 0)  # the substitutions: (M,) positions and bases
-        mutants = np.repeat(ref[None], len(pos), axis=0)  # (M, L, 4)
-        mutants[np.arange(len(pos)), pos] = 0
-        mutants[np.arange(len(pos)), pos, base] = 1
-        effect = np.zeros((length, 4, len(ref_score)))
-        effect[pos, base] = _score(model, mutants, task_type, scale, batch_size, device) - ref_score
-        out.append(effect)
-    if not out:
+    if n == 0:
         return np.zeros((0, length, 4, int(getattr(model, "n_tasks", 0))))
-    return np.stack(out)
+    to_scale = probabilities if scale == "probability" else link
+    mutants = to_scale(task_type, mutant_logits(model, onehot, device=device))  # (N, L, 4, T)
+    ref = to_scale(task_type, predict_logits(model, onehot, batch_size, device))  # (N, T)
+    effect = mutants - ref[:, None, None, :]
+    effect[onehot.astype(bool)] = 0.0  # the reference base itself: no substitution
+    return effect
 
 
 def importance(effects: np.ndarray, onehot: np.ndarray) -> np.ndarray:
