@@ -275,3 +275,12 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "'chr21'", "not in the genome")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_given_as_a_fasta_is_refused_in_one_line(tmp_path):
+    folder = tmp_path / "not_a_fasta"
+    folder.mkdir()
+    good = write(tmp_path / "b.fa", ">chr9:0-4\nACGT\n")
+    refused(run("data", "fasta", "--class", f"a={folder}", "--class", f"b={good}",
+                "--out", tmp_path / "out"), str(folder), "not a file")
+    assert not (tmp_path / "out").exists()

@@ -16,9 +16,10 @@ from dnacnn.reference_data import ReferenceDataError
 from dnacnn.variants import VcfFormatError
 from dnacnn.variants.genome_agreement import GenomeMismatchError
 
-#: Errors that mean "the input is wrong", as opposed to a bug.
+#: Errors that mean "the input is wrong" (OSError: a file that cannot be read or written,
+#: naming it), as opposed to a bug.
 USER_ERRORS = (
-    FileNotFoundError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
+    OSError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
     OutputFolderError, GenomeMismatchError, RayConnectionError, ClusterResourceError,
 )
 

@@ -77,6 +77,8 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
     """(header name, upper-case sequence) of every record."""
     if not Path(path).exists():
         raise FileNotFoundError(f"FASTA not found: {path}")
+    if not Path(path).is_file():  # htslib crashes the process on a folder
+        raise ValueError(f"{path} is not a file; give a FASTA file")
     try:
         with pysam.FastxFile(str(path)) as handle:
             records = [(r.name + (f" {r.comment}" if r.comment else ""), (r.sequence or "").upper())

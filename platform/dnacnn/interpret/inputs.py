@@ -100,23 +100,17 @@ def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
 
 def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
     """Every record of a FASTA file; each must have ``seq_len`` bases when given."""
-    import pysam
+    from dnacnn.data.labelled_fasta import read_fasta_records
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"FASTA file not found: {path}")
     names, seqs = [], []
-    with pysam.FastxFile(str(path)) as handle:
-        for record in handle:
-            if seq_len is not None and len(record.sequence) != seq_len:
-                raise ValueError(
-                    f"{path}: record {record.name} has {len(record.sequence)} bases; this model "
-                    f"takes exactly {seq_len}: cut or pad it to {seq_len} bp"
-                )
-            names.append(record.name)
-            seqs.append(record.sequence)
-    if not seqs:
-        raise ValueError(f"{path} holds no FASTA records")
+    for name, seq in read_fasta_records(path):
+        if seq_len is not None and len(seq) != seq_len:
+            raise ValueError(
+                f"{path}: record {name} has {len(seq)} bases; this model "
+                f"takes exactly {seq_len}: cut or pad it to {seq_len} bp"
+            )
+        names.append(name)
+        seqs.append(seq)
     if len({len(s) for s in seqs}) > 1:
         raise ValueError(f"{path}: records of different lengths; give records of one length")
     return Sequences(names, sequence.encode_batch(seqs, len(seqs[0])))
