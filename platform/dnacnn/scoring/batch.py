@@ -70,6 +70,8 @@ from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError
 
 log = logging.getLogger(__name__)
 
+#: Times one shard is tried before the job gives up (an actor lost with its node is replaced).
+SHARD_TRIES = 3
 #: Variants per forward pass by default: 128 windows (256 with rc) keep an actor near 0.5 GiB PSS
 #: for a full Basset (at 256 variants, 0.9 GiB), at the same speed on CPU (``bench/score_job.py``).
 BATCH_SIZE = 64
@@ -205,6 +207,8 @@ def score_vcf(
                                       os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
                                       num_actors, cpus_per_actor, device)
             scoring_seconds = time.monotonic() - t_run
+            for sub in _SUBFOLDERS:  # what a lost actor left half-written (its shard was redone)
+                remove_unfinished_parts(out / sub)
     finally:
         if started:  # this call's own cluster: no shard worker outlives the job
             import ray
@@ -300,16 +304,18 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
                 device: str) -> set[int]:
     """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call.
 
-    Plain Ray actors (``ray.util.ActorPool``), not Ray Data: shards are whole units of
-    work with no data flowing between them, and Ray Data's own actors (statistics,
-    autoscaling) would add about 290 MiB to the job. The actors are killed when the
-    shards are done (or on failure).
+    Plain Ray actors, not Ray Data: shards are whole units of work with no data
+    flowing between them, and Ray Data's own actors (statistics, autoscaling) would
+    add about 290 MiB to the job. An actor lost with its node (or killed) is replaced
+    and its shard scored again from the start (a shard's outputs appear atomically,
+    so nothing is written twice), at most :data:`SHARD_TRIES` times per shard. The
+    actors are killed when the shards are done (or on failure).
 
     Returns:
         the process ids of the actors that ran shards.
     """
     import ray
-    from ray.util import ActorPool
+    from ray.exceptions import RayActorError
 
     if num_actors is None:
         cpus = ray.cluster_resources().get("CPU", 1)
@@ -318,18 +324,44 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
     worker = ray.remote(ShardWorker).options(
         num_cpus=cpus_per_actor, num_gpus=1 if str(device).startswith("cuda") else 0, max_restarts=0,
     )
-    actors = [
-        worker.remote(model=model, genome=genome_path, vcf=vcf_path, out_dir=str(out), rc=rc,
-                      batch_size=batch_size, precision=precision, device=device,
-                      num_threads=max(1, int(cpus_per_actor)))
-        for _ in range(num_actors)
-    ]
+
+    def new_actor():
+        return worker.remote(model=model, genome=genome_path, vcf=vcf_path, out_dir=str(out), rc=rc,
+                             batch_size=batch_size, precision=precision, device=device,
+                             num_threads=max(1, int(cpus_per_actor)))
+
+    live = [new_actor() for _ in range(num_actors)]
+    idle, queue, running = list(live), list(pending), {}
+    tries: dict[int, int] = {}
     t0 = time.monotonic()
     done = total - len(pending)
     alleles = 0
     pids: set[int] = set()
     try:
-        for shard, counts, pid in ActorPool(actors).map_unordered(lambda a, s: a.run.remote(s), pending):
+        while queue or running:
+            while queue and idle:
+                actor, shard = idle.pop(), queue.pop(0)
+                tries[shard.index] = tries.get(shard.index, 0) + 1
+                running[actor.run.remote(shard)] = (actor, shard)
+            ready, _ = ray.wait(list(running), num_returns=1)
+            actor, shard = running.pop(ready[0])
+            try:
+                _, counts, pid = ray.get(ready[0])
+            except RayActorError as err:
+                if tries[shard.index] >= SHARD_TRIES:
+                    raise RuntimeError(
+                        f"shard {shard.describe()} lost its scoring actor {SHARD_TRIES} times "
+                        f"({type(err).__name__}); are the cluster's nodes failing?"
+                    ) from None
+                log.warning("lost the actor scoring shard %s (%s, its node may be gone): scoring the "
+                            "shard again on a new actor", shard.describe(), type(err).__name__)
+                live.remove(actor)
+                replacement = new_actor()
+                live.append(replacement)
+                idle.append(replacement)
+                queue.insert(0, shard)
+                continue
+            idle.append(actor)
             pids.add(pid)
             done += 1
             alleles += counts.alleles
@@ -337,6 +369,6 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
             log.info("shard %d/%d (%s) done: %d alleles in %.1f s; %.0f alleles/s over this run",
                      done, total, shard.describe(), counts.alleles, counts.seconds, rate)
     finally:
-        for actor in actors:
+        for actor in live:
             ray.kill(actor)
     return pids
