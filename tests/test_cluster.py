@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -78,8 +80,10 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cl")  # short: Ray's socket paths live under it
+def cluster():
+    # Not pytest's tmp_path: another pytest session of this user may prune those folders
+    # while this one runs. Short: Ray's socket paths live under it.
+    root = Path(tempfile.mkdtemp(prefix="dnacnn-cl-"))
     state = root / "c"
     script = (f'eval "$({DNACNN} cluster up --nodes 2 --cpus-per-node 1 --mlflow '
               f'--state-dir {state})" && env -0')
@@ -95,6 +99,7 @@ def cluster(tmp_path_factory):
     finally:
         if (state / "cluster.json").exists():
             _cli("cluster", "down", "--state-dir", str(state), timeout=180)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float = 900) -> str:
