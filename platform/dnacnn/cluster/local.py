@@ -9,7 +9,9 @@ their descendants), never by name. Layout of ``state_dir``::
 
     cluster.json        ports, the processes started (role, pid, create time, log)
     auth_token          this cluster's Ray token (RAY_AUTH_MODE=token)
-    ray/                RAY_TMPDIR: Ray's sessions, sockets and logs
+    ray/                the head's Ray temporary folder (sessions, sockets, logs); RAY_TMPDIR
+    ray-w<k>/           worker node k's own: as on separate machines, no node deletes
+                        another's unpacked job working directory
     logs/<role>.log     each started command's own output
     mlflow.db, mlflow-artifacts/   the tracking server's stores (with ``mlflow=True``)
 
@@ -79,6 +81,10 @@ class ClusterState:
     @property
     def ray_tmpdir(self) -> Path:
         return Path(self.state_dir) / "ray"
+
+    def node_tmpdir(self, role: str) -> Path:
+        """Ray's temporary folder of node ``role`` ("head", "worker-<k>")."""
+        return self.ray_tmpdir if role == "head" else Path(self.state_dir) / f"ray-w{role.split('-')[1]}"
 
     @property
     def dashboard_url(self) -> str:
@@ -171,7 +177,8 @@ def _spawn(state: ClusterState, role: str, cmd: list[str], env: dict[str, str] |
     return proc
 
 
-def _ray_start_command(state: ClusterState, head: bool) -> list[str]:
+def _ray_start_command(state: ClusterState, role: str) -> list[str]:
+    head = role == "head"
     cmd = [
         _tool("ray"), "start", "--block", "--disable-usage-stats",
         "--node-ip-address=127.0.0.1",
@@ -183,12 +190,12 @@ def _ray_start_command(state: ClusterState, head: bool) -> list[str]:
         f"--dashboard-agent-grpc-port={free_port()}",
         f"--runtime-env-agent-port={free_port()}",
         f"--metrics-export-port={free_port()}",
+        f"--temp-dir={state.node_tmpdir(role)}",
     ]
     if head:
         cmd += ["--head", f"--port={state.gcs_port}", "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={state.dashboard_port}",
-                f"--ray-client-server-port={state.client_port}",
-                f"--temp-dir={state.ray_tmpdir}"]
+                f"--ray-client-server-port={state.client_port}"]
     else:
         cmd += [f"--address=127.0.0.1:{state.gcs_port}"]
     return cmd
@@ -247,7 +254,7 @@ def start_ray_node(state: ClusterState, head: bool = False, timeout: float = 120
     """Start the head, or one more worker node of ``state``'s cluster; return when it is up."""
     role = "head" if head else f"worker-{sum(p.role.startswith('worker') for p in state.processes) + 1}"
     log.info("starting Ray %s node (%d CPU)", role, state.cpus_per_node)
-    proc = _spawn(state, role, _ray_start_command(state, head))
+    proc = _spawn(state, role, _ray_start_command(state, role))
     _wait(f"Ray {role} node", lambda: _log_says(proc.log, READY_LINE), proc, timeout)
     if head:
         token = state.token_path.read_text().strip()
@@ -295,9 +302,9 @@ def up(state_dir: str | Path, nodes: int = 2, cpus_per_node: int = 1, mlflow: bo
         if running:
             raise ClusterError(f"a cluster recorded in {root} is running ({', '.join(running)}); "
                                f"stop it first with `dnacnn cluster down --state-dir {root}`")
-    if len(str(root / "ray")) > MAX_RAY_TMPDIR:
+    if len(str(root / "ray-w99")) > MAX_RAY_TMPDIR:
         raise ValueError(f"--state-dir {root} is too long for Ray's socket paths (at most "
-                         f"{MAX_RAY_TMPDIR - 4} characters); choose a shorter folder, e.g. /tmp/dnacnn")
+                         f"{MAX_RAY_TMPDIR - 8} characters); choose a shorter folder, e.g. /tmp/dnacnn")
     (root / "logs").mkdir(parents=True, exist_ok=True)
     (root / "ray").mkdir(exist_ok=True)
     state = ClusterState(state_dir=str(root), gcs_port=free_port(), dashboard_port=free_port(),
