@@ -303,7 +303,7 @@ def test_training_resumes_from_its_checkpoint_after_losing_a_node(cluster):
     assert hosting, "no worker node holds a training worker"
     kill_raylet(cluster, hosting[0])
     wait_for_job(cluster, job_id)
-    final = max(run_dir.glob("checkpoint_*"), key=lambda p: TrainState.load(p).epoch)
+    final = max(run_dir.glob("checkpoint_20*"), key=lambda p: TrainState.load(p).epoch)
     state = TrainState.load(final)
     assert state.finished and [r["epoch"] for r in state.history] == list(range(1, epochs + 1))
     assert len(state.sessions) == 2 and state.sessions[0]["start_epoch"] == 1
