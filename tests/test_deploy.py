@@ -186,3 +186,9 @@ def test_every_ray_pod_points_mlflow_at_the_server(kind):
         for container in containers:
             env = {e["name"]: e.get("value") for e in container.get("env", [])}
             assert env.get("MLFLOW_TRACKING_URI") == MLFLOW_URI, (path.name, container["name"])
+
+
+def test_the_launcher_cluster_points_mlflow_at_a_server():
+    launcher = yaml.safe_load((DEPLOY / "cluster.yaml").read_text())
+    assert any(re.fullmatch(r"--env MLFLOW_TRACKING_URI=http://\S+:5000", option)
+               for option in launcher["docker"]["run_options"])
