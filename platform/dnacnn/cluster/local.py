@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -110,7 +111,7 @@ class ClusterState:
 
     def exports(self) -> str:
         """``export NAME=value`` lines for ``eval "$(dnacnn cluster up ...)"``."""
-        return "".join(f"export {k}={_shell_quote(v)}\n" for k, v in self.env().items())
+        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env().items())
 
     def save(self) -> None:
         path = Path(self.state_dir) / STATE_FILE
@@ -127,15 +128,6 @@ class ClusterState:
         raw = json.loads(path.read_text())
         raw["processes"] = [Proc(**p) for p in raw["processes"]]
         return cls(**raw)
-
-    def ray_nodes(self) -> list[Proc]:
-        return [p for p in self.processes if p.role != "mlflow"]
-
-
-def _shell_quote(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)
 
 
 def free_port() -> int:
