@@ -242,12 +242,25 @@ def _http_ok(url: str, token: str | None = None) -> bool:
         return False
 
 
-def start_ray_node(state: ClusterState, head: bool = False, timeout: float = 120) -> Proc:
-    """Start the head, or one more worker node of ``state``'s cluster; return when it is up."""
-    role = "head" if head else f"worker-{sum(p.role.startswith('worker') for p in state.processes) + 1}"
-    log.info("starting Ray %s node (%d CPU)", role, state.cpus_per_node)
-    proc = _spawn(state, role, _ray_start_command(state, role))
-    _wait(f"Ray {role} node", lambda: _log_says(proc.log, READY_LINE), proc, timeout)
+def start_ray_node(state: ClusterState, head: bool = False, timeout: float = 120,
+                   attempts: int = 3) -> Proc:
+    """Start the head, or one more worker node of ``state``'s cluster; return when it is up.
+
+    ``ray start`` gives a raylet a fixed 30 s to register with the GCS; on a loaded machine
+    that can run out, and the command exits. Such a worker start is tried again, as a new
+    worker node (``attempts`` in all); a head that fails to start fails ``up``.
+    """
+    for attempt in range(1, attempts + 1):
+        role = "head" if head else f"worker-{sum(p.role.startswith('worker') for p in state.processes) + 1}"
+        log.info("starting Ray %s node (%d CPU)", role, state.cpus_per_node)
+        proc = _spawn(state, role, _ray_start_command(state, role))
+        try:
+            _wait(f"Ray {role} node", lambda: _log_says(proc.log, READY_LINE), proc, timeout)
+            break
+        except ClusterError as err:
+            if head or alive(proc) is not None or attempt == attempts:
+                raise
+            log.warning("%s; trying again", str(err).splitlines()[0])
     if head:
         token = state.token_path.read_text().strip()
         _wait("Ray dashboard", lambda: _http_ok(f"{state.dashboard_url}/api/version", token),
