@@ -29,7 +29,7 @@ from conftest import FIXTURE_FASTA, FIXTURE_VCF, REPO
 
 BIN = Path(sys.executable).parent
 DNACNN, RAY = str(BIN / "dnacnn"), str(BIN / "ray")
-SHARD_BP = 200_000  # the fixture VCF's 194 records fall in some 50 shards
+SHARD_VARIANTS = 4  # the fixture VCF's 194 records make 49 shards
 MODEL = "multiscale-smoke"  # jobs/configs/smoke.yaml's registered model
 
 
@@ -160,7 +160,7 @@ def train_args(cluster: Cluster, *overrides: str) -> list[str]:
 def score_args(cluster: Cluster, out: Path) -> list[str]:
     return ["jobs/score_variants.py", "--model", f"models:/{MODEL}@champion",
             "--genome", str(FIXTURE_FASTA), "--vcf", str(FIXTURE_VCF), "--out", str(out),
-            "--shard-size", str(SHARD_BP), "--batch-size", "16", "--num-actors", "2"]
+            "--shard-variants", str(SHARD_VARIANTS), "--batch-size", "16", "--num-actors", "2"]
 
 
 def node_processes(cluster: Cluster, role: str) -> list[psutil.Process]:
