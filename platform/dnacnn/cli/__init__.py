@@ -25,5 +25,5 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
 
 
 # Registration: importing each module adds its commands to `app`.
-from dnacnn.cli import data_commands, genome_commands, main_job, score_commands, serve_commands, train_commands  # noqa: E402,F401
+from dnacnn.cli import cluster_commands, data_commands, genome_commands, main_job, score_commands, serve_commands, train_commands  # noqa: E402,F401
 from dnacnn.cli import interpret_commands  # noqa: E402,F401
