@@ -24,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 from dnacnn.data.dataset_io import column_to_numpy, split_dir
 from dnacnn.data.simulate_tutorial import POSITIVE_MOTIFS
 from dnacnn.sequence import decode
-from dnacnn.train.loop import TEST_PREDICTIONS, read_test_predictions
+from dnacnn.train.run_state import TEST_PREDICTIONS, read_test_predictions
 
 
 def presence_patterns(dataset: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -27,13 +27,12 @@ from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, make_tab
 from dnacnn.sequence import decode
 from dnacnn.train import metrics
 from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau
-from dnacnn.train.loop import (
+from dnacnn.train.loop import onehot_to_x, per_worker_batch
+from dnacnn.train.run_state import (
     LoopSpec,
     TrainState,
     build_model,
     restore_training_state,
-    onehot_to_x,
-    per_worker_batch,
     read_test_predictions,
     save_checkpoint,
 )
@@ -242,7 +241,7 @@ def split_panels(image: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
 
 
 def test_run_identity_binds_only_once_a_checkpoint_exists(tmp_path):
-    from dnacnn.train.loop import STATE_FILE
+    from dnacnn.train.run_state import STATE_FILE
     from dnacnn.train.run_identity import IDENTITY_FILE, check_run_identity, record_run_identity
 
     run_dir = tmp_path / "runs" / "r"
@@ -264,7 +263,7 @@ def test_run_identity_binds_only_once_a_checkpoint_exists(tmp_path):
 
 def test_a_killed_session_with_a_checkpoint_still_binds(tmp_path):
     """The driver died after the first checkpoint, before recording the identity."""
-    from dnacnn.train.loop import STATE_FILE
+    from dnacnn.train.run_state import STATE_FILE
     from dnacnn.train.run_identity import check_run_identity
 
     run_dir = tmp_path / "r"

@@ -14,16 +14,8 @@ import torch
 
 from dnacnn.config import TrainConfig
 from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau, cosine_lr
-from dnacnn.train.loop import (
-    LoopSpec,
-    TrainState,
-    bf16_native,
-    build_model,
-    loss_module,
-    resolve_precision,
-    save_checkpoint,
-    train_epoch,
-)
+from dnacnn.train.loop import bf16_native, loss_module, resolve_precision, train_epoch
+from dnacnn.train.run_state import LoopSpec, TrainState, build_model, save_checkpoint
 from dnacnn.train.progress import EpochProgress, duration, epoch_line, steps_per_epoch
 
 CPU = torch.device("cpu")

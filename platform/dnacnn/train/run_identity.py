@@ -17,7 +17,7 @@ from typing import Any
 
 from dnacnn.config import JobConfig
 from dnacnn.data.dataset_io import DatasetDescription
-from dnacnn.train.loop import STATE_FILE
+from dnacnn.train.run_state import STATE_FILE
 
 IDENTITY_FILE = "run_identity.json"
 PENDING_IDENTITY_FILE = "run_identity.pending.json"  # this session's, until a checkpoint exists

@@ -40,7 +40,8 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from dnacnn.config import JobConfig, to_dict
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, split_dir
 from dnacnn.train import metrics
-from dnacnn.train.loop import LoopSpec, TrainState, read_test_predictions, train_loop_per_worker
+from dnacnn.train.loop import train_loop_per_worker
+from dnacnn.train.run_state import LoopSpec, TrainState, read_test_predictions
 from dnacnn.train.run_identity import check_run_identity, record_run_identity, run_identity
 
 log = logging.getLogger(__name__)
