@@ -42,7 +42,7 @@ from torch import nn
 
 from dnacnn.genome import Genome
 from dnacnn.models import LoadedModel, link, probabilities
-from dnacnn.models import load as load_checkpoint
+from dnacnn.models import load as load_model_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
 from dnacnn.scoring.allele_windows import variant_windows
@@ -106,7 +106,7 @@ def load_model_spec(
 
         return registry.load_model(spec)
     if isinstance(spec, (str, os.PathLike)):
-        return load_checkpoint(spec, map_location=device)
+        return load_model_folder(spec, map_location=device)
     if callable(spec):
         loaded = spec()
         if not isinstance(loaded, LoadedModel):
