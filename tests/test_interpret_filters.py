@@ -166,12 +166,12 @@ def test_filters_command_on_a_registry_model_writes_the_report_and_logs_it(train
                OMP_NUM_THREADS="1")
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     try:
-        logged = registry.log_training_run(
-            cfg=MlflowConfig(experiment="interpret", registered_model="three-motifs"),
+        logged = registry.log_training_run(registry.TrainingRun(
             config={"model": {"name": "basset"}}, checkpoint_dir=trained["root"] / "model",
             history=[{"epoch": 1, "val_loss": 0.2}], final_metrics={"best_val_loss": 0.2},
-            tasks=trained["tasks"], task_type="multitask", model_name="basset", dataset_name="three",
-            example=["A" * L, "C" * L])
+            tasks=trained["tasks"], task_type="multitask", seq_len=L, model_name="basset",
+            dataset_name="three", example=["A" * L, "C" * L],
+        ), MlflowConfig(experiment="interpret", registered_model="three-motifs"))
         uri = f"models:/three-motifs/{logged.version}"
         out = tmp_path / "report"
         done = _dnacnn("interpret", "filters", "--model", uri, "--dataset", str(trained["root"] / "dataset"),
