@@ -178,9 +178,7 @@ def test_the_mlflow_server_uses_postgres_s3_and_secrets():
     assert MLFLOW_URI == f"http://{service['metadata']['name']}:{port['port']}"
 
 
-# RayService (deploy/rayservice.yaml, owned by the serve work) still reads the URI from the
-# Secret dnacnn-mlflow; it joins this check once it points at the Service too.
-@pytest.mark.parametrize("kind", ["RayCluster", "RayJob"])
+@pytest.mark.parametrize("kind", sorted(RAY_KINDS))
 def test_every_ray_pod_points_mlflow_at_the_server(kind):
     for path, manifest in _manifests(kind):
         containers = _containers(manifest)

@@ -7,7 +7,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from conftest import REPO
 from dnacnn.serve import ServiceArgs
-from test_deploy import _pinned, _ray_versions
+from test_deploy import _pinned, _walk
 
 SERVE_CONFIG = REPO / "deploy" / "serve_config.yaml"
 RAYSERVICE = REPO / "deploy" / "rayservice.yaml"
@@ -32,7 +32,7 @@ def test_serve_config_is_valid_and_names_the_builder_with_valid_args():
 def test_rayservice_runs_the_same_application_with_the_pinned_ray():
     manifest = yaml.safe_load(RAYSERVICE.read_text())
     assert manifest["kind"] == "RayService"
-    assert set(_ray_versions(manifest)) == {_pinned("ray")}
+    assert set(_walk(manifest, "rayVersion")) == {_pinned("ray")}
     embedded = yaml.safe_load(manifest["spec"]["serveConfigV2"])
     ServeDeploySchema.model_validate(embedded)
     assert embedded["applications"] == yaml.safe_load(SERVE_CONFIG.read_text())["applications"]
