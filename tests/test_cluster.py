@@ -293,7 +293,7 @@ def test_scoring_survives_losing_a_worker_node(cluster):
 
 @pytest.mark.slow
 def test_training_resumes_from_its_checkpoint_after_losing_a_node(cluster):
-    from dnacnn.train.loop import TrainState
+    from dnacnn.train.run_state import TrainState
 
     add_node(cluster)  # the replacement the restarted worker group lands on
     epochs = 6
@@ -310,8 +310,9 @@ def test_training_resumes_from_its_checkpoint_after_losing_a_node(cluster):
     assert hosting, "no worker node holds a training worker"
     kill_raylet(cluster, hosting[0])
     wait_for_job(cluster, job_id)
-    final = max(run_dir.glob("checkpoint_20*"), key=lambda p: TrainState.load(p).epoch)
-    state = TrainState.load(final)
+    # the last epoch's checkpoint and the final one (best weights, test scored) share an epoch
+    states = [TrainState.load(p) for p in run_dir.glob("checkpoint_20*")]
+    state = max(states, key=lambda s: (s.epoch, s.finished))
     assert state.finished and [r["epoch"] for r in state.history] == list(range(1, epochs + 1))
     assert len(state.sessions) == 2 and state.sessions[0]["start_epoch"] == 1
     assert 1 < state.sessions[1]["start_epoch"] <= epochs  # resumed, not started over
