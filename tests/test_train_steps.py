@@ -191,3 +191,20 @@ def test_bf16_steps_on_cuda_learn_with_fp32_weights():
                            precision="bf16")
     assert all(p.dtype == torch.float32 and p.is_cuda for p in model.parameters())
     assert last["train_loss"] < first["train_loss"] and last["train_accuracy"] > 0.75
+
+
+def test_a_last_batch_of_one_row_does_not_stop_a_batch_norm_model():
+    """A shard one row past a multiple of the batch ends in a one-row batch, which batch norm
+    cannot train on: it is skipped, the other rows train (Basset has batch norm)."""
+    torch.manual_seed(0)
+    model = build_model(LoopSpec(
+        train=TrainConfig(), model_name="basset",
+        model_config={"seq_len": 200, "n_tasks": 2, "conv_filters": [8, 8, 8], "conv_widths": [9, 5, 3],
+                      "pool_widths": [2, 2, 2], "hidden_units": [16], "hidden_dropouts": [0.0]},
+        task_type="multitask", tasks=["a", "b"]))
+    rng = np.random.default_rng(0)
+    batches = [{"onehot": np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (n, 200))],
+                "labels": (rng.random((n, 2)) < 0.5).astype(np.float32)} for n in (8, 8, 1)]
+    out = train_epoch(model, batches, torch.optim.Adam(model.parameters()), loss_module("multitask"),
+                      "multitask", CPU)
+    assert math.isfinite(out["train_loss"])

@@ -166,6 +166,10 @@ def train_epoch(
     join = model.join() if isinstance(model, DistributedDataParallel) else contextlib.nullcontext()
     with join:
         for step, batch in enumerate(batches):
+            if len(batch["labels"]) < 2:
+                # Batch norm cannot train on one row (a shard's row count one past a multiple
+                # of the batch): every rank has the same shard size, so every rank skips it.
+                continue
             if augment is not None:
                 batch = augment(batch)
             if schedule is not None:
