@@ -18,7 +18,8 @@ import pandas as pd
 from dnacnn.data.motifs import Motif, jaspar_collection, write_meme
 from dnacnn.interpret import plots
 from dnacnn.interpret.attention import attention_maps, site_attention
-from dnacnn.interpret.filters import filter_influence, filter_motifs
+from dnacnn.interpret.filters import filter_motifs
+from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.inputs import Sequences
 from dnacnn.interpret.ism import importance, ism
 from dnacnn.interpret.matching import recovered_factors, tomtom_best_matches
