@@ -113,6 +113,16 @@ def test_attention_report_tables_figures_and_page(trained, tmp_path):
     seqs = dataset_sequences(trained["root"] / "dataset", "test", max_sequences=40)
     summary = attention_report(trained["loaded"], seqs, tmp_path, max_plots=2)
     assert set(summary["enrichment"]) == {3, 7, 15, 25} and summary["sites"] > 0
+    # Per motif: the implanted motifs apart from the negatives' decoys.
+    motifs = set(seqs.sites.drop_duplicates("sequence")["motif"])
+    assert set(summary["enrichment_by_motif"]) == motifs and len(motifs) > 2
+    positive = [m for m in motifs if m in POSITIVE_MOTIFS][0]
+    sites = seqs.sites.drop_duplicates("sequence")
+    sites = sites[sites["motif"] == positive]
+    mass, share = site_attention(attention_maps(trained["loaded"].model, seqs.onehot)[0][sites["sequence"]],
+                                 sites["start"].to_numpy(), sites["end"].to_numpy())
+    assert summary["enrichment_by_motif"][positive] == pytest.approx(
+        dict(zip((3, 7, 15, 25), mass.mean(axis=0) / share.mean())))
     assert json.loads((tmp_path / "summary.json").read_text())["sequences"] == 40
     page = (tmp_path / "index.html").read_text()
     for name in ("attention.parquet", "attention_sites.tsv", "attention_0.png", "attention_1.png"):

@@ -145,7 +145,8 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     Writes attention.parquet (sequence, width, attention list of L), attention_sites.tsv
     (per sequence with a known site and branch: mass within site +- ``pad``, length
     share, enrichment), attention_*.png for the first ``max_plots`` sequences, index.html.
-    Returns a summary: per branch width, the median enrichment (mass / share).
+    Returns a summary: per branch width, the enrichment (mean mass / mean share) over all
+    the known sites, and per motif (implanted motifs and decoys are told apart there).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,6 +172,10 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
         summary["mean_mass"] = {int(w): float(mass[:, b].mean()) for b, w in enumerate(widths)}
         summary["mean_share"] = float(share.mean())
         summary["enrichment"] = {int(w): float(mass[:, b].mean() / share.mean()) for b, w in enumerate(widths)}
+        summary["enrichment_by_motif"] = {
+            str(motif): {int(w): float(group["mass"][group["width"] == w].mean()
+                                       / group["share"][group["width"] == w].mean()) for w in widths}
+            for motif, group in sites.groupby("motif")}
     images = []
     for i in range(min(max_plots, len(seqs.names))):
         here = seqs.sites[seqs.sites["sequence"] == i]
