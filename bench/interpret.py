@@ -80,8 +80,8 @@ def brute_force_influence(model: torch.nn.Module, onehot, labels, means) -> torc
     """The definition, for a Basset with sigmoid tasks: (F, T) mean BCE with each filter's
     output (after the first ReLU) set to its mean, minus the model's; one forward pass per filter."""
     relu = model.conv_tower[2]
-    x = torch.from_numpy(onehot).float().permute(0, 2, 1)  # (N, 4, L)
-    y = torch.from_numpy(labels)
+    x = torch.from_numpy(onehot.copy()).float().permute(0, 2, 1)  # (N, 4, L)
+    y = torch.from_numpy(labels.copy())
     loss = lambda: torch.nn.functional.binary_cross_entropy_with_logits(  # noqa: E731
         model(x), y, reduction="none").mean(0).double()
     base, out = loss(), []

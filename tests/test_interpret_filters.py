@@ -201,13 +201,14 @@ def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(tr
     assert recovered["MA0138.3"] or recovered["MA0506.3"]  # REST or NRF1: no look-alike matrices
     # Control: untrained filters on random sequence recover nothing, CTCF included. Their flat
     # columns do match the flat flanks of the long CTCF matrices (q < 0.05), which counts only
-    # without the guard that the alignment cover half of both motifs' information.
+    # without the guard that the alignment cover half of both motifs' information and the
+    # match's core.
     torch.manual_seed(5)
     untrained = build("basset", trained["model"].config).eval()
     noise = np.eye(4, dtype=np.uint8)[np.random.default_rng(1).integers(0, 4, (1000, L))]
     control = tomtom_best_matches(filter_motifs(untrained, noise).motifs(), jaspar)
     assert not any(recovered_factors(control, trained["motifs"]).values())
-    assert recovered_factors(control, trained["motifs"], min_coverage=0)["MA0139.2"]
+    assert recovered_factors(control, trained["motifs"], min_coverage=None)["MA0139.2"]
 
 
 def test_match_coverage_is_the_share_of_information_within_the_alignment():
@@ -226,6 +227,17 @@ def test_match_coverage_is_the_share_of_information_within_the_alignment():
     np.testing.assert_allclose(matches.loc["longer", "match_coverage"], ic[:12].sum() / ic.sum(), rtol=1e-6)
     # The flat flank of "longer" holds no information: all of it is within the alignment.
     np.testing.assert_allclose(matches.loc["longer", "query_coverage"], 1, rtol=1e-6)
+    np.testing.assert_allclose(matches["match_length_share"], [12 / 20, 12 / 20])
+    # Both cover half of REST's information, the first part of REST more than its length share
+    # (its first 12 columns are its core) and columns 3-14 too: both recover REST.
+    assert recovered_factors(matches.reset_index(), [rest]) == {"MA0138.3": ["part", "longer"]}
+    # Columns 4-22 of the extended CTCF matrix: its upstream module's tail and the flat middle.
+    ctcf = next(m for m in jaspar if m.id == "MA1929.2")  # 31 columns
+    flank = tomtom_best_matches([Motif("flank", "flank", ctcf.probs[4:23] * 100, 100)], jaspar)
+    assert tuple(flank.loc[0, ["match_id", "offset", "overlap"]]) == ("MA1929.2", 4, 19)
+    assert flank.loc[0, "q_value"] < 1e-10 and flank.loc[0, "match_coverage"] < 19 / 31
+    assert recovered_factors(flank, [ctcf]) == {"MA1929.2": []}
+    assert recovered_factors(flank, [ctcf], min_coverage=None) == {"MA1929.2": ["flank"]}
 
 
 def test_plots_have_their_axes():

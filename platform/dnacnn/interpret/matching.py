@@ -12,7 +12,8 @@ without sharing the matrix's motif. An untrained model's filters on random
 sequence do exactly that. So each match also reports how much of each motif's
 information content the alignment covers, and a factor counts as recovered only
 when the alignment covers at least half of the information of both the filter
-and the matched matrix: the informative parts are aligned to each other.
+and the matched matrix, and the matrix's aligned columns are at least as
+informative as its columns on average (its core, not its flanks).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 from dnacnn.data.motifs import Motif
 
 MATCH_COLUMNS = ["query", "match_id", "match_name", "p_value", "q_value", "strand", "offset", "overlap",
-                 "query_coverage", "match_coverage"]
+                 "query_coverage", "match_coverage", "match_length_share"]
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -73,7 +74,9 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
         the query), offset (TomTom's offset: query column i faces target column i + offset,
         the target reverse-complemented for "-"), overlap (columns), and query_coverage /
         match_coverage: the share of the query's / the match's information content
-        within the alignment (:func:`information_coverage`).
+        within the alignment (:func:`information_coverage`), and match_length_share:
+        overlap / the match's width (what match_coverage would be were its columns
+        equally informative).
     """
     from memelite import tomtom
 
@@ -98,19 +101,23 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
                 for m, j, strand, offset in zip(queries, best, table["strand"], table["offset"])]
     table["query_coverage"] = [c[0] for c in coverage]
     table["match_coverage"] = [c[1] for c in coverage]
+    table["match_length_share"] = table["overlap"] / np.array([targets[j].width for j in best])
     return table
 
 
 def recovered_factors(
-    matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05, min_coverage: float = 0.5
+    matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05,
+    min_coverage: float | None = 0.5,
 ) -> dict[str, list[str]]:
     """Implanted factors that are the best match (q < ``q_max``) of at least one query.
 
     A best match recovers an implanted matrix when it is that matrix (any version)
     or another matrix of the same factor (name, case-insensitive: JASPAR has
     several CTCF matrices), and its alignment covers at least ``min_coverage`` of
-    the information content of both the query and the match (see the module
-    docstring: otherwise flat columns matching flat flanks would count).
+    the information content of both the query and the match, and at least the
+    match's length share of its information (see the module docstring: otherwise
+    flat columns matching flat flanks would count). ``min_coverage=None``: the
+    best match and its q-value alone decide.
 
     Args:
         matches: :func:`tomtom_best_matches` rows.
@@ -119,8 +126,10 @@ def recovered_factors(
         implanted id -> the queries (filters) recovering it ([] when none).
     """
     found: dict[str, list[str]] = {m.id: [] for m in implanted}
-    hits = matches[(matches["q_value"] < q_max) & (matches["query_coverage"] >= min_coverage)
-                   & (matches["match_coverage"] >= min_coverage)]
+    hits = matches[matches["q_value"] < q_max]
+    if min_coverage is not None:
+        hits = hits[(hits["query_coverage"] >= min_coverage) & (hits["match_coverage"] >= min_coverage)
+                    & (hits["match_coverage"] >= hits["match_length_share"])]
     for query, match_id, match_name in zip(hits["query"], hits["match_id"], hits["match_name"]):
         for m in implanted:
             if m.id.split(".")[0] == match_id.split(".")[0] or m.name.upper() == match_name.upper():

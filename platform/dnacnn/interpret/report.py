@@ -64,7 +64,7 @@ def filter_report(
         implanted: motifs a simulator implanted; the summary then counts those recovered
             (the TomTom best match, q < 0.05, of at least one filter).
         influence_sequences: the influence is measured on the first this many sequences
-            (it runs the model once per filter); None: all.
+            (the network after the first layer runs once per filter); None: all.
         max_logos: draw a logo figure for this many filters with sites, the most
             influential first (by information content without labels); None: all.
     Writes:
