@@ -86,11 +86,11 @@ def brute_force_influence(model: torch.nn.Module, onehot, labels, means) -> torc
         model(x), y, reduction="none").mean(0).double()
     base, out = loss(), []
     for f, m in enumerate(means):
-        def replace(_module, _inputs, output, f=f, m=float(m)):
+        def set_mean(_module, _inputs, output, f=f, m=float(m)):
             output = output.clone()
             output[:, f] = m
             return output
-        handle = relu.register_forward_hook(replace)
+        handle = relu.register_forward_hook(set_mean)
         out.append(loss() - base)
         handle.remove()
     return torch.stack(out)

@@ -13,7 +13,7 @@ weights pool the map is ``MultiScaleConfig.attention_pooling``:
   Interpretation).
 - "sum", standard attention pooling: unbounded scores, and the F features are
   the sum over positions of weight x map. Only the attention can single out a
-  position here, so it learns to fall on the motif.
+  position here, and on the tutorial task it falls on the motifs (BENCHMARKS.md).
 
 The branches' features are concatenated and go through dense blocks
 in the Keras order linear (ReLU) -> batch norm -> dropout, then one logit per
