@@ -38,7 +38,7 @@ from dnacnn.interpret.matching import tomtom_best_matches
 from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.report import filter_report
-from dnacnn.models import BassetConfig, LoadedModel, basset_cell_types, build
+from dnacnn.models import Basset, BassetConfig, LoadedModel, basset_cell_types, build
 from dnacnn.main_run import load_main_config
 from dnacnn.registry import load_model
 
@@ -82,8 +82,10 @@ def brute_force_influence(model: torch.nn.Module, onehot, labels, means) -> torc
     relu = model.conv_tower[2]
     x = torch.from_numpy(onehot.copy()).float().permute(0, 2, 1)  # (N, 4, L)
     y = torch.from_numpy(labels.copy())
-    loss = lambda: torch.nn.functional.binary_cross_entropy_with_logits(  # noqa: E731
-        model(x), y, reduction="none").mean(0).double()
+
+    def loss() -> torch.Tensor:  # (T,) mean loss per task
+        return torch.nn.functional.binary_cross_entropy_with_logits(model(x), y, reduction="none").mean(0).double()
+
     base, out = loss(), []
     for f, m in enumerate(means):
         def set_mean(_module, _inputs, output, f=f, m=float(m)):
@@ -150,7 +152,7 @@ def main() -> None:
     print(f"TomTom alone, {len(queries)} filters x {len(jaspar)} JASPAR matrices: {tomtom:.2f} s; "
           f"ratio TomTom / whole report: {tomtom / whole:.2e}")
     print(f"report: {out / 'report' / 'index.html'}")
-    if args.brute_force_sequences and loaded.name == "basset" and loaded.task_type != "multiclass":
+    if args.brute_force_sequences and isinstance(loaded.model, Basset) and loaded.task_type != "multiclass":
         compare_influence(loaded, seqs, args.brute_force_sequences)
 
 
