@@ -12,6 +12,11 @@ main job's Basset (300/200/200 filters, pools 3/4/40, 164 cell types) is trained
 Printed: seconds per step of the report (PFMs, TomTom, influence, logos) and in all; the
 baseline measured in the same run is the whole report, and the ratio is TomTom's share of it.
 Also the implanted factors the filters recover (TomTom best match, q < 0.05).
+
+And the influence against its definition, on the first ``--brute-force-sequences`` windows:
+``filter_influence`` (first layer once, the next layer's change as one-channel convs) and the
+brute force (one whole forward pass per filter, the filter's output replaced by a hook),
+seconds of each, their ratio and the largest difference.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from dnacnn.data.simulate_accessibility import simulate_accessibility
 from dnacnn.interpret.inputs import dataset_sequences, implanted_motifs
 from dnacnn.interpret.matching import tomtom_best_matches
 from dnacnn.interpret.filters import filter_motifs
+from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.report import filter_report
-from dnacnn.models import BassetConfig, LoadedModel, basset_cell_types, build
+from dnacnn.models import Basset, BassetConfig, LoadedModel, basset_cell_types, build
 from dnacnn.main_run import load_main_config
 from dnacnn.registry import load_model
 
@@ -69,6 +75,45 @@ def quick_model(out: Path, windows: int, steps: int, dataset: Path | None) -> tu
     return LoadedModel(model.eval(), "basset", model.config, basset_cell_types(), 600, "multitask"), dataset
 
 
+@torch.inference_mode()
+def brute_force_influence(model: torch.nn.Module, onehot, labels, means) -> torch.Tensor:
+    """The definition, for a Basset with sigmoid tasks: (F, T) mean BCE with each filter's
+    output (after the first ReLU) set to its mean, minus the model's; one forward pass per filter."""
+    relu = model.conv_tower[2]
+    x = torch.from_numpy(onehot.copy()).float().permute(0, 2, 1)  # (N, 4, L)
+    y = torch.from_numpy(labels.copy())
+
+    def loss() -> torch.Tensor:  # (T,) mean loss per task
+        return torch.nn.functional.binary_cross_entropy_with_logits(model(x), y, reduction="none").mean(0).double()
+
+    base, out = loss(), []
+    for f, m in enumerate(means):
+        def set_mean(_module, _inputs, output, f=f, m=float(m)):
+            output = output.clone()
+            output[:, f] = m
+            return output
+        handle = relu.register_forward_hook(set_mean)
+        out.append(loss() - base)
+        handle.remove()
+    return torch.stack(out)
+
+
+def compare_influence(loaded: LoadedModel, seqs, n: int) -> None:
+    """Seconds of ``filter_influence`` and of the brute force on the same ``n`` windows."""
+    onehot, labels = seqs.onehot[:n], seqs.labels[:n]
+    means = filter_motifs(loaded.model, seqs.onehot).mean_activation
+    t0 = time.perf_counter()
+    fast, _ = filter_influence(loaded.model, onehot, labels, loaded.task_type, means)
+    fast_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    slow = brute_force_influence(loaded.model, onehot, labels, means).numpy()
+    slow_s = time.perf_counter() - t0
+    print(f"influence, {len(means)} filters x {len(onehot)} windows: filter_influence {fast_s:.1f} s, "
+          f"brute force (one forward pass per filter) {slow_s:.1f} s; ratio brute / fast "
+          f"{slow_s / fast_s:.1f}; max |difference| {abs(fast - slow).max():.2e} "
+          f"(largest |influence| {abs(slow).max():.2e})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="registry URI or checkpoint folder (default: train a quick one)")
@@ -76,6 +121,8 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=3000, help="simulated windows (quick model)")
     parser.add_argument("--steps", type=int, default=300, help="training steps (quick model)")
     parser.add_argument("--influence-sequences", type=int, default=300)
+    parser.add_argument("--brute-force-sequences", type=int, default=16,
+                        help="windows for the influence vs its brute force (0: skip)")
     parser.add_argument("--max-logos", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -105,6 +152,8 @@ def main() -> None:
     print(f"TomTom alone, {len(queries)} filters x {len(jaspar)} JASPAR matrices: {tomtom:.2f} s; "
           f"ratio TomTom / whole report: {tomtom / whole:.2e}")
     print(f"report: {out / 'report' / 'index.html'}")
+    if args.brute_force_sequences and isinstance(loaded.model, Basset) and loaded.task_type != "multiclass":
+        compare_influence(loaded, seqs, args.brute_force_sequences)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from dnacnn.data.motifs import Motif, jaspar_collection, jaspar_motifs, read_mem
 from dnacnn.data.simulate_accessibility import sample_strong
 from dnacnn.data.writer import write_arrays
 from dnacnn.interpret import filter_influence, filter_motifs, recovered_factors, tomtom_best_matches
+from dnacnn.interpret.filters import filter_layers
 from dnacnn.interpret.plots import plot_filter_logo, plot_influence_heatmap
-from dnacnn.models import BassetConfig, SimpleCNNConfig, build, save
+from dnacnn.models import BassetConfig, RCAverage, SimpleCNNConfig, build, save
 from dnacnn.sequence import encode_batch, reverse_complement
 
 L = 100
@@ -124,6 +125,72 @@ def test_influence_is_zero_for_a_constant_filter_and_positive_for_the_one_the_mo
     np.testing.assert_allclose(influence_dead[2], 0, atol=1e-6)
 
 
+def brute_force_influence(model, onehot: np.ndarray, labels: np.ndarray, task_type: str,
+                          means: np.ndarray) -> np.ndarray:
+    """The definition: for each filter, the whole model run with that filter's output (after
+    its ReLU) set to its mean, minus the model's loss; (F, T)."""
+    inner = model.model if isinstance(model, RCAverage) else model
+    if inner.name == "basset":
+        modules = [inner.conv_tower[2]]  # the first ReLU: its output is the activation
+    elif inner.name == "simple":
+        modules = [inner.conv]  # before the ReLU: a constant c >= 0 stays c
+    else:
+        modules = [branch.conv for branch in inner.branches]
+    owners = [(module, f) for module, layer in zip(modules, filter_layers(model)) for f in range(layer.n_filters)]
+    x = torch.from_numpy(onehot).float().permute(0, 2, 1)
+    y = torch.from_numpy(labels)
+
+    def loss(logits):  # (T,) mean loss per task; multiclass: per class, over its samples
+        if task_type == "multiclass":
+            ce = torch.nn.functional.cross_entropy(logits, y.argmax(1), reduction="none")
+            return ((y * ce[:, None]).sum(0) / y.sum(0)).double()
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(0).double()
+
+    out = []
+    with torch.no_grad():
+        base = loss(model(x))
+        for k, (module, f) in enumerate(owners):
+            def replace(mod, _inputs, output, f=f, k=k):
+                output = output.clone()
+                output[:, f] = float(means[k])
+                return output
+            handle = module.register_forward_hook(replace)
+            out.append(loss(model(x)) - base)
+            handle.remove()
+    return torch.stack(out).numpy()
+
+
+@pytest.mark.parametrize("name, params, task_type, wrap", [
+    ("basset", dict(seq_len=40, n_tasks=3, conv_filters=(6, 5), conv_widths=(5, 3), pool_widths=(2, 3),
+                    hidden_units=(7,), hidden_dropouts=(0.2,)), "multitask", False),
+    ("basset", dict(seq_len=30, n_tasks=2, conv_filters=(6,), conv_widths=(5,), pool_widths=(4,),
+                    hidden_units=(7, 5), hidden_dropouts=(0.2, 0.1), rc_equivariant_first_layer=True),
+     "multitask", True),
+    ("simple", dict(seq_len=30, n_tasks=1, filters=5, width=4, pool_width=3, hidden_units=6), "binary", False),
+    ("multiscale", dict(seq_len=30, widths=(3, 7), filters=5, dense=(8,), dense_dropouts=(0.2,), n_tasks=3,
+                        attention_pooling="sum"), "multiclass", False),
+    ("multiscale", dict(seq_len=30, widths=(5,), filters=4, dense=(8,), dense_dropouts=(0.2,), n_tasks=1),
+     "binary", True),
+])
+def test_influence_equals_the_brute_force_definition(name, params, task_type, wrap):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = build(name, params)
+    onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (150, params["seq_len"]))]
+    with torch.no_grad():  # batch norm statistics of real activations, not the initial 0 / 1
+        model.train()(torch.from_numpy(onehot).float().permute(0, 2, 1))
+    model = RCAverage(model).eval() if wrap else model.eval()
+    n_tasks = params["n_tasks"]
+    labels = (np.eye(n_tasks)[rng.integers(0, n_tasks, 150)] if task_type == "multiclass"
+              else rng.random((150, n_tasks)) < 0.4).astype(np.float32)
+    means = filter_motifs(model, onehot).mean_activation
+    fast, base = filter_influence(model, onehot, labels, task_type, means, batch_size=64)
+    slow = brute_force_influence(model, onehot, labels, task_type, means)
+    assert fast.shape == slow.shape == (len(means), n_tasks) and base.shape == (n_tasks,)
+    assert np.abs(slow).max() > 1e-4  # the filters matter to the loss: the comparison has teeth
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-6)
+
+
 def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(trained):
     jaspar = jaspar_collection()
     assert len(jaspar) == 879
@@ -132,13 +199,45 @@ def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(tr
     recovered = recovered_factors(matches, trained["motifs"])
     assert sum(bool(v) for v in recovered.values()) >= 2
     assert recovered["MA0138.3"] or recovered["MA0506.3"]  # REST or NRF1: no look-alike matrices
-    # Control: untrained filters on random sequence recover neither REST nor NRF1.
+    # Control: untrained filters on random sequence recover nothing, CTCF included. Their flat
+    # columns do match the flat flanks of the long CTCF matrices (q < 0.05), which counts only
+    # without the guard that the alignment cover half of both motifs' information and the
+    # match's core.
     torch.manual_seed(5)
     untrained = build("basset", trained["model"].config).eval()
     noise = np.eye(4, dtype=np.uint8)[np.random.default_rng(1).integers(0, 4, (1000, L))]
-    control = recovered_factors(tomtom_best_matches(filter_motifs(untrained, noise).motifs(), jaspar),
-                                trained["motifs"])
-    assert not control["MA0138.3"] and not control["MA0506.3"]
+    control = tomtom_best_matches(filter_motifs(untrained, noise).motifs(), jaspar)
+    assert not any(recovered_factors(control, trained["motifs"]).values())
+    assert recovered_factors(control, trained["motifs"], min_coverage=None)["MA0139.2"]
+
+
+def test_match_coverage_is_the_share_of_information_within_the_alignment():
+    jaspar = jaspar_collection()
+    rest = next(m for m in jaspar if m.id == "MA0138.3")  # 20 columns
+    ic = rest.information_content()
+    part = Motif("part", "part", rest.probs[3:15][::-1, ::-1] * 100, 100)  # columns 3-14, other strand
+    longer = Motif("longer", "longer", np.vstack([np.full((5, 4), 25.0), rest.probs[:12] * 100]), 100)
+    matches = tomtom_best_matches([part, longer], jaspar).set_index("query")
+    # TomTom's offset: query column i faces column i + offset of the (reverse-complemented) match.
+    assert list(matches["match_id"]) == ["MA0138.3", "MA0138.3"]
+    assert tuple(matches.loc["part", ["strand", "offset", "overlap"]]) == ("-", 20 - 15, 12)
+    assert tuple(matches.loc["longer", ["strand", "offset", "overlap"]]) == ("+", -5, 12)
+    np.testing.assert_allclose(matches.loc["part", ["query_coverage", "match_coverage"]].astype(float),
+                               [1, ic[3:15].sum() / ic.sum()], rtol=1e-6)
+    np.testing.assert_allclose(matches.loc["longer", "match_coverage"], ic[:12].sum() / ic.sum(), rtol=1e-6)
+    # The flat flank of "longer" holds no information: all of it is within the alignment.
+    np.testing.assert_allclose(matches.loc["longer", "query_coverage"], 1, rtol=1e-6)
+    np.testing.assert_allclose(matches["match_length_share"], [12 / 20, 12 / 20])
+    # Both cover half of REST's information, the first part of REST more than its length share
+    # (its first 12 columns are its core) and columns 3-14 too: both recover REST.
+    assert recovered_factors(matches.reset_index(), [rest]) == {"MA0138.3": ["part", "longer"]}
+    # Columns 4-22 of the extended CTCF matrix: its upstream module's tail and the flat middle.
+    ctcf = next(m for m in jaspar if m.id == "MA1929.2")  # 31 columns
+    flank = tomtom_best_matches([Motif("flank", "flank", ctcf.probs[4:23] * 100, 100)], jaspar)
+    assert tuple(flank.loc[0, ["match_id", "offset", "overlap"]]) == ("MA1929.2", 4, 19)
+    assert flank.loc[0, "q_value"] < 1e-10 and flank.loc[0, "match_coverage"] < 19 / 31
+    assert recovered_factors(flank, [ctcf]) == {"MA1929.2": []}
+    assert recovered_factors(flank, [ctcf], min_coverage=None) == {"MA1929.2": ["flank"]}
 
 
 def test_plots_have_their_axes():

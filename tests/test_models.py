@@ -155,6 +155,41 @@ def test_multiscale_attention(widths: tuple[int, ...]) -> None:
         torch.testing.assert_close(weights.sum(dim=1), torch.ones(5))
 
 
+def test_multiscale_attention_pooling_max_and_sum(tmp_path) -> None:
+    torch.manual_seed(0)
+    x = random_x(5, 40)
+    params = {"widths": (5,), "filters": 6, "seq_len": 40, "dense": (8,), "dense_dropouts": (0.0,)}
+    for pooling in ("max", "sum"):
+        model = build("multiscale", {**params, "attention_pooling": pooling})
+        warm_batch_norm(model, x)
+        branch = model.branches[0]
+        with torch.no_grad():
+            h = branch.bn(torch.relu(branch.conv(x)))  # (N, F, L), eval: no dropout
+            scores = branch.score(h.transpose(1, 2)).squeeze(2)  # (N, L)
+            features, attention = branch(x)
+        if pooling == "max":  # tanh-bounded scores, max over weight x map
+            weights = torch.softmax(torch.tanh(scores), 1)
+            expected = (h * weights[:, None]).amax(2)
+        else:  # unbounded scores, sum over positions of weight x map
+            weights = torch.softmax(scores, 1)
+            expected = (h * weights[:, None]).sum(2)
+        torch.testing.assert_close(attention, weights)
+        torch.testing.assert_close(features, expected)
+    with pytest.raises(ValueError, match="attention_pooling must be one of max, sum"):
+        MultiScaleConfig(attention_pooling="mean")
+    # A checkpoint saved before the field existed loads with the pooling it was trained with.
+    model = build("multiscale", {**params, "attention_pooling": "max"})
+    warm_batch_norm(model, x)
+    save(model, tmp_path, ["t"], task_type="binary")
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["config"]["attention_pooling"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    loaded = load(tmp_path)
+    assert loaded.config.attention_pooling == "max"
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_rc_average_is_strand_invariant(name: str) -> None:
     torch.manual_seed(0)

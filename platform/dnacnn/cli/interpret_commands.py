@@ -27,7 +27,7 @@ def filters(
     genome: Path = typer.Option(None, help="Indexed FASTA, with --bed."),
     bed: Path = typer.Option(None, help="BED intervals; a window of the model's length centred on each."),
     max_sequences: int = typer.Option(None, help="Use a random subset of this many dataset rows."),
-    influence_sequences: int = typer.Option(2000, help="Sequences used for the influence (one pass per filter)."),
+    influence_sequences: int = typer.Option(2000, help="Sequences used for the influence (the filter at its mean, per filter)."),
     motifs: Path = typer.Option(None, help="MEME file to match against (default: JASPAR 2024 CORE vertebrates)."),
     max_logos: int = typer.Option(None, help="Logos for this many filters, most influential first (default all)."),
 ) -> None:

@@ -7,7 +7,8 @@ optional ``ax``; :mod:`dnacnn.interpret.report` writes tables, figures and index
 """
 
 from dnacnn.interpret.attention import attention_maps, site_attention
-from dnacnn.interpret.filters import FilterMotifs, filter_influence, filter_layers, filter_motifs
+from dnacnn.interpret.filters import FilterMotifs, filter_layers, filter_motifs
+from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.ism import importance, ism
 from dnacnn.interpret.matching import benjamini_hochberg, recovered_factors, tomtom_best_matches
 

@@ -6,12 +6,12 @@ For each first-layer filter, over a set of sequences:
   exceeds half of its maximum over all the sequences;
 - the **PFM**: the sequence segments under those sites (the filter's width),
   aligned and counted, as (W, 4) base frequencies;
-- the **influence**: the change in loss, per task and overall, when the filter's
-  output is replaced by its mean activation (over every sequence and position).
+- the mean activation (over every sequence and position), which the **influence**
+  (:mod:`dnacnn.interpret.influence`) puts in place of the filter's output.
 
 Models: Basset and SimpleCNN (one first conv), MultiScaleCNN (one conv per
 branch; its filters are named by branch width). An ``RCAverage`` wrapper is
-looked through for the filters; influence is computed on the wrapped model.
+looked through for the filters.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ class FilterLayer:
             ``p - offset .. p - offset + W - 1`` of the input.
         n_filters: F.
         activate: x (N, 4, L) float -> (N, F, P) activations after the ReLU.
-        module: the module whose output channel f, replaced by a constant c >= 0,
-            makes the filter's activation c everywhere (the ReLU's input or output).
     """
 
     prefix: str
@@ -49,7 +47,6 @@ class FilterLayer:
     offset: int
     n_filters: int
     activate: Callable[[torch.Tensor], torch.Tensor]
-    module: nn.Module
 
 
 def filter_layers(model: nn.Module) -> list[FilterLayer]:
@@ -63,17 +60,17 @@ def filter_layers(model: nn.Module) -> list[FilterLayer]:
     if isinstance(inner, Basset):
         conv, bn, relu = inner.conv_tower[0], inner.conv_tower[1], inner.conv_tower[2]
         return [FilterLayer("filter", inner.config.conv_widths[0], 0, inner.config.conv_filters[0],
-                            lambda x: relu(bn(conv(x))), relu)]
+                            lambda x: relu(bn(conv(x))))]
     if isinstance(inner, SimpleCNN):
         conv = inner.conv
         return [FilterLayer("filter", inner.config.width, 0, inner.config.filters,
-                            lambda x: torch.relu(conv(x)), conv)]
+                            lambda x: torch.relu(conv(x)))]
     if isinstance(inner, MultiScaleCNN):
         layers = []
         for width, branch in zip(inner.config.widths, inner.branches):
             layers.append(FilterLayer(f"w{width}_filter", width, (width - 1) // 2,
                                       inner.config.filters,
-                                      lambda x, c=branch.conv: torch.relu(c(x)), branch.conv))
+                                      lambda x, c=branch.conv: torch.relu(c(x))))
         return layers
     raise ValueError(f"no first-layer filters known for a {type(inner).__name__} model")
 
@@ -178,83 +175,3 @@ def filter_motifs(model: nn.Module, onehot: np.ndarray, batch_size: int = 128) -
         max_activation=torch.cat(maxima).numpy(),
         mean_activation=(torch.cat([s / max(n, 1) for s, n in zip(sums, positions)])).numpy(),
     )
-
-
-def _losses(logits: torch.Tensor, labels: torch.Tensor, task_type: str) -> torch.Tensor:
-    """(N, T) logits and labels -> (N, T) per-sample, per-task losses.
-
-    Sigmoid tasks: binary cross-entropy per task. Multiclass: the cross-entropy of
-    each sample, put in the column of its class (0 elsewhere).
-    """
-    if task_type == "multiclass":
-        ce = F.cross_entropy(logits, labels.argmax(dim=1), reduction="none")  # (N,)
-        return labels * ce[:, None]
-    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-
-
-def _task_loss(total: torch.Tensor, labels_sum: torch.Tensor, n: int, task_type: str) -> np.ndarray:
-    """Summed (T,) losses -> mean loss per task (per sample of the class for multiclass)."""
-    if task_type == "multiclass":
-        return (total / labels_sum.clamp(min=1)).numpy()
-    return (total / max(n, 1)).numpy()
-
-
-@torch.inference_mode()
-def filter_influence(
-    model: nn.Module,
-    onehot: np.ndarray,
-    labels: np.ndarray,
-    task_type: str,
-    mean_activation: np.ndarray,
-    batch_size: int = 128,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The loss change when each filter's output is replaced by its mean (Basset's influence).
-
-    Args:
-        model: a model of the family (eval mode is set here).
-        onehot: (N, L, 4) uint8 sequences; labels: (N, T) float 0/1 labels.
-        task_type: how the model's logits are read ("binary", "multitask", "multiclass").
-        mean_activation: (F,) mean activation of each filter (``FilterMotifs.mean_activation``).
-        batch_size: sequences per forward pass; each pass runs one copy per filter.
-    Returns:
-        influence (F, T) float64: loss with filter f at its mean minus the loss of the
-        model, per task (multiclass: per class, over the samples of that class); and
-        base_loss (T,) float64. Positive: the model needs the filter. The overall
-        influence is ``influence.mean(axis=1)``.
-    """
-    model.eval()
-    device = model_device(model)
-    layers = filter_layers(model)
-    owners = [(layer, f) for layer in layers for f in range(layer.n_filters)]
-    n_tasks = labels.shape[1]
-    base = torch.zeros(n_tasks, dtype=torch.float64)
-    replaced = torch.zeros(len(owners), n_tasks, dtype=torch.float64)
-    labels_t = torch.from_numpy(np.array(labels, dtype=np.float32))  # a writable copy
-    state: dict = {"filter": None}
-
-    def replace(module, _inputs, output):
-        if state["filter"] is None:
-            return output
-        layer, f = owners[state["filter"]]
-        if module is not layer.module:
-            return output
-        output = output.clone()
-        output[:, f] = float(mean_activation[state["filter"]])
-        return output
-
-    handles = [layer.module.register_forward_hook(replace) for layer in layers]
-    try:
-        for lo, x in _batches(onehot, batch_size, device):
-            y = labels_t[lo:lo + len(x)].to(device)
-            state["filter"] = None
-            base += _losses(model(x).float(), y, task_type).sum(0).double().cpu()
-            for k in range(len(owners)):
-                state["filter"] = k
-                replaced[k] += _losses(model(x).float(), y, task_type).sum(0).double().cpu()
-    finally:
-        for handle in handles:
-            handle.remove()
-    labels_sum = labels_t.sum(0).double()
-    base_loss = _task_loss(base, labels_sum, len(onehot), task_type)
-    per_filter = np.stack([_task_loss(r, labels_sum, len(onehot), task_type) for r in replaced])
-    return per_filter - base_loss[None, :], base_loss

@@ -3,6 +3,17 @@
 TomTom's p-value of a query against a target is for the best alignment (offset
 and strand) of the two; the q-value here is the Benjamini-Hochberg estimate over
 the query's p-values against every target, as MEME's tomtom reports it.
+
+TomTom scores columns by Euclidean distance, so two flat (uninformative) columns
+match perfectly: a filter with flat columns aligned to the flat flanks of a long
+matrix (the extended CTCF matrices MA1929.2 and MA1930.2 are 31 and 33 columns
+with near-zero information between their two modules) gets a significant p-value
+without sharing the matrix's motif. An untrained model's filters on random
+sequence do exactly that. So each match also reports how much of each motif's
+information content the alignment covers, and a factor counts as recovered only
+when the alignment covers at least half of the information of both the filter
+and the matched matrix, and the matrix's aligned columns are at least as
+informative as its columns on average (its core, not its flanks).
 """
 
 from __future__ import annotations
@@ -14,7 +25,8 @@ import pandas as pd
 
 from dnacnn.data.motifs import Motif
 
-MATCH_COLUMNS = ["query", "match_id", "match_name", "p_value", "q_value", "strand", "offset", "overlap"]
+MATCH_COLUMNS = ["query", "match_id", "match_name", "p_value", "q_value", "strand", "offset", "overlap",
+                 "query_coverage", "match_coverage", "match_length_share"]
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -29,6 +41,27 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
+def information_coverage(query: Motif, target: Motif, strand: str, offset: int) -> tuple[float, float]:
+    """The share of each motif's information content within an alignment of the two.
+
+    Args:
+        query, target: the aligned motifs; strand: "+" or "-" (the target reverse-complemented);
+            offset: TomTom's offset: query column i faces column i + offset of the
+            (strand-oriented) target.
+    Returns:
+        (query share, target share), each in [0, 1]: bits of the aligned columns over all
+        the motif's bits (0 for a motif without information).
+    """
+    q_ic = query.information_content()  # (Wq,)
+    t_ic = target.information_content()[:: 1 if strand == "+" else -1]  # (Wt,), oriented
+    lo, hi = max(0, offset), min(len(t_ic), offset + len(q_ic))  # aligned target columns
+    if hi <= lo:
+        return 0.0, 0.0
+    shares = [ic[a:b].sum() / ic.sum() if ic.sum() > 0 else 0.0
+              for ic, a, b in ((q_ic, lo - offset, hi - offset), (t_ic, lo, hi))]
+    return float(shares[0]), float(shares[1])
+
+
 def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> pd.DataFrame:
     """The best TomTom match of each query among ``targets``.
 
@@ -38,7 +71,12 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
     Returns:
         one row per query, columns :data:`MATCH_COLUMNS`: the target with the lowest
         p-value, its p and q value, strand ("+" or "-": the target's strand aligned to
-        the query), offset (TomTom's offset of the alignment) and overlap (columns).
+        the query), offset (TomTom's offset: query column i faces target column i + offset,
+        the target reverse-complemented for "-"), overlap (columns), and query_coverage /
+        match_coverage: the share of the query's / the match's information content
+        within the alignment (:func:`information_coverage`), and match_length_share:
+        overlap / the match's width (what match_coverage would be were its columns
+        equally informative).
     """
     from memelite import tomtom
 
@@ -49,7 +87,7 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
     q = benjamini_hochberg(p)
     best = p.argmin(axis=1)
     rows = np.arange(len(queries))
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "query": [m.id for m in queries],
         "match_id": [targets[j].id for j in best],
         "match_name": [targets[j].name for j in best],
@@ -59,16 +97,27 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
         "offset": offsets[rows, best].astype(int),
         "overlap": overlaps[rows, best].astype(int),
     })
+    coverage = [information_coverage(m, targets[j], strand, offset)
+                for m, j, strand, offset in zip(queries, best, table["strand"], table["offset"])]
+    table["query_coverage"] = [c[0] for c in coverage]
+    table["match_coverage"] = [c[1] for c in coverage]
+    table["match_length_share"] = table["overlap"] / np.array([targets[j].width for j in best])
+    return table
 
 
 def recovered_factors(
-    matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05
+    matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05,
+    min_coverage: float | None = 0.5,
 ) -> dict[str, list[str]]:
     """Implanted factors that are the best match (q < ``q_max``) of at least one query.
 
     A best match recovers an implanted matrix when it is that matrix (any version)
     or another matrix of the same factor (name, case-insensitive: JASPAR has
-    several CTCF matrices).
+    several CTCF matrices), and its alignment covers at least ``min_coverage`` of
+    the information content of both the query and the match, and at least the
+    match's length share of its information (see the module docstring: otherwise
+    flat columns matching flat flanks would count). ``min_coverage=None``: the
+    best match and its q-value alone decide.
 
     Args:
         matches: :func:`tomtom_best_matches` rows.
@@ -78,6 +127,9 @@ def recovered_factors(
     """
     found: dict[str, list[str]] = {m.id: [] for m in implanted}
     hits = matches[matches["q_value"] < q_max]
+    if min_coverage is not None:
+        hits = hits[(hits["query_coverage"] >= min_coverage) & (hits["match_coverage"] >= min_coverage)
+                    & (hits["match_coverage"] >= hits["match_length_share"])]
     for query, match_id, match_name in zip(hits["query"], hits["match_id"], hits["match_name"]):
         for m in implanted:
             if m.id.split(".")[0] == match_id.split(".")[0] or m.name.upper() == match_name.upper():

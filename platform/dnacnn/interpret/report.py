@@ -18,7 +18,8 @@ import pandas as pd
 from dnacnn.data.motifs import Motif, jaspar_collection, write_meme
 from dnacnn.interpret import plots
 from dnacnn.interpret.attention import attention_maps, site_attention
-from dnacnn.interpret.filters import filter_influence, filter_motifs
+from dnacnn.interpret.filters import filter_motifs
+from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.inputs import Sequences
 from dnacnn.interpret.ism import importance, ism
 from dnacnn.interpret.matching import recovered_factors, tomtom_best_matches
@@ -63,7 +64,7 @@ def filter_report(
         implanted: motifs a simulator implanted; the summary then counts those recovered
             (the TomTom best match, q < 0.05, of at least one filter).
         influence_sequences: the influence is measured on the first this many sequences
-            (it runs the model once per filter); None: all.
+            (the network after the first layer runs once per filter); None: all.
         max_logos: draw a logo figure for this many filters with sites, the most
             influential first (by information content without labels); None: all.
     Writes:
@@ -144,7 +145,8 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     Writes attention.parquet (sequence, width, attention list of L), attention_sites.tsv
     (per sequence with a known site and branch: mass within site +- ``pad``, length
     share, enrichment), attention_*.png for the first ``max_plots`` sequences, index.html.
-    Returns a summary: per branch width, the median enrichment (mass / share).
+    Returns a summary: per branch width, the enrichment (mean mass / mean share) over all
+    the known sites, and per motif (implanted motifs and decoys are told apart there).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,6 +172,10 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
         summary["mean_mass"] = {int(w): float(mass[:, b].mean()) for b, w in enumerate(widths)}
         summary["mean_share"] = float(share.mean())
         summary["enrichment"] = {int(w): float(mass[:, b].mean() / share.mean()) for b, w in enumerate(widths)}
+        summary["enrichment_by_motif"] = {
+            str(motif): {int(w): float(group["mass"][group["width"] == w].mean()
+                                       / group["share"][group["width"] == w].mean()) for w in widths}
+            for motif, group in sites.groupby("motif")}
     images = []
     for i in range(min(max_plots, len(seqs.names))):
         here = seqs.sites[seqs.sites["sequence"] == i]

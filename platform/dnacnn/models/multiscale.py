@@ -2,10 +2,20 @@
 
 Parallel conv branches of several widths see the sequence at several scales.
 Each branch follows the Keras order conv (ReLU) -> batch norm -> dropout, then
-pools its (N, F, L) map with its own attention: a Linear(F -> 1) with tanh
-scores every position, a softmax over positions turns the scores into weights,
-the map is multiplied by the weights, and a global max over positions leaves F
-features. The branches' features are concatenated and go through dense blocks
+pools its (N, F, L) map with its own attention: a Linear(F -> 1) scores every
+position and a softmax over positions turns the scores into weights. How the
+weights pool the map is ``MultiScaleConfig.attention_pooling``:
+
+- "max", the tutorial's: the scores go through tanh (bounded, so two positions'
+  weights differ by at most e^2), the map is multiplied by the weights and a
+  global max over positions leaves F features. The max alone can find a motif,
+  so the model need not sharpen its attention, and it does not (BENCHMARKS.md,
+  Interpretation).
+- "sum", standard attention pooling: unbounded scores, and the F features are
+  the sum over positions of weight x map. Only the attention can single out a
+  position here, and on the tutorial task it falls on the motifs (BENCHMARKS.md).
+
+The branches' features are concatenated and go through dense blocks
 in the Keras order linear (ReLU) -> batch norm -> dropout, then one logit per
 output (1 for a binary task; n for n classes, to be used with a softmax loss).
 
@@ -30,6 +40,9 @@ from dnacnn.models.common import (
 )
 
 
+ATTENTION_POOLING = ("max", "sum")
+
+
 @dataclass(frozen=True)
 class MultiScaleConfig:
     """Multi-scale attention CNN; the defaults are the tutorial's model."""
@@ -41,6 +54,9 @@ class MultiScaleConfig:
     dense: tuple[int, ...] = (256, 128)  # dense blocks after the concatenation
     dense_dropouts: tuple[float, ...] = (0.5, 0.3)  # dropout after each dense block
     n_tasks: int = 1  # T: 1 for binary, n for n-class
+    # "max": tanh scores, max over weight x map (the tutorial's; checkpoints saved
+    # before this field existed); "sum": unbounded scores, sum of weight x map.
+    attention_pooling: str = "max"
 
     def __post_init__(self) -> None:
         freeze_tuples(self)
@@ -57,28 +73,40 @@ class MultiScaleConfig:
                 f"widths must be non-empty and distinct (attention maps are keyed by "
                 f"width), got {self.widths}"
             )
+        if self.attention_pooling not in ATTENTION_POOLING:
+            raise ValueError(
+                f"attention_pooling must be one of {', '.join(ATTENTION_POOLING)}, "
+                f"got {self.attention_pooling!r}"
+            )
 
 
 class AttentionBranch(nn.Module):
     """One scale: conv with 'same' padding, ReLU, batch norm, dropout, attention pooling.
 
     Input: x (N, 4, L) float. Output: features (N, F) and attention (N, L), rows summing to 1.
+    ``pooling`` is "max" or "sum" (see the module docstring).
     """
 
-    def __init__(self, filters: int, width: int, dropout: float) -> None:
+    def __init__(self, filters: int, width: int, dropout: float, pooling: str = "max") -> None:
         super().__init__()
         self.conv = nn.Conv1d(4, filters, width, padding="same")
         self.bn = nn.BatchNorm1d(filters)
         self.dropout = nn.Dropout(dropout)
         self.score = nn.Linear(filters, 1)
+        self.pooling = pooling
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (N, 4, L) -> (features (N, F), attention (N, L))."""
-        h = self.dropout(self.bn(torch.relu(self.conv(x))))  # (N, F, L)
-        scores = torch.tanh(self.score(h.transpose(1, 2))).squeeze(2)  # (N, L)
+        return self.pool(self.dropout(self.bn(torch.relu(self.conv(x)))))  # from (N, F, L)
+
+    def pool(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attention pooling of the branch's map h (N, F, L) -> (features (N, F), attention (N, L))."""
+        scores = self.score(h.transpose(1, 2)).squeeze(2)  # (N, L)
+        if self.pooling == "max":
+            attention = torch.softmax(torch.tanh(scores), dim=1)  # (N, L)
+            return (h * attention.unsqueeze(1)).amax(dim=2), attention  # (N, F)
         attention = torch.softmax(scores, dim=1)  # (N, L)
-        features = (h * attention.unsqueeze(1)).amax(dim=2)  # (N, F)
-        return features, attention
+        return torch.einsum("nfl,nl->nf", h, attention), attention  # (N, F)
 
 
 class MultiScaleCNN(ConfiguredModel):
@@ -94,7 +122,7 @@ class MultiScaleCNN(ConfiguredModel):
         super().__init__()
         self.config = config
         self.branches = nn.ModuleList(
-            AttentionBranch(config.filters, width, config.branch_dropout)
+            AttentionBranch(config.filters, width, config.branch_dropout, config.attention_pooling)
             for width in config.widths
         )
         dense: list[nn.Module] = []
