@@ -138,13 +138,14 @@ def test_main_config_is_a_job_config_loaded_like_one(tmp_path, monkeypatch):
 
     main = load_main_config(REPO / "jobs" / "configs" / "main.yaml")
     assert isinstance(main, MainConfig) and isinstance(main, JobConfig)
-    assert main.score.rc is True and main.train.batch_size == 16
+    raw = yaml.safe_load((REPO / "jobs" / "configs" / "main.yaml").read_text())
+    assert main.score.rc is raw["score"]["rc"] and main.train.batch_size == raw["train"]["batch_size"]
+    assert main.simulate.n_windows == raw["simulate"]["n_windows"]
     job = main.training_job()
     assert type(job) is JobConfig and job.model == main.model
     assert job.train.run_name.startswith("main-basset164-")
     # Environment variables are expanded, overrides are named, unknown keys refused.
     monkeypatch.setenv("DNACNN_TEST_DATA", str(tmp_path))
-    raw = yaml.safe_load((REPO / "jobs" / "configs" / "main.yaml").read_text())
     raw["main"]["data_dir"] = "${DNACNN_TEST_DATA}/out"
     path = write(tmp_path, raw)
     assert load_main_config(path).main.data_dir == f"{tmp_path}/out"
