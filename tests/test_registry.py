@@ -110,10 +110,12 @@ def test_alias_rule_max_mode_and_nan(mlflow_uri, tmp_path):
     assert str(client.get_model_version_by_alias("m-max", "champion").version) == versions[0]
 
 
-def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path):
+def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     logged = log_run(checkpoint, 0.5)
     seqs = sequences(5)
     expected = reference_probs(checkpoint, seqs)
+    assert "Downloading artifacts" not in capfd.readouterr().err  # logging the run: no progress bars
     uris = ["models:/simple-toy@champion", "models:/simple-toy/1",
             f"runs:/{logged.run_id}/model", logged.model_uri]
     for i, uri in enumerate(uris):
@@ -121,6 +123,7 @@ def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path):
         assert folder == tmp_path / f"fetched{i}"
         assert {"model.json", "model.safetensors"} <= {p.name for p in folder.iterdir()}
         np.testing.assert_allclose(reference_probs(folder, seqs), expected, rtol=0, atol=1e-7)
+    assert "Downloading artifacts" not in capfd.readouterr().err  # fetching: no progress bars
     default = registry.fetch_model_dir("models:/simple-toy@champion")
     assert (default / "model.json").is_file()
     for spec in ("models:/simple-toy@champion", checkpoint):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
         "model": {"name": "multiscale", "params": {"widths": [5, 9], "filters": 8, "dense": [16],
                                                    "dense_dropouts": [0.1]}},
         "train": {"epochs": 3, "num_workers": 2, "batch_size": 32, "lr": 0.01, "run_name": "console",
+                  "lr_schedule": "cosine", "warmup_epochs": 0.5,
                   "storage_path": str(tmp_path / "runs")},
         "mlflow": {"experiment": "console", "registered_model": "console-toy",
                    "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
@@ -69,10 +71,14 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
     assert "row/s]" not in console
     # The job's own lines: the set-up, then one per epoch with loss and validation metrics.
     assert "training multiscale: 2 worker(s) x 1 torch thread(s) on cpu" in console
+    lrs = []
     for epoch in (1, 2, 3):
         line = next((ln for ln in console.splitlines() if f"epoch {epoch}/3 done in" in ln), "")
         assert "samples/s" in line and "train_loss" in line and "val_auroc" in line, console[-4000:]
         assert "left" in line
+        lrs.append(float(re.search(r"\blr ([0-9.e+-]+)", line).group(1)))
+    # Each epoch line shows the LR the epoch ended with: the cosine schedule decays over the run.
+    assert 0.01 > lrs[0] > lrs[1] > lrs[2], lrs
     summary = json.loads(proc.stdout[proc.stdout.index("{\n"):])
     task = json.loads((Path(summary["checkpoint"]) / "task.json").read_text())
     assert task["precision"] in ("fp32", "bf16")

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from dnacnn.models import LoadedModel, load
 from dnacnn.registry.pyfunc import CHECKPOINT_ARTIFACT, copy_checkpoint
-from dnacnn.registry.tracking import reading_tracking_uri
+from dnacnn.registry.tracking import quiet_artifact_transfers, reading_tracking_uri
 from dnacnn.registry.uris import is_model_uri
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def fetch_model_dir(
         raise ValueError(f"cannot fetch {uri}: {err}") from None
     mlflow.set_tracking_uri(store)  # later MLflow calls of this process read the same store
     dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
+    quiet_artifact_transfers()
     with tempfile.TemporaryDirectory(prefix="dnacnn-fetch-") as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(

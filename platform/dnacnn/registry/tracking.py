@@ -55,6 +55,13 @@ def artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
+def quiet_artifact_transfers() -> None:
+    """Turn off MLflow's progress bar of each artifact upload and download (a user who set
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` keeps their choice): the console shows the
+    job's own progress."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def setup_tracking(cfg: MlflowConfig | None = None) -> str:
     """Point MLflow at the tracking store of ``cfg`` (created when missing) and select
     (or create) its experiment.
@@ -63,6 +70,7 @@ def setup_tracking(cfg: MlflowConfig | None = None) -> str:
         the experiment id.
     """
     cfg = cfg or MlflowConfig()
+    quiet_artifact_transfers()
     uri = default_tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
         local_store(uri).parent.mkdir(parents=True, exist_ok=True)

@@ -343,6 +343,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         row.update(train_epoch(model, batches, optimizer, criterion, spec.task_type, device,
                                _augmenter(tc, rng), precision, schedule, progress))
         train_s = time.monotonic() - started
+        if schedule is not None:  # the LR the epoch ended with
+            row["lr"] = lr = schedule(steps - 1)
         row["train_samples_per_s"] = row.pop("train_rows") / train_s
         y, logits = gather_predictions(*predict_batches(
             core, shards["valid"].iter_batches(batch_size=4 * batch, batch_format="numpy"),
