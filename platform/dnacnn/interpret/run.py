@@ -106,11 +106,12 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
 
 
 def main_job_filter_report(model_uri: str, dataset: str | Path, out: str | Path,
-                           influence_sequences: int = 300, max_logos: int = 50) -> dict:
-    """The main job's last step: the filter report of its trained model over the test
-    split of its simulated task, logged beside the model; logs how many implanted
+                           max_sequences: int = 2000, influence_sequences: int = 300,
+                           max_logos: int = 50) -> dict:
+    """The main job's last step: the filter report of its trained model over (the first
+    ``max_sequences`` windows of) the test split of its simulated task, logged beside the model; logs how many implanted
     factors the filters recover."""
-    summary = interpret_filters(model_uri, out, dataset=dataset, split="test",
+    summary = interpret_filters(model_uri, out, dataset=dataset, split="test", max_sequences=max_sequences,
                                 influence_sequences=influence_sequences, max_logos=max_logos)
     if "implanted" in summary:
         log.info("filters recover %d of %d implanted factors (TomTom best match, q < 0.05): %s",
