@@ -140,6 +140,17 @@ def _plain_pool(layer: nn.Module) -> int | None:
     return int(size)
 
 
+def _fold_next_batch_norm(weight: torch.Tensor, bias: torch.Tensor | None, layers: list[nn.Module],
+                          i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(weight, bias) of a layer as detached float32, with ``layers[i]`` folded in when it is a
+    batch norm; and the index of the next layer."""
+    if i < len(layers) and isinstance(layers[i], nn.BatchNorm1d):
+        weight, bias = fold_batch_norm(weight, bias, layers[i])
+        return weight, bias, i + 1
+    weight = weight.detach().float()
+    return weight, torch.zeros(weight.shape[0]) if bias is None else bias.detach().float(), i
+
+
 def _fold_tower(layers: list[nn.Module]) -> list[ConvStage] | None:
     stages: list[ConvStage] = []
     i = 0
@@ -149,12 +160,7 @@ def _fold_tower(layers: list[nn.Module]) -> list[ConvStage] | None:
             return None
         weight, bias = conv
         i += 1
-        if i < len(layers) and isinstance(layers[i], nn.BatchNorm1d):
-            weight, bias = fold_batch_norm(weight, bias, layers[i])
-            i += 1
-        else:
-            weight = weight.detach().float()
-            bias = torch.zeros(weight.shape[0]) if bias is None else bias.detach().float()
+        weight, bias, i = _fold_next_batch_norm(weight, bias, layers, i)
         relu, pool = False, 1
         while i < len(layers) and not isinstance(layers[i], (nn.Conv1d, RCConv1d)):
             if isinstance(layers[i], nn.ReLU) and not relu:  # ReLU and max-pool commute
@@ -176,12 +182,7 @@ def _fold_head(layers: list[nn.Module]) -> list[DenseLayer] | None:
             return None
         weight, bias = layers[i].weight, layers[i].bias
         i += 1
-        if i < len(layers) and isinstance(layers[i], nn.BatchNorm1d):
-            weight, bias = fold_batch_norm(weight, bias, layers[i])
-            i += 1
-        else:
-            weight = weight.detach().float()
-            bias = torch.zeros(weight.shape[0]) if bias is None else bias.detach().float()
+        weight, bias, i = _fold_next_batch_norm(weight, bias, layers, i)
         relu = False
         while i < len(layers) and not isinstance(layers[i], nn.Linear):
             if isinstance(layers[i], nn.ReLU) and not relu:
