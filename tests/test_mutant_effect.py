@@ -191,7 +191,7 @@ def test_scorer_records_mode_and_precision_and_refuses_unknown_ones():
     assert meta[b"dnacnn.mode"] == b"exact" and meta[b"dnacnn.precision"] == b"bf16"
     table = scorer(pa.table({"chrom": ["20"], "pos": [1_000_000], "ref": ["N"], "alt": ["A"]}))
     assert table.schema.metadata[b"dnacnn.precision"] == b"bf16"
-    with pytest.raises(ValueError, match="precision 'fp16' is not one of fp32, bf16"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
         VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), precision="fp16")
     with pytest.raises(ValueError, match="mode 'fast' is not one of exact"):
         VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), mode="fast")

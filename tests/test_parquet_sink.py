@@ -15,7 +15,8 @@ from conftest import FIXTURE_FASTA
 
 from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
-from dnacnn.data.parquet_sink import ParquetPart, remove_unfinished_parts, write_read_dataset
+from dnacnn.data.parquet_part import ParquetPart, remove_unfinished_parts
+from dnacnn.data.parquet_sink import write_read_dataset
 from dnacnn.data.ray_internals import is_straight_from_read
 from dnacnn.data.tile_source import read_genome_tiles
 from dnacnn.data.writer import write_dataset

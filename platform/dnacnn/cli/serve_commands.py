@@ -33,11 +33,11 @@ def serve(
     with user_errors():
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise ValueError(f"--device {device!r}: use cpu or cuda")
+        from dnacnn.precision import check_precision
         from dnacnn.serve.app import ServiceArgs
         from dnacnn.serve.runner import serve_until_signalled
 
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"--precision {precision!r}: use fp32 or bf16")
+        check_precision(precision, "--precision")
         args = ServiceArgs(model=model, genome=genome, rc=rc, device=device, precision=precision, token=token,
                            num_replicas=replicas, num_cpus=num_cpus)
         serve_until_signalled(

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dnacnn.precision import check_precision
 from dnacnn.tasks import TASK_TYPES, check_task_type
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def probabilities(task_type: str, logits: np.ndarray) -> np.ndarray:
@@ -63,8 +62,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 def autocast(device: torch.device, precision: str):
     """The autocast context of ``precision`` on ``device`` ("fp32": a no-op context)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 

@@ -32,7 +32,7 @@ Output folder::
     OUT/_shards/NNNNNN.json           one marker per finished shard (its counts)
     OUT/_work/                        an indexed copy of a VCF that is not one, a fetched model
 
-Restarts: parts and markers are written atomically (``dnacnn.data.parquet_sink.ParquetPart``),
+Restarts: parts and markers are written atomically (``dnacnn.data.parquet_part.ParquetPart``),
 a shard's marker last, and part names are fixed by the shard; a job killed at
 any moment and run again with the same ``OUT`` skips the shards that have
 markers and ends with exactly the rows of an uninterrupted run
@@ -50,23 +50,26 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnacnn.genome import Genome
-from dnacnn.models.prediction import PRECISIONS
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
-from dnacnn.data.parquet_sink import remove_unfinished_parts
+from dnacnn.data.parquet_part import remove_unfinished_parts
+from dnacnn.precision import check_precision
 from dnacnn.scoring.job_state import (
     atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise, write_identity,
 )
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
-from dnacnn.scoring.scorer import ModelSpec, load_model_spec
-from dnacnn.scoring.shard_run import ShardWorker
 from dnacnn.scoring.shards import Shard, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
 from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError, agreement_problems, survey
+
+if TYPE_CHECKING:  # torch: imported when the model loads, after the cheap checks
+    from dnacnn.scoring.scorer import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +98,7 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
             raise ValueError(f"{name} must be {bound}, got {value}")
     if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
         raise ValueError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision, "--precision")
 
 
 def score_vcf(
@@ -160,20 +162,9 @@ def score_vcf(
     if problems and strict:
         raise GenomeMismatchError(problems[0] + " (--strict)")
 
-    fetched = None
-    if is_model_uri(model):
-        from dnacnn import registry
-
-        fetched = Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
-        model = str(registry.fetch_model_dir(model, dst=fetched))
-    elif isinstance(model, (str, os.PathLike)):
-        model = os.path.abspath(model)  # actors may run in another working directory
+    model, fetched, identity, model_name, tasks = _load_model(model, vcf, ref.path, rc, shard_variants, precision)
+    fingerprint = identity["model_sha256"]
     try:
-        loaded = load_model_spec(model)
-        fingerprint = model_fingerprint(loaded.model)
-        identity = job_identity(vcf, ref.path, loaded, fingerprint, rc, shard_variants, precision)
-        model_name, tasks = loaded.name, list(loaded.tasks)
-        del loaded  # the actors load their own copy; the driver keeps no weights while they run
         resumed = check_identity(out, identity)
         started = _connect(address, device, wait_for_resources)
     except BaseException:
@@ -209,13 +200,27 @@ def score_vcf(
             scoring_seconds = time.monotonic() - t_run
             for sub in _SUBFOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
+    except BaseException:
+        if started:
+            _stop_cluster(worker_pids)
+        raise
+    # This call's own cluster stops (about a second of waiting for its processes) while the
+    # outputs are written; the call returns after it, so no shard worker outlives the job.
+    stopping = threading.Thread(target=_stop_cluster, args=(worker_pids,), name="dnacnn-ray-stop")
+    if started:
+        stopping.start()
+    try:
+        return _write_outputs(out, shards, tasks, t0, pending, vcf, ref, scoring_seconds, precision, rc,
+                              model_name, fingerprint, warnings, vcf_out, plot, strict)
     finally:
-        if started:  # this call's own cluster: no shard worker outlives the job
-            import ray
+        if started:
+            stopping.join()
 
-            ray.shutdown()
-            _wait_for_exit(worker_pids)
 
+def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, pending: list[Shard], vcf: str,
+                   ref: Genome, scoring_seconds: float, precision: str, rc: bool, model_name: str,
+                   fingerprint: str, warnings: list[str], vcf_out: bool, plot: bool, strict: bool) -> dict:
+    """summary.json (and the scores VCF, the plot) of a job whose shards are all done; returns the summary."""
     summary = summarise(out, shards, tasks, time.monotonic() - t0, len(pending))
     problems = agreement_problems(vcf, ref, summary["alleles_scored"], summary["rejected_by_reason"])
     for problem in problems:
@@ -234,6 +239,36 @@ def score_vcf(
     if problems and strict:
         raise GenomeMismatchError(problems[0] + f" (--strict; the results are in {out})")
     return summary
+
+
+def _load_model(model: ModelSpec, vcf: str, genome_path: str, rc: bool, shard_variants: int,
+                precision: str) -> tuple[ModelSpec, Path | None, dict, str, list[str]]:
+    """Fetch (a registry URI, into a temporary folder) and load the model once in the driver,
+    for its identity: (the spec the actors load, the fetched folder or None, the job
+    identity, the model's name, its tasks). The driver keeps no weights."""
+    from dnacnn.scoring.scorer import load_model_spec
+
+    fetched = None
+    if is_model_uri(model):
+        from dnacnn import registry
+
+        fetched = Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
+        try:
+            model = str(registry.fetch_model_dir(model, dst=fetched))
+        except BaseException:
+            shutil.rmtree(fetched, ignore_errors=True)
+            raise
+    elif isinstance(model, (str, os.PathLike)):
+        model = os.path.abspath(model)  # actors may run in another working directory
+    try:
+        loaded = load_model_spec(model)
+        identity = job_identity(vcf, genome_path, loaded, model_fingerprint(loaded.model), rc, shard_variants,
+                                precision)
+        return model, fetched, identity, loaded.name, list(loaded.tasks)
+    except BaseException:
+        if fetched is not None:
+            shutil.rmtree(fetched, ignore_errors=True)
+        raise
 
 
 def _keep_fetched_model(fetched: Path, target: Path) -> Path:
@@ -268,6 +303,14 @@ def _connect(address: str | None, device: str, wait_for_resources: float) -> boo
                 ray.shutdown()
             raise
     return started
+
+
+def _stop_cluster(worker_pids: set[int]) -> None:
+    """Stop this call's local cluster and wait until its shard workers have exited."""
+    import ray
+
+    ray.shutdown()
+    _wait_for_exit(worker_pids)
 
 
 def _wait_for_exit(pids: set[int], timeout_s: float = 20.0) -> None:
@@ -316,6 +359,8 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
     """
     import ray
     from ray.exceptions import RayActorError
+
+    from dnacnn.scoring.shard_run import ShardWorker
 
     if num_actors is None:
         cpus = ray.cluster_resources().get("CPU", 1)

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnacnn.models import RCAverage, predict_logits, probabilities
-from dnacnn.models.prediction import PRECISIONS, model_device, onehot_to_x
+from dnacnn.models.prediction import model_device, onehot_to_x
+from dnacnn.precision import check_precision
 from dnacnn.scoring.folded import FoldedModel, fold
 
 #: Reference windows per tower pass (their maps are kept: ~1.2 MB a Basset window).
@@ -68,8 +69,7 @@ class MutantEffect:
         device: torch.device | str | None = None,
         max_span: int | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         self.model = model.eval()
         self.precision = precision
         self.device = torch.device(device) if device is not None else model_device(model)

@@ -2,7 +2,7 @@
 
 Plain Python (testable without Ray); :class:`ShardWorker` is the thin Ray actor
 class around it. A shard writes ``scores/part-NAME.parquet`` and
-``rejects/part-NAME.parquet`` (each a :class:`~dnacnn.data.parquet_sink.ParquetPart`)
+``rejects/part-NAME.parquet`` (each a :class:`~dnacnn.data.parquet_part.ParquetPart`)
 and then its marker ``_shards/NAME.json`` (its counts), last: a shard with a
 marker is complete, and one without is run again from scratch, replacing its parts.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dnacnn.data.parquet_sink import ParquetPart
+from dnacnn.data.parquet_part import ParquetPart
 from dnacnn.scoring.job_state import atomic_write_text, marker_path
 from dnacnn.scoring.scorer import ModelSpec, VariantScorer
 from dnacnn.scoring.shards import Shard, ShardCounts
