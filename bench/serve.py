@@ -104,7 +104,7 @@ async def burst(url: str, variants: list[dict], clients: int, per_client: int, s
 
 
 def default_model(directory: Path) -> str:
-    model = models.build("basset", {"pool_widths": [3, 4, 40]})
+    model = models.build("basset", {"pool_widths": [10, 4, 6]})  # the main job's tower
     models.save(model, directory, [f"cell_{i}" for i in range(model.n_tasks)], task_type="multitask")
     return str(directory)
 

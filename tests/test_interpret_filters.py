@@ -166,6 +166,8 @@ def brute_force_influence(model, onehot: np.ndarray, labels: np.ndarray, task_ty
     ("basset", dict(seq_len=30, n_tasks=2, conv_filters=(6,), conv_widths=(5,), pool_widths=(4,),
                     hidden_units=(7, 5), hidden_dropouts=(0.2, 0.1), rc_equivariant_first_layer=True),
      "multitask", True),
+    ("basset", dict(seq_len=40, n_tasks=3, conv_filters=(6, 5), conv_widths=(5, 3), pool_widths=(2, 3),
+                    hidden_units=(7,), hidden_dropouts=(0.2,), first_activation="exp"), "multitask", False),
     ("simple", dict(seq_len=30, n_tasks=1, filters=5, width=4, pool_width=3, hidden_units=6), "binary", False),
     ("multiscale", dict(seq_len=30, widths=(3, 7), filters=5, dense=(8,), dense_dropouts=(0.2,), n_tasks=3,
                         attention_pooling="sum"), "multiclass", False),

@@ -23,6 +23,7 @@ from dnacnn.models import (
     reverse_complement_x,
     save,
 )
+from dnacnn.models.common import Exponential
 
 torch.set_num_threads(1)
 
@@ -235,6 +236,27 @@ def test_rc_equivariant_first_layer(name: str) -> None:
     key, odd = ("conv_filters", (15, 16, 16)) if name == "basset" else ("filters", 15)
     with pytest.raises(ValueError, match="even"):
         build(name, {**config, key: odd})
+
+
+def test_basset_exponential_first_activation(tmp_path) -> None:
+    """first_activation="exp": exp(x) after the first conv block's batch norm (the other blocks
+    keep ReLU); saved and loaded with the checkpoint; the published default stays ReLU."""
+    torch.manual_seed(0)
+    assert isinstance(build("basset", SMALL["basset"]).conv_tower[2], nn.ReLU)
+    model = build("basset", {**SMALL["basset"], "first_activation": "exp"}).eval()
+    assert isinstance(model.conv_tower[2], Exponential) and isinstance(model.conv_tower[6], nn.ReLU)
+    x = random_x(3, model.seq_len)
+    with torch.no_grad():
+        first = model.conv_tower[3](torch.exp(model.conv_tower[1](model.conv_tower[0](x))))
+        torch.testing.assert_close(model.conv_tower[:4](x), first)
+        out = model(x)
+    save(model, tmp_path / "ckpt", [f"t{i}" for i in range(model.n_tasks)], task_type="multitask")
+    loaded = load(tmp_path / "ckpt")
+    assert loaded.model.config.first_activation == "exp"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), out)
+    with pytest.raises(ValueError, match="first_activation 'gelu' is not one of relu, exp"):
+        build("basset", {**SMALL["basset"], "first_activation": "gelu"})
 
 
 @pytest.mark.parametrize("name", list(MODELS))

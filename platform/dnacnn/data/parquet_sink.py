@@ -93,7 +93,4 @@ def write_read_dataset(
     return sink.rows
 
 
-__all__ = [
-    "PART_TEMPLATE", "ParquetPart", "StreamingParquetSink", "remove_unfinished_parts",
-    "write_read_dataset",
-]
+__all__ = ["PART_TEMPLATE", "StreamingParquetSink", "write_read_dataset"]

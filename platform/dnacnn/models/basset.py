@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from dnacnn.models.common import (
+    ACTIVATIONS,
     ConfiguredModel,
+    activation,
     check_input,
     freeze_tuples,
     require_bool,
@@ -45,6 +47,9 @@ class BassetConfig:
     hidden_dropouts: tuple[float, ...] = (0.3, 0.3)  # dropout after each dense block
     # First conv as RCConv1d: conv_filters[0] // 2 learned filters, applied to both strands.
     rc_equivariant_first_layer: bool = False
+    # Activation of the first conv block: "relu" (published) or "exp" (exponential: whole
+    # motifs as filters, Koo & Ploenzke 2021); the other blocks use ReLU.
+    first_activation: str = "relu"
 
     def __post_init__(self) -> None:
         freeze_tuples(self)
@@ -62,6 +67,8 @@ class BassetConfig:
         if not self.conv_filters:
             raise ValueError("conv_filters is empty; Basset needs at least one conv block")
         require_bool("rc_equivariant_first_layer", self.rc_equivariant_first_layer)
+        if self.first_activation not in ACTIVATIONS:
+            raise ValueError(f"first_activation {self.first_activation!r} is not one of {', '.join(ACTIVATIONS)}")
         if self.rc_equivariant_first_layer and self.conv_filters[0] % 2:
             raise ValueError(
                 f"rc_equivariant_first_layer needs an even conv_filters[0] (half forward, "
@@ -112,7 +119,8 @@ class Basset(ConfiguredModel):
                 conv = first_conv(filters, width, config.rc_equivariant_first_layer)
             else:
                 conv = nn.Conv1d(in_channels, filters, width)
-            blocks += [conv, nn.BatchNorm1d(filters), nn.ReLU(), nn.MaxPool1d(pool)]
+            act = activation(config.first_activation) if i == 0 else nn.ReLU()
+            blocks += [conv, nn.BatchNorm1d(filters), act, nn.MaxPool1d(pool)]
             in_channels = filters
         self.conv_tower = nn.Sequential(*blocks)
 

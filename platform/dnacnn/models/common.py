@@ -78,3 +78,23 @@ class ConfiguredModel(nn.Module):
     @property
     def n_tasks(self) -> int:
         return self.config.n_tasks
+
+
+class Exponential(nn.Module):
+    """x -> exp(x), elementwise. As a first-layer activation it makes the filters learn
+    whole motifs rather than parts of them (Koo & Ploenzke 2021, Nat. Mach. Intell.)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+#: First-layer activations by config name.
+ACTIVATIONS = {"relu": nn.ReLU, "exp": Exponential}
+
+
+def activation(name: str) -> nn.Module:
+    """The activation module called ``name`` (one of :data:`ACTIVATIONS`)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is not one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+

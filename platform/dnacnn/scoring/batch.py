@@ -48,7 +48,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -60,6 +59,7 @@ from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
+from dnacnn.scoring.job_cluster import connect, stop_cluster
 from dnacnn.scoring.job_state import (
     atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise, write_identity,
 )
@@ -166,7 +166,7 @@ def score_vcf(
     fingerprint = identity["model_sha256"]
     try:
         resumed = check_identity(out, identity)
-        started = _connect(address, device, wait_for_resources)
+        started = connect(address, device, wait_for_resources)
     except BaseException:
         if fetched is not None:
             shutil.rmtree(fetched, ignore_errors=True)
@@ -202,11 +202,11 @@ def score_vcf(
                 remove_unfinished_parts(out / sub)
     except BaseException:
         if started:
-            _stop_cluster(worker_pids)
+            stop_cluster(worker_pids)
         raise
     # This call's own cluster stops (about a second of waiting for its processes) while the
     # outputs are written; the call returns after it, so no shard worker outlives the job.
-    stopping = threading.Thread(target=_stop_cluster, args=(worker_pids,), name="dnacnn-ray-stop")
+    stopping = threading.Thread(target=stop_cluster, args=(worker_pids,), name="dnacnn-ray-stop")
     if started:
         stopping.start()
     try:
@@ -277,69 +277,6 @@ def _keep_fetched_model(fetched: Path, target: Path) -> Path:
         shutil.rmtree(target)
     shutil.move(str(fetched), target)
     return target
-
-
-def _connect(address: str | None, device: str, wait_for_resources: float) -> bool:
-    """Join or start Ray and check it can run the job; True when this call started it."""
-    from dnacnn.ray_cluster import ClusterResourceError, init_ray, require_resources, starts_local_cluster
-
-    if device.startswith("cuda") and starts_local_cluster(address):
-        import torch
-
-        if not torch.cuda.is_available():  # a local cluster has this machine's GPUs: none
-            raise ClusterResourceError(
-                "--device cuda: this machine has no GPU that torch can use, and no --address of a "
-                "cluster with GPU nodes was given; use --device cpu, or --address (and "
-                "--wait-for-resources SECONDS while GPU nodes start)"
-            )
-    started = init_ray(address)
-    if device.startswith("cuda"):
-        try:
-            require_resources("GPU", 1, local=started, wait_s=wait_for_resources)
-        except BaseException:
-            if started:
-                import ray
-
-                ray.shutdown()
-            raise
-    return started
-
-
-def _stop_cluster(worker_pids: set[int]) -> None:
-    """Stop this call's local cluster and wait until its shard workers have exited."""
-    import ray
-
-    ray.shutdown()
-    _wait_for_exit(worker_pids)
-
-
-def _wait_for_exit(pids: set[int], timeout_s: float = 20.0) -> None:
-    """Wait until the shard workers of this call's local cluster have exited; kill any that linger.
-
-    ``ray.shutdown`` stops the raylet, and its workers exit when they notice, a moment
-    later: the command must not return before that.
-    """
-    deadline = time.monotonic() + timeout_s
-    for pid in sorted(pids):
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            log.warning("shard worker %d still running %.0f s after the cluster stopped: killing it", pid, timeout_s)
-            os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process has taken the id
-        return False
-    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,

@@ -3,7 +3,7 @@
 The mutant-effect engine (:mod:`dnacnn.scoring.mutant_effect`) recomputes only
 part of a conv tower, so it needs the model as plain tensors: a tower of
 :class:`ConvStage` (valid conv with its batch norm folded into the weights,
-optional ReLU, optional max-pool of window = stride) and a head of
+optional ReLU or exponential, optional max-pool of window = stride) and a head of
 :class:`DenseLayer` (linear with folded batch norm, optional ReLU) on the
 channel-major flattened tower output. Dropout is the identity at inference and
 is dropped.
@@ -26,21 +26,29 @@ import torch
 from torch import nn
 
 from dnacnn.models.basset import Basset
+from dnacnn.models.common import Exponential
 from dnacnn.models.reverse_complement import RCConv1d
 from dnacnn.models.simple import SimpleCNN
 
 
 @dataclass(frozen=True)
 class ConvStage:
-    """conv (valid, stride 1) -> [ReLU] -> [max-pool, window = stride = ``pool``].
+    """conv (valid, stride 1) -> [activation] -> [max-pool, window = stride = ``pool``].
 
-    weight: (C_out, C_in, w) float; bias: (C_out,).
+    weight: (C_out, C_in, w) float; bias: (C_out,); activation: "relu", "exp" or None.
+    Both activations are increasing, so they commute with the max-pool.
     """
 
     weight: torch.Tensor
     bias: torch.Tensor
-    relu: bool
+    activation: str | None
     pool: int
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        """The stage's activation applied to ``h``."""
+        if self.activation == "relu":
+            return torch.relu(h)
+        return torch.exp(h) if self.activation == "exp" else h
 
     @property
     def width(self) -> int:
@@ -66,7 +74,7 @@ class FoldedModel:
     def to(self, device: torch.device, dtype: torch.dtype) -> "FoldedModel":
         """A copy with every tensor on ``device`` as ``dtype``."""
         return FoldedModel(
-            tuple(ConvStage(s.weight.to(device, dtype), s.bias.to(device, dtype), s.relu, s.pool)
+            tuple(ConvStage(s.weight.to(device, dtype), s.bias.to(device, dtype), s.activation, s.pool)
                   for s in self.stages),
             tuple(DenseLayer(d.weight.to(device, dtype), d.bias.to(device, dtype), d.relu)
                   for d in self.dense),
@@ -161,16 +169,16 @@ def _fold_tower(layers: list[nn.Module]) -> list[ConvStage] | None:
         weight, bias = conv
         i += 1
         weight, bias, i = _fold_next_batch_norm(weight, bias, layers, i)
-        relu, pool = False, 1
+        act, pool = None, 1
         while i < len(layers) and not isinstance(layers[i], (nn.Conv1d, RCConv1d)):
-            if isinstance(layers[i], nn.ReLU) and not relu:  # ReLU and max-pool commute
-                relu = True
+            if isinstance(layers[i], (nn.ReLU, Exponential)) and act is None:  # they commute with max-pool
+                act = "relu" if isinstance(layers[i], nn.ReLU) else "exp"
             elif _plain_pool(layers[i]) is not None and pool == 1:
                 pool = _plain_pool(layers[i])
             elif not isinstance(layers[i], nn.Dropout):
                 return None
             i += 1
-        stages.append(ConvStage(weight, bias, relu, pool))
+        stages.append(ConvStage(weight, bias, act, pool))
     return stages
 
 

@@ -7,7 +7,7 @@ tower once, keeping every layer's map, then for each mutant recomputes only the
 changed columns of each layer, as a *difference*: a conv is linear, so its new
 output is the reference output plus the conv of the input change, which is
 non-zero on the changed columns only (a transposed conv of that short slice);
-ReLU and max-pool are applied to the patched columns, and the dense head runs on
+the activation (ReLU or exponential) and max-pool are applied to the patched columns, and the dense head runs on
 the patched, flattened tower output. Batch norm is folded into the weights
 (:mod:`dnacnn.scoring.folded`). For Basset (600 bp) a single-base mutant costs
 about 1/15 of a whole window.
@@ -169,8 +169,7 @@ class MutantEffect:
             z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
             maps.append(_channels_last(z))
             h = F.max_pool2d(z, (1, stage.pool)) if stage.pool > 1 else z  # (N, C_out, 1, Lc // pool)
-            if stage.relu:  # after the pool: they commute, and the pooled map is smaller
-                h = torch.relu(h)
+            h = stage.activate(h)  # after the pool: they commute, and the pooled map is smaller
         maps.append(_channels_last(h))
         first = self.folded.dense[0]
         z = F.linear(h.flatten(1), first.weight, first.bias)  # (N, O)
@@ -238,7 +237,7 @@ class MutantEffect:
             )
             if p > 1:
                 region = region.reshape(b, n_pooled, p, c_out).amax(dim=2)  # (B, n_pooled, C_out)
-            new, start = (torch.relu(region) if stage.relu else region), q0
+            new, start = stage.activate(region), q0
         # the first dense layer changes by its weights at the changed tower columns
         tower, first = maps[-2], maps[-1]  # (R, P, C), (R, O)
         width = new.shape[1]

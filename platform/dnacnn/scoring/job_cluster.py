@@ -1,0 +1,74 @@
+"""The scoring job's Ray cluster: join one, or start a private local one, and stop it
+with no shard worker left running."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+log = logging.getLogger(__name__)
+
+
+def connect(address: str | None, device: str, wait_for_resources: float) -> bool:
+    """Join or start Ray and check it can run the job; True when this call started it."""
+    from dnacnn.ray_cluster import ClusterResourceError, init_ray, require_resources, starts_local_cluster
+
+    if device.startswith("cuda") and starts_local_cluster(address):
+        import torch
+
+        if not torch.cuda.is_available():  # a local cluster has this machine's GPUs: none
+            raise ClusterResourceError(
+                "--device cuda: this machine has no GPU that torch can use, and no --address of a "
+                "cluster with GPU nodes was given; use --device cpu, or --address (and "
+                "--wait-for-resources SECONDS while GPU nodes start)"
+            )
+    started = init_ray(address)
+    if device.startswith("cuda"):
+        try:
+            require_resources("GPU", 1, local=started, wait_s=wait_for_resources)
+        except BaseException:
+            if started:
+                import ray
+
+                ray.shutdown()
+            raise
+    return started
+
+
+def stop_cluster(worker_pids: set[int]) -> None:
+    """Stop this call's local cluster and wait until its shard workers have exited."""
+    import ray
+
+    ray.shutdown()
+    _wait_for_exit(worker_pids)
+
+
+def _wait_for_exit(pids: set[int], timeout_s: float = 20.0) -> None:
+    """Wait until the shard workers of this call's local cluster have exited; kill any that linger.
+
+    ``ray.shutdown`` stops the raylet, and its workers exit when they notice, a moment
+    later: the command must not return before that.
+    """
+    deadline = time.monotonic() + timeout_s
+    for pid in sorted(pids):
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            log.warning("shard worker %d still running %.0f s after the cluster stopped: killing it", pid, timeout_s)
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process has taken the id
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
