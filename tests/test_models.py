@@ -255,6 +255,14 @@ def test_basset_exponential_first_activation(tmp_path) -> None:
     assert loaded.model.config.first_activation == "exp"
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), out)
+    # Under bf16 autocast the exponential block runs in float32 at inference, in bf16 in training.
+    seen = []
+    hook = model.conv_tower[3].register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model.eval()(x)
+        model.train()(x)
+    hook.remove()
+    assert seen == [torch.float32, torch.bfloat16]
     with pytest.raises(ValueError, match="first_activation 'gelu' is not one of relu, exp"):
         build("basset", {**SMALL["basset"], "first_activation": "gelu"})
 

@@ -182,15 +182,20 @@ def test_fold_refuses_layouts_it_cannot_recompute_in_part():
     assert [s.activation for s in exp_first.stages] == ["exp", "relu", "relu"]
 
 
-def test_bf16_is_close_to_fp32():
-    model = small_basset()
+@pytest.mark.parametrize("name", ["basset", "basset_exp_first_layer"])
+def test_bf16_is_close_to_fp32(name):
+    model = MODELS[name]()
     ref, alt = variant_pairs(3)
     exact = np.subtract(*MutantEffect(model).pair_logits(alt, ref))
-    fast = np.subtract(*MutantEffect(model, precision="bf16").pair_logits(alt, ref))
+    fast_ref, fast_alt = MutantEffect(model, precision="bf16").pair_logits(ref, alt)
+    fast = fast_alt - fast_ref
     scale = np.abs(exact).max()
     assert scale > 0.1
     assert np.abs(fast - exact).max() < 0.05 * scale
     assert np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.99
+    # the engine's bf16 is the model's own bf16 forward (an exp stage in float32 in both)
+    naive_ref = predict_logits(model, ref, precision="bf16")
+    assert np.abs(fast_ref - naive_ref).max() < 0.02 * np.abs(naive_ref).max()
 
 
 def test_scorer_records_mode_and_precision_and_refuses_unknown_ones():

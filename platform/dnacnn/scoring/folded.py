@@ -72,9 +72,12 @@ class FoldedModel:
     dense: tuple[DenseLayer, ...]
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FoldedModel":
-        """A copy with every tensor on ``device`` as ``dtype``."""
+        """A copy with every tensor on ``device`` as ``dtype``, except the stages whose activation
+        is exp: they stay float32, as the model runs them at inference (``Basset.forward``)."""
         return FoldedModel(
-            tuple(ConvStage(s.weight.to(device, dtype), s.bias.to(device, dtype), s.activation, s.pool)
+            tuple(ConvStage(s.weight.to(device, torch.float32 if s.activation == "exp" else dtype),
+                            s.bias.to(device, torch.float32 if s.activation == "exp" else dtype),
+                            s.activation, s.pool)
                   for s in self.stages),
             tuple(DenseLayer(d.weight.to(device, dtype), d.bias.to(device, dtype), d.relu)
                   for d in self.dense),

@@ -28,7 +28,9 @@ averages the logits, as the wrapper does.
 Precision: "fp32" (deltas match the naive whole-window forward to float
 rounding), or "bf16": the convs and the first dense layer in bfloat16 (weights
 and inputs cast, as ``torch.autocast(dtype=bfloat16)`` does), the sums of
-reference columns and changes, and the dense layers after the first, in float32.
+reference columns and changes, and the dense layers after the first, in float32;
+a conv stage with an exponential activation stays float32 (as ``Basset.forward``
+runs it at inference).
 """
 
 from __future__ import annotations
@@ -163,8 +165,9 @@ class MutantEffect:
         maps = []
         # convs as 2-D convs on channels-last (N, C, 1, L) tensors: the maps come out with
         # channels last, as the mutant pass reads them, without a transposing copy
-        h = x.to(self.dtype).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (N, 4, 1, L)
+        h = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (N, 4, 1, L)
         for stage, weight in zip(self.folded.stages, self._weights_2d):
+            h = h.to(weight.dtype)  # each stage in its own dtype (exp stages: float32)
             maps.append(_channels_last(h))
             z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
             maps.append(_channels_last(z))
@@ -172,7 +175,7 @@ class MutantEffect:
             h = stage.activate(h)  # after the pool: they commute, and the pooled map is smaller
         maps.append(_channels_last(h))
         first = self.folded.dense[0]
-        z = F.linear(h.flatten(1), first.weight, first.bias)  # (N, O)
+        z = F.linear(h.flatten(1).to(first.weight.dtype), first.weight, first.bias)  # (N, O)
         maps.append(z.float())
         return maps, self._head(z)
 
@@ -217,7 +220,7 @@ class MutantEffect:
             d, w, p = new.shape[1], stage.width, stage.pool
             c_out = ref_pre.shape[2]
             change = new - _columns(ref_in, rows, start, d).float()  # (B, d, C_in)
-            spread = (change.reshape(b * d, -1).to(self.dtype) @ self._spread[k]).float()
+            spread = (change.reshape(b * d, -1).to(self._spread[k].dtype) @ self._spread[k]).float()
             # input column t changes conv outputs t .. t + w - 1 (counted from start - w + 1): sum them
             spread = spread.reshape(b, d, w * c_out).transpose(1, 2)  # (B, w * C_out, d)
             if w > 1 or d > 1:
