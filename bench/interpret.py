@@ -6,7 +6,7 @@ and for TomTom alone (against all 879 matrices of JASPAR 2024 CORE vertebrates).
 
 Without ``--model``, the main job's task is simulated small (its ``simulate`` section of
 jobs/configs/main.yaml, ``--windows`` windows on GRCh37 chr20 or the test fixture) and the
-main job's Basset (300/200/200 filters, pools 10/4/6 as in jobs/configs/main.yaml, 164 cell types) is trained for
+main job's Basset (300/200/200 filters, its pools and first-layer activation from jobs/configs/main.yaml, 164 cell types) is trained for
 ``--steps`` steps of plain PyTorch: a quickly trained model, not the main job's.
 
 Printed: seconds per step of the report (PFMs, TomTom, influence, logos) and in all; the
@@ -38,7 +38,7 @@ from dnacnn.interpret.matching import tomtom_best_matches
 from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.report import filter_report
-from dnacnn.models import Basset, BassetConfig, LoadedModel, basset_cell_types, build
+from dnacnn.models import Basset, LoadedModel, basset_cell_types, build
 from dnacnn.main_run import load_main_config
 from dnacnn.registry import load_model
 
@@ -60,7 +60,7 @@ def quick_model(out: Path, windows: int, steps: int, dataset: Path | None) -> tu
     train = dataset_sequences(dataset, "train")
     torch.manual_seed(0)
     params = load_main_config(REPO / "jobs" / "configs" / "main.yaml").model.params
-    model = build("basset", BassetConfig(n_tasks=164, pool_widths=tuple(params["pool_widths"])))
+    model = build("basset", {**params, "n_tasks": 164})
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     x = torch.from_numpy(train.onehot.copy()).float().permute(0, 2, 1)
     y = torch.from_numpy(train.labels.copy())
