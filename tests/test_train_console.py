@@ -67,6 +67,8 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
     assert "PlacementGroupCleaner" not in console
     assert "Failed to query Ray Train Controller" not in console
     assert "TrainingReport" not in console and "Reporting training result" not in console
+    # MLflow's schema set-up of the new sqlite store is not the job's progress.
+    assert "Creating initial MLflow database tables" not in console
     # Ray Data's progress bars of the training splits are gone.
     assert "row/s]" not in console
     # The job's own lines: the set-up, then one per epoch with loss and validation metrics.

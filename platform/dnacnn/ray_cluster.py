@@ -126,7 +126,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
             else:
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
         started = True
-    configure_data_context()
     return started
 
 

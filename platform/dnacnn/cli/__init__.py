@@ -22,6 +22,8 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not verbose:  # a new sqlite store's one-off schema lines ("Creating initial MLflow database tables")
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 # Registration: importing each module adds its commands to `app`.

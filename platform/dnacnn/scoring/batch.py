@@ -206,14 +206,15 @@ def score_vcf(
         raise
     # This call's own cluster stops (about a second of waiting for its processes) while the
     # outputs are written; the call returns after it, so no shard worker outlives the job.
-    stopping = threading.Thread(target=stop_cluster, args=(worker_pids,), name="dnacnn-ray-stop")
+    stopping = None
     if started:
+        stopping = threading.Thread(target=stop_cluster, args=(worker_pids,), name="dnacnn-ray-stop")
         stopping.start()
     try:
         return _write_outputs(out, shards, tasks, t0, pending, vcf, ref, scoring_seconds, precision, rc,
                               model_name, fingerprint, warnings, vcf_out, plot, strict)
     finally:
-        if started:
+        if stopping is not None:
             stopping.join()
 
 

@@ -50,6 +50,12 @@ class ConvStage:
             return torch.relu(h)
         return torch.exp(h) if self.activation == "exp" else h
 
+    def to(self, device: torch.device, dtype: torch.dtype) -> "ConvStage":
+        """A copy on ``device`` as ``dtype``; an exp stage stays float32, as the model runs it at
+        inference (``Basset.forward``: exp of bf16 pre-activations would amplify their rounding)."""
+        dtype = torch.float32 if self.activation == "exp" else dtype
+        return ConvStage(self.weight.to(device, dtype), self.bias.to(device, dtype), self.activation, self.pool)
+
     @property
     def width(self) -> int:
         return int(self.weight.shape[2])
@@ -72,13 +78,9 @@ class FoldedModel:
     dense: tuple[DenseLayer, ...]
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FoldedModel":
-        """A copy with every tensor on ``device`` as ``dtype``, except the stages whose activation
-        is exp: they stay float32, as the model runs them at inference (``Basset.forward``)."""
+        """A copy with every tensor on ``device`` as ``dtype`` (exp stages: see ``ConvStage.to``)."""
         return FoldedModel(
-            tuple(ConvStage(s.weight.to(device, torch.float32 if s.activation == "exp" else dtype),
-                            s.bias.to(device, torch.float32 if s.activation == "exp" else dtype),
-                            s.activation, s.pool)
-                  for s in self.stages),
+            tuple(s.to(device, dtype) for s in self.stages),
             tuple(DenseLayer(d.weight.to(device, dtype), d.bias.to(device, dtype), d.relu)
                   for d in self.dense),
         )

@@ -280,7 +280,7 @@ def fit(job: JobConfig, address: str | None = None,
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
     """
-    from dnacnn.ray_cluster import init_ray
+    from dnacnn.ray_cluster import configure_data_context, init_ray
 
     description = DatasetDescription.load(job.data.dataset)
     spec = loop_spec(job, description)
@@ -290,6 +290,7 @@ def fit(job: JobConfig, address: str | None = None,
     if "://" not in storage:
         check_run_identity(Path(storage) / name, run_identity(job, description))
     init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
+    configure_data_context()  # the splits are read with Ray Data
     cpus = ray.cluster_resources().get("CPU", 0)
     if not job.data.materialize and cpus <= job.train.num_workers:
         log.warning("data.materialize is false but the cluster has %s CPUs for %d training "
