@@ -74,14 +74,16 @@ def test_ref_mismatch_symbolic_missing_and_unknown_contig_are_rejected_with_reas
         body[2][:4] + ["."] + body[2][5:],  # missing ALT
         ["chr9"] + body[3][1:],  # contig not in the genome
         body[3][:4] + ["ACGR"] + body[3][5:],  # IUPAC in ALT
+        body[3][:4] + [body[3][3].lower()] + body[3][5:],  # ALT is REF (in lower case)
     ]
     path = _write(tmp_path / "edited.vcf", header + ["\t".join(f) for f in edits])
     got = [(a.reject, a.alt) for a in read_alleles(path, genome)]
     reasons = [r for r, _ in got]
     assert reasons == [
         "ref_mismatch", "symbolic_allele", None, "symbolic_allele",
-        "missing_alt", "unknown_contig", "invalid_allele",
+        "missing_alt", "unknown_contig", "invalid_allele", "invalid_allele",
     ]
+    assert "is the REF allele itself" in [a.message for a in read_alleles(path, genome)][-1]
     messages = {a.reject: a.message for a in read_alleles(path, genome) if a.reject}
     assert f"20:{body[0][1]}" in messages["ref_mismatch"] and "genome build" in messages["ref_mismatch"]
     assert "chr9" in messages["unknown_contig"]

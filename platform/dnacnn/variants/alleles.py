@@ -20,7 +20,7 @@ REJECT_REASONS = (
     "malformed",  # htslib could not parse the line (or CHROM / POS missing in a table row)
     "missing_alt",  # ALT is '.'
     "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends, '*' (spanning deletion)
-    "invalid_allele",  # REF or ALT with characters outside A, C, G, T, N
+    "invalid_allele",  # REF or ALT with characters outside A, C, G, T, N; ALT equal to REF
     "unknown_contig",  # CHROM not in the genome under any alias
     "ref_mismatch",  # REF differs from the genome (or runs past the contig end)
 )
@@ -135,12 +135,13 @@ def check_allele(
         return kind, "invalid_allele", f"ALT {alt!r} at {where} has characters outside A, C, G, T, N"
     if not _BASES.match(ref):
         return kind, "invalid_allele", f"REF {ref!r} at {where} has characters outside A, C, G, T, N"
-    if genome is None:
-        return kind, None, ""
-    try:
-        mismatch = check_ref(genome, chrom, pos, ref)
-    except UnknownContigError as err:
-        return kind, "unknown_contig", f"{where}: {err}"
-    if mismatch:
-        return kind, "ref_mismatch", mismatch
+    if genome is not None:  # a REF off the genome says more (the build) than ALT = REF
+        try:
+            mismatch = check_ref(genome, chrom, pos, ref)
+        except UnknownContigError as err:
+            return kind, "unknown_contig", f"{where}: {err}"
+        if mismatch:
+            return kind, "ref_mismatch", mismatch
+    if alt == ref:  # VCF: ALT lists non-reference alleles
+        return kind, "invalid_allele", f"ALT {alt!r} at {where} is the REF allele itself: nothing to score"
     return kind, None, ""
