@@ -89,7 +89,7 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
 def test_a_class_sorted_train_split_is_shuffled_and_kept_whole(ray_session, tmp_path):
     """``dnacnn data fasta`` writes class after class: the materialised train split must
     not hand the loop long runs of one class (that made the Oct4/Mafk model collapse)."""
-    from dnacnn.train.trainer import load_datasets
+    from dnacnn.train.ingest import load_datasets
 
     dataset = write_dataset(tmp_path / "dataset")
     train_dir = split_dir(dataset, "train")

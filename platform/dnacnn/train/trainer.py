@@ -24,22 +24,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray.data
+import ray
 from ray.train import (
-    CheckpointConfig, DataConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig,
+    CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig,
 )
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from dnacnn.config import JobConfig, to_dict
-from dnacnn.data.dataset_io import SPLITS, DatasetDescription, split_dir
+from dnacnn.data.dataset_io import DatasetDescription, split_dir
 from dnacnn.train import metrics
+from dnacnn.train.ingest import EvalSplitDataConfig, load_datasets
 from dnacnn.train.loop import train_loop_per_worker
 from dnacnn.train.run_state import LoopSpec, TrainState, read_test_predictions
 from dnacnn.train.run_identity import check_run_identity, record_run_identity, run_identity
@@ -170,79 +170,6 @@ def storage_path(job: JobConfig) -> str:
     return path if "://" in path else str(Path(path).expanduser().resolve())
 
 
-def load_datasets(dataset_dir: str | Path, materialize: bool = True, num_workers: int = 2,
-                  seed: int = 0) -> dict[str, Any]:
-    """The train / valid / test splits as Ray Datasets (Ray must be initialised).
-
-    With ``materialize``, each split is read on the driver with pyarrow and put
-    in the object store as blocks of at most 4,096 rows (at least two per
-    worker): no Ray Data task needs a CPU while the training workers hold them
-    all; a ``row`` column (the row's index in its split) lets the loop put
-    test predictions back in split order. The train split's rows are shuffled
-    once (with ``seed``) before they are cut into blocks of at most 1,024 rows,
-    so that a split written in label order (``dnacnn data fasta`` writes class
-    after class) does not hand the model batches of one class for hundreds of
-    steps; each epoch then shuffles the block order and, in the loop, the rows
-    within a buffer. Without ``materialize``, splits stream from Parquet with
-    ``ray.data.read_parquet`` in file order (test predictions in arbitrary order).
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    datasets = {}
-    for split in SPLITS:
-        path = split_dir(dataset_dir, split)
-        if not path.is_dir() or not any(path.glob("*.parquet")):
-            raise FileNotFoundError(
-                f"no Parquet files in {path}; a dataset folder needs train/, valid/ and test/ "
-                "splits (write one with `dnacnn simulate ...`)"
-            )
-        if materialize:
-            table = pq.read_table(path, columns=["onehot", "labels"])
-            table = table.append_column("row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-            block_rows = 4096
-            if split == "train":
-                table = table.take(np.random.default_rng(seed).permutation(table.num_rows))
-                block_rows = 1024
-            n_blocks = min(max(2 * num_workers, math.ceil(table.num_rows / block_rows)),
-                           max(1, table.num_rows))
-            size = math.ceil(table.num_rows / n_blocks)
-            datasets[split] = ray.data.from_arrow(
-                [table.slice(i, size) for i in range(0, table.num_rows, size)] or [table])
-        else:
-            datasets[split] = ray.data.read_parquet(str(path.resolve()), columns=["onehot", "labels"])
-    datasets["train"] = datasets["train"].randomize_block_order()
-    for ds in datasets.values():  # the loop's progress lines say how training goes
-        ds.context.enable_progress_bars = False
-        ds.context.print_on_execution_start = False
-    return datasets
-
-
-class EvalSplitDataConfig(DataConfig):
-    """Ray Train's DataConfig, but valid / test are split without dropping rows.
-
-    ``train`` is split in equal shards (Ray's default: every DDP rank takes the
-    same number of steps). The evaluation splits are shared out so that every
-    row is scored exactly once (``equal=False``); the loop gathers the predictions.
-    """
-
-    def configure(self, datasets, world_size, worker_handles, worker_node_ids, **kwargs):
-        train_only = {k: v for k, v in datasets.items() if k == "train"}
-        output = super().configure(train_only, world_size, worker_handles, worker_node_ids,
-                                   **kwargs)
-        for name, ds in datasets.items():
-            if name == "train":
-                continue
-            if ds.name is None:
-                ds.set_name(name)
-            ds = ds.copy(ds)
-            ds.context.execution_options = DataConfig.default_ingest_options()
-            for i, split in enumerate(ds.streaming_split(world_size, equal=False)):
-                output[i][name] = split
-        return output
-
-
 def build_trainer(spec: LoopSpec, datasets: dict[str, Any], name: str, storage: str):
     """The TorchTrainer for ``spec``: ScalingConfig, RunConfig (name, storage, failures,
     checkpoints kept), backend gloo on CPU / nccl on GPU."""
@@ -280,7 +207,7 @@ def fit(job: JobConfig, address: str | None = None,
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
     """
-    from dnacnn.ray_cluster import configure_data_context, init_ray
+    from dnacnn.ray_cluster import init_ray
 
     description = DatasetDescription.load(job.data.dataset)
     spec = loop_spec(job, description)
@@ -290,7 +217,6 @@ def fit(job: JobConfig, address: str | None = None,
     if "://" not in storage:
         check_run_identity(Path(storage) / name, run_identity(job, description))
     init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
-    configure_data_context()  # the splits are read with Ray Data
     cpus = ray.cluster_resources().get("CPU", 0)
     if not job.data.materialize and cpus <= job.train.num_workers:
         log.warning("data.materialize is false but the cluster has %s CPUs for %d training "
