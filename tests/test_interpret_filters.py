@@ -24,7 +24,7 @@ from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.motifs import Motif, jaspar_collection, jaspar_motifs, read_meme, write_meme
 from dnacnn.data.simulate_accessibility import sample_strong
 from dnacnn.data.writer import write_arrays
-from dnacnn.interpret import filter_influence, filter_motifs, recovered_factors, tomtom_best_matches
+from dnacnn.interpret import filter_influence, filter_motifs, recovered_factors, run_tomtom, tomtom_best_matches
 from dnacnn.interpret.filters import filter_layers
 from dnacnn.interpret.plots import plot_filter_logo, plot_influence_heatmap
 from dnacnn.models import BassetConfig, RCAverage, SimpleCNNConfig, build, save
@@ -197,10 +197,25 @@ def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(tr
     jaspar = jaspar_collection()
     assert len(jaspar) == 879
     found = filter_motifs(trained["model"], trained["onehot"])
-    matches = tomtom_best_matches(found.motifs(), jaspar)
+    tomtom = run_tomtom(found.motifs(), jaspar)
+    matches = tomtom.best()
+    pd.testing.assert_frame_equal(matches, tomtom_best_matches(found.motifs(), jaspar))
     recovered = recovered_factors(matches, trained["motifs"])
     assert sum(bool(v) for v in recovered.values()) >= 2
     assert recovered["MA0138.3"] or recovered["MA0506.3"]  # REST or NRF1: no look-alike matrices
+    # "Matched": an implanted matrix is a significant match of a filter, best or not. Every
+    # filter that recovers a factor also matches it, with the same p-value.
+    ids = [m.id for m in trained["motifs"]]
+    to_implanted = tomtom.to(ids)
+    assert len(to_implanted) == len(found.motifs()) * len(ids)  # JASPAR holds each implanted matrix once
+    matched = recovered_factors(to_implanted, trained["motifs"])
+    for factor, filters in recovered.items():
+        assert set(filters) <= set(matched[factor])
+    best = matches.set_index("query")
+    for row in to_implanted.itertuples():
+        assert row.p_value >= best.at[row.query, "p_value"]  # nothing beats the best match
+        if row.match_id == best.at[row.query, "match_id"]:
+            assert row.p_value == best.at[row.query, "p_value"]
     # Control: untrained filters on random sequence recover nothing, CTCF included. Their flat
     # columns do match the flat flanks of the long CTCF matrices (q < 0.05), which counts only
     # without the guard that the alignment cover half of both motifs' information and the
@@ -208,8 +223,10 @@ def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(tr
     torch.manual_seed(5)
     untrained = build("basset", trained["model"].config).eval()
     noise = np.eye(4, dtype=np.uint8)[np.random.default_rng(1).integers(0, 4, (1000, L))]
-    control = tomtom_best_matches(filter_motifs(untrained, noise).motifs(), jaspar)
+    control_tomtom = run_tomtom(filter_motifs(untrained, noise).motifs(), jaspar)
+    control = control_tomtom.best()
     assert not any(recovered_factors(control, trained["motifs"]).values())
+    assert not any(recovered_factors(control_tomtom.to(ids), trained["motifs"]).values())
     assert recovered_factors(control, trained["motifs"], min_coverage=None)["MA0139.2"]
 
 
@@ -280,6 +297,7 @@ def test_filters_command_on_a_registry_model_writes_the_report_and_logs_it(train
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
         assert summary["implanted"] == 3 and summary["recovered"] >= 2
+        assert summary["matched"] >= summary["recovered"] and len(summary["matched_factors"]) == 3
         table = pd.read_csv(out / "filters.tsv", sep="\t")
         assert list(table.columns[:6]) == ["filter", "sites", "trimmed_width", "information_content",
                                            "max_activation", "influence"]

@@ -10,10 +10,11 @@ from dnacnn.interpret.attention import attention_maps, site_attention
 from dnacnn.interpret.filters import FilterMotifs, filter_layers, filter_motifs
 from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.ism import importance, ism
-from dnacnn.interpret.matching import benjamini_hochberg, recovered_factors, tomtom_best_matches
+from dnacnn.interpret.matching import TomtomResult, benjamini_hochberg, recovered_factors, run_tomtom, tomtom_best_matches
 
 __all__ = [
     "FilterMotifs",
+    "TomtomResult",
     "attention_maps",
     "benjamini_hochberg",
     "filter_influence",
@@ -22,6 +23,7 @@ __all__ = [
     "importance",
     "ism",
     "recovered_factors",
+    "run_tomtom",
     "site_attention",
     "tomtom_best_matches",
 ]

@@ -19,6 +19,7 @@ informative as its columns on average (its core, not its flanks).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -62,12 +63,74 @@ def information_coverage(query: Motif, target: Motif, strand: str, offset: int) 
     return float(shares[0]), float(shares[1])
 
 
-def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> pd.DataFrame:
-    """The best TomTom match of each query among ``targets``.
+@dataclass(frozen=True)
+class TomtomResult:
+    """TomTom of Q queries against M targets: every (query, target) pair's p-value,
+    Benjamini-Hochberg q-value (per query, over the M targets), offset, overlap and
+    strand (0: "+"), each (Q, M)."""
+
+    queries: tuple[Motif, ...]
+    targets: tuple[Motif, ...]
+    p: np.ndarray
+    q: np.ndarray
+    offsets: np.ndarray
+    overlaps: np.ndarray
+    strands: np.ndarray
+
+    def best(self) -> pd.DataFrame:
+        """One row per query, its best (lowest p) target: :data:`MATCH_COLUMNS`."""
+        return self._rows(np.arange(len(self.queries)), self.p.argmin(axis=1))
+
+    def to(self, target_ids: Sequence[str]) -> pd.DataFrame:
+        """One row per (query, target) for the targets with these matrix IDs (any version:
+        ``MA0466`` or ``MA0466.4``), best or not: :data:`MATCH_COLUMNS`."""
+        wanted = {t.split(".")[0] for t in target_ids}
+        cols = [j for j, t in enumerate(self.targets) if t.id.split(".")[0] in wanted]
+        rows, cols = np.meshgrid(np.arange(len(self.queries)), np.asarray(cols, dtype=int), indexing="ij")
+        return self._rows(rows.ravel(), cols.ravel())
+
+    def _rows(self, rows: np.ndarray, cols: np.ndarray) -> pd.DataFrame:
+        if len(rows) == 0:
+            return pd.DataFrame(columns=MATCH_COLUMNS)
+        targets = [self.targets[j] for j in cols]
+        table = pd.DataFrame({
+            "query": [self.queries[i].id for i in rows],
+            "match_id": [t.id for t in targets],
+            "match_name": [t.name for t in targets],
+            "p_value": self.p[rows, cols],
+            "q_value": self.q[rows, cols],
+            "strand": np.where(self.strands[rows, cols] == 0, "+", "-"),
+            "offset": self.offsets[rows, cols].astype(int),
+            "overlap": self.overlaps[rows, cols].astype(int),
+        })
+        coverage = [information_coverage(self.queries[i], t, strand, offset)
+                    for i, t, strand, offset in zip(rows, targets, table["strand"], table["offset"])]
+        table["query_coverage"] = [c[0] for c in coverage]
+        table["match_coverage"] = [c[1] for c in coverage]
+        table["match_length_share"] = table["overlap"] / np.array([t.width for t in targets])
+        return table
+
+
+def run_tomtom(queries: Sequence[Motif], targets: Sequence[Motif]) -> TomtomResult:
+    """TomTom (memelite) of every query against every target.
 
     Args:
         queries: Q motifs (e.g. filter PFMs); targets: the database (e.g.
             :func:`dnacnn.data.motifs.jaspar_collection`), at least 25 for stable p-values.
+    """
+    from memelite import tomtom
+
+    if not queries:
+        empty = np.zeros((0, len(targets)))
+        return TomtomResult(tuple(queries), tuple(targets), empty, empty, empty, empty, empty)
+    p, _scores, offsets, overlaps, strands = tomtom(
+        [m.probs.T for m in queries], [t.probs.T for t in targets], n_jobs=1)  # each (Q, M)
+    return TomtomResult(tuple(queries), tuple(targets), p, benjamini_hochberg(p), offsets, overlaps, strands)
+
+
+def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> pd.DataFrame:
+    """The best TomTom match of each query among ``targets``.
+
     Returns:
         one row per query, columns :data:`MATCH_COLUMNS`: the target with the lowest
         p-value, its p and q value, strand ("+" or "-": the target's strand aligned to
@@ -78,40 +141,22 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
         overlap / the match's width (what match_coverage would be were its columns
         equally informative).
     """
-    from memelite import tomtom
-
-    if not queries:
-        return pd.DataFrame(columns=MATCH_COLUMNS)
-    p, _scores, offsets, overlaps, strands = tomtom(
-        [m.probs.T for m in queries], [t.probs.T for t in targets], n_jobs=1)  # each (Q, M)
-    q = benjamini_hochberg(p)
-    best = p.argmin(axis=1)
-    rows = np.arange(len(queries))
-    table = pd.DataFrame({
-        "query": [m.id for m in queries],
-        "match_id": [targets[j].id for j in best],
-        "match_name": [targets[j].name for j in best],
-        "p_value": p[rows, best],
-        "q_value": q[rows, best],
-        "strand": np.where(strands[rows, best] == 0, "+", "-"),
-        "offset": offsets[rows, best].astype(int),
-        "overlap": overlaps[rows, best].astype(int),
-    })
-    coverage = [information_coverage(m, targets[j], strand, offset)
-                for m, j, strand, offset in zip(queries, best, table["strand"], table["offset"])]
-    table["query_coverage"] = [c[0] for c in coverage]
-    table["match_coverage"] = [c[1] for c in coverage]
-    table["match_length_share"] = table["overlap"] / np.array([targets[j].width for j in best])
-    return table
+    return run_tomtom(queries, targets).best()
 
 
 def recovered_factors(
     matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05,
     min_coverage: float | None = 0.5,
 ) -> dict[str, list[str]]:
-    """Implanted factors that are the best match (q < ``q_max``) of at least one query.
+    """Implanted factors that are a match (q < ``q_max``) of at least one query.
 
-    A best match recovers an implanted matrix when it is that matrix (any version)
+    Given best matches (:func:`tomtom_best_matches`), a factor counts when it is a
+    query's best match ("recovered"); given every query's matches to the implanted
+    matrices (:meth:`TomtomResult.to`), when it is a significant match of a query,
+    best or not ("matched": a look-alike of the same family, such as CEBPE for an
+    implanted CEBPB, may match the query a little better).
+
+    A match recovers an implanted matrix when it is that matrix (any version)
     or another matrix of the same factor (name, case-insensitive: JASPAR has
     several CTCF matrices), and its alignment covers at least ``min_coverage`` of
     the information content of both the query and the match, and at least the
@@ -120,7 +165,7 @@ def recovered_factors(
     best match and its q-value alone decide.
 
     Args:
-        matches: :func:`tomtom_best_matches` rows.
+        matches: :func:`tomtom_best_matches` or :meth:`TomtomResult.to` rows.
         implanted: the implanted matrices.
     Returns:
         implanted id -> the queries (filters) recovering it ([] when none).

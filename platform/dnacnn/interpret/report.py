@@ -22,7 +22,7 @@ from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.inputs import Sequences
 from dnacnn.interpret.ism import importance, ism
-from dnacnn.interpret.matching import recovered_factors, tomtom_best_matches
+from dnacnn.interpret.matching import recovered_factors, run_tomtom
 from dnacnn.models import LoadedModel
 
 
@@ -62,7 +62,8 @@ def filter_report(
         seqs: the sequences (with labels, for the influence).
         targets: motifs to match against; default JASPAR 2024 CORE vertebrates (pyjaspar).
         implanted: motifs a simulator implanted; the summary then counts those recovered
-            (the TomTom best match, q < 0.05, of at least one filter).
+            (the TomTom best match, q < 0.05, of at least one filter) and those matched
+            (a TomTom match, q < 0.05, of at least one filter, best or not).
         influence_sequences: the influence is measured on the first this many sequences
             (the network after the first layer runs once per filter); None: all.
         max_logos: draw a logo figure for this many filters with sites, the most
@@ -84,7 +85,8 @@ def filter_report(
 
     t0 = time.perf_counter()
     targets = list(targets) if targets is not None else jaspar_collection()
-    matches = tomtom_best_matches(motifs, targets)
+    tomtom = run_tomtom(motifs, targets)
+    matches = tomtom.best()
     seconds["tomtom"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -132,6 +134,10 @@ def filter_report(
         summary["implanted"] = len(implanted)
         summary["recovered"] = sum(bool(v) for v in recovered.values())
         summary["recovered_factors"] = {f"{k} {names[k]}": v for k, v in recovered.items()}
+        # A significant match, not necessarily the best: a same-family look-alike may be better.
+        matched = recovered_factors(tomtom.to([m.id for m in implanted]), implanted)
+        summary["matched"] = sum(bool(v) for v in matched.values())
+        summary["matched_factors"] = {f"{k} {names[k]}": v for k, v in matched.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, "Filters as motifs", summary,
                 ["filters.tsv", "filters.meme", "influence.parquet", "summary.json"], images)
