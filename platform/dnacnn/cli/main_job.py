@@ -23,11 +23,20 @@ def main(
     with user_errors():
         summary = run_main(load_main_config(config, set_), address)
     typer.echo(json.dumps(summary, indent=2, default=str))
-    scores = summary["scores"]
-    typer.echo(
-        "\nDone in {m} min.\n  model: {uri}\n  real VCF scores: {real}\n  simulated-variant scores: {sim}\n"
-        "  truth recovery: AUROC {auc:.3f} (plot {plot})\n  summary: {data}/main_summary.json".format(
+    typer.echo(done_lines(summary))
+
+
+def done_lines(summary: dict) -> str:
+    """The closing lines of ``dnacnn main``: where everything is, and the job's headline figures."""
+    scores, filters = summary["scores"], summary["filters"]
+    return (
+        "\nDone in {m} min.\n  model: {uri} (test AUROC {test:.3f})\n  real VCF scores: {real}\n"
+        "  simulated-variant scores: {sim}\n  truth recovery: AUROC {auc:.3f} (plot {plot})\n"
+        "  filters: {rec} of {imp} implanted factors recovered, {mat} matched (report {index})\n"
+        "  summary: {data}/main_summary.json".format(
             m=summary["minutes"], uri=summary["training"]["mlflow"]["uri"],
+            test=summary["training"]["metrics"]["test_auroc"],
+            rec=filters["recovered"], imp=filters["implanted"], mat=filters["matched"], index=filters["index"],
             real=scores["real"]["out"], sim=scores["simulated"]["out"],
             auc=scores["simulated"]["truth_recovery"]["variant_auroc"],
             plot=scores["simulated"]["truth_recovery"]["plot"], data=Path(summary["dataset"]["path"]).parents[1],
