@@ -1,6 +1,7 @@
 """VCF records as (site, ALT) rows, on real 1000 Genomes files against the real chr20."""
 
 import gzip
+import logging
 from collections import Counter
 
 import pysam
@@ -114,6 +115,32 @@ def test_malformed_lines_become_rejects_naming_the_line(genome, tmp_path):
     assert "POS '12x' is not a positive integer" in malformed[0].message
     assert "3 tab-separated column(s)" in malformed[1].message
     assert str(path) in malformed[0].message
+
+
+def test_malformed_lines_are_logged_up_to_a_limit_and_all_kept_as_rejects(genome, tmp_path, caplog):
+    """A file of many broken lines does not flood the console: the first LOGGED_MALFORMED are
+    logged, then one line with how many more; every one is still a reject. The driver's survey
+    of the first alleles (a preview of what the shards read again) logs none."""
+    from dnacnn.variants.genome_agreement import survey
+    from dnacnn.variants.reading import LOGGED_MALFORMED
+
+    lines = _lines(FIXTURE_VCF)
+    n_header = sum(l.startswith("#") for l in lines)
+    body = [l for l in lines if not l.startswith("#")]
+    broken = [f"20\t{100 + i}\tonly3" for i in range(LOGGED_MALFORMED + 15)]
+    path = _write(tmp_path / "many_bad.vcf", lines[:n_header] + body[:1] + broken + body[1:2])
+    with caplog.at_level(logging.WARNING, logger="dnacnn.variants"):
+        alleles = list(read_alleles(path, genome))
+    assert sum(a.reject == "malformed" for a in alleles) == len(broken) and len(alleles) == len(broken) + 2
+    warned = [r.getMessage() for r in caplog.records]
+    assert sum("malformed VCF record:" in m for m in warned) == LOGGED_MALFORMED
+    assert warned[-1].endswith("15 more malformed VCF record(s) in this read, not logged; each is a "
+                               "'malformed' reject with its line and reason")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dnacnn.variants"):
+        assert survey(path, genome)["malformed"] == len(broken)
+        assert sum(a.reject == "malformed" for a in read_alleles(path, genome, log_malformed=0)) == len(broken)
+    assert not caplog.records
 
 
 def test_tabix_region_query_reads_each_record_once(genome):

@@ -29,8 +29,10 @@ class GenomeMismatchError(ValueError):
 
 
 def survey(vcf: str | Path, genome: Genome, alleles: int = SURVEY_ALLELES) -> Counter:
-    """Reject reasons (and ``None`` for scorable) of the first ``alleles`` alleles of a VCF."""
-    return Counter(a.reject for a in islice(read_alleles(vcf, genome), alleles))
+    """Reject reasons (and ``None`` for scorable) of the first ``alleles`` alleles of a VCF.
+
+    A preview: malformed records are not logged here (the read that scores them logs them)."""
+    return Counter(a.reject for a in islice(read_alleles(vcf, genome, log_malformed=0), alleles))
 
 
 def agreement_problems(vcf: str | Path, genome: Genome, scored: int, reasons: Mapping[str, int],

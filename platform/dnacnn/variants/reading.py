@@ -21,6 +21,26 @@ from dnacnn.variants.files import VcfFormatError, is_gzip, open_vcf
 
 log = logging.getLogger(__name__)
 
+#: Malformed records logged per :func:`read_alleles` call; every one is in its rejects anyway.
+LOGGED_MALFORMED = 10
+
+
+class _MalformedLog:
+    """Log the first ``limit`` malformed-record messages of one read, then say how many more."""
+
+    def __init__(self, path: str, limit: int):
+        self.path, self.limit, self.count = path, limit, 0
+
+    def __call__(self, message: str) -> None:
+        self.count += 1
+        if self.count <= self.limit:
+            log.warning(message)
+
+    def close(self) -> None:
+        if self.limit and self.count > self.limit:
+            log.warning("%s: %d more malformed VCF record(s) in this read, not logged; each is a "
+                        "'malformed' reject with its line and reason", self.path, self.count - self.limit)
+
 
 def diagnose_line(line: str) -> str:
     """Why a raw VCF data line cannot be parsed, in words."""
@@ -67,6 +87,7 @@ def read_alleles(
     genome: Genome | None = None,
     region: tuple[str, int, int] | None = None,
     max_consecutive_errors: int = 1000,
+    log_malformed: int = LOGGED_MALFORMED,
 ) -> Iterator[Allele]:
     """Every (site, ALT allele) of a VCF, scorable or rejected with a reason.
 
@@ -79,6 +100,8 @@ def read_alleles(
             see :func:`_owned_malformed`).
         max_consecutive_errors: this many unparseable lines in a row means the
             file is not a VCF or is truncated: :class:`VcfFormatError`.
+        log_malformed: malformed records logged as warnings (then one line with how
+            many more); 0 logs none. Each is yielded as a reject either way.
     Yields:
         :class:`Allele`, in file order (in region mode, malformed lines last).
     """
@@ -124,14 +147,16 @@ def read_alleles(
                 continue
             yield from _record_alleles(rec, index, line, genome)
             index += 1
+    warn = _MalformedLog(path, log_malformed)
     if region is not None:
         if pending_malformed:
-            yield from _owned_malformed(path, region)
+            yield from _owned_malformed(path, region, warn)
     else:
-        yield from _malformed_alleles(path, pending_malformed)
+        yield from _malformed_alleles(path, pending_malformed, warn)
+    warn.close()
 
 
-def _owned_malformed(path: str, region: tuple[str, int, int]) -> Iterator[Allele]:
+def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLog) -> Iterator[Allele]:
     """Malformed lines whose POS lies in ``region``, with a diagnosis.
 
     In region mode htslib cannot say where an unparseable line is, and a line whose
@@ -158,7 +183,7 @@ def _owned_malformed(path: str, region: tuple[str, int, int]) -> Iterator[Allele
                 f"{path}, record at {chrom}:{pos} (line {number + 1} of region "
                 f"{chrom}:{start}-{end}): malformed VCF record: {diagnose_line(text)}"
             )
-            log.warning(message)
+            warn(message)
             yield Allele(
                 chrom=chrom, pos=pos, id=fields[2] if len(fields) > 2 else ".",
                 ref=fields[3] if len(fields) > 3 else ".", alt=fields[4] if len(fields) > 4 else ".",
@@ -166,7 +191,7 @@ def _owned_malformed(path: str, region: tuple[str, int, int]) -> Iterator[Allele
             )
 
 
-def _malformed_alleles(path: str, pending: list[tuple[int, int]]) -> Iterator[Allele]:
+def _malformed_alleles(path: str, pending: list[tuple[int, int]], warn: _MalformedLog) -> Iterator[Allele]:
     raw = _raw_lines(path, {line for _, line in pending if line}) if pending else {}
     for index, line in pending:
         text = raw.get(line, "")
@@ -175,7 +200,7 @@ def _malformed_alleles(path: str, pending: list[tuple[int, int]]) -> Iterator[Al
         pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
         why = diagnose_line(text) if text else "htslib could not parse it"
         message = f"{path}, line {line}: malformed VCF record: {why}"
-        log.warning(message)
+        warn(message)
         yield Allele(
             chrom=chrom, pos=pos, id=".", ref=".", alt=".", kind="unknown",
             record=index, line=line, reject="malformed", message=message,
