@@ -215,7 +215,8 @@ def _from_jaspar(found) -> Motif:
     return Motif(found.matrix_id, found.name, counts, int(counts[0].sum()))
 
 
-def _base_id(matrix_id: str) -> tuple[str, int]:
+def split_matrix_id(matrix_id: str) -> tuple[str, int]:
+    """A JASPAR matrix ID as (base, version): ``MA0139.2`` -> (``MA0139``, 2); no version -> 0."""
     base, _, version = matrix_id.partition(".")
     return base, int(version) if version.isdigit() else 0
 
@@ -228,14 +229,14 @@ def find_motif(motifs: Sequence[Motif], key: str) -> Motif:
     Raises:
         KeyError: naming close candidates.
     """
-    base = _base_id(key)[0]
-    by_id = [m for m in motifs if m.id == key or _base_id(m.id)[0] == base]
+    base = split_matrix_id(key)[0]
+    by_id = [m for m in motifs if m.id == key or split_matrix_id(m.id)[0] == base]
     if not by_id:
         by_id = [m for m in motifs if m.name.upper() == key.upper()]
     if not by_id:
         near = [m.name for m in motifs if key.upper()[:3] in m.name.upper()][:10]
         raise KeyError(f"no motif {key!r} among {len(motifs)} motifs; similar names: {near}")
-    return max(by_id, key=lambda m: _base_id(m.id))
+    return max(by_id, key=lambda m: split_matrix_id(m.id))
 
 
 def jaspar_motifs(keys: Sequence[str], release: str = "JASPAR2024") -> list[Motif]:
@@ -259,7 +260,7 @@ def jaspar_motifs(keys: Sequence[str], release: str = "JASPAR2024") -> list[Moti
         else:
             candidates = db.fetch_motifs_by_name(key)
             vertebrate = [m for m in candidates if m.tax_group == "vertebrates"] or candidates
-            found = max(vertebrate, key=lambda m: _base_id(m.matrix_id)) if vertebrate else None
+            found = max(vertebrate, key=lambda m: split_matrix_id(m.matrix_id)) if vertebrate else None
         if found is None:
             raise KeyError(f"JASPAR ({release}) has no matrix {key!r}")
         out.append(_from_jaspar(found))

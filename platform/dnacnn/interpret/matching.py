@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dnacnn.data.motifs import Motif
+from dnacnn.data.motifs import Motif, split_matrix_id
 
 MATCH_COLUMNS = ["query", "match_id", "match_name", "p_value", "q_value", "strand", "offset", "overlap",
                  "query_coverage", "match_coverage", "match_length_share"]
@@ -84,8 +84,8 @@ class TomtomResult:
     def to(self, target_ids: Sequence[str]) -> pd.DataFrame:
         """One row per (query, target) for the targets with these matrix IDs (any version:
         ``MA0466`` or ``MA0466.4``), best or not: :data:`MATCH_COLUMNS`."""
-        wanted = {t.split(".")[0] for t in target_ids}
-        cols = [j for j, t in enumerate(self.targets) if t.id.split(".")[0] in wanted]
+        wanted = {split_matrix_id(t)[0] for t in target_ids}
+        cols = [j for j, t in enumerate(self.targets) if split_matrix_id(t.id)[0] in wanted]
         rows, cols = np.meshgrid(np.arange(len(self.queries)), np.asarray(cols, dtype=int), indexing="ij")
         return self._rows(rows.ravel(), cols.ravel())
 
@@ -177,6 +177,6 @@ def recovered_factors(
                     & (hits["match_coverage"] >= hits["match_length_share"])]
     for query, match_id, match_name in zip(hits["query"], hits["match_id"], hits["match_name"]):
         for m in implanted:
-            if m.id.split(".")[0] == match_id.split(".")[0] or m.name.upper() == match_name.upper():
+            if split_matrix_id(m.id)[0] == split_matrix_id(match_id)[0] or m.name.upper() == match_name.upper():
                 found[m.id].append(query)
     return found

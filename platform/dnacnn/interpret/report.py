@@ -129,15 +129,14 @@ def filter_report(
                "sequences": len(seqs.onehot), "targets": len(targets),
                "seconds": {k: round(v, 2) for k, v in seconds.items()}}
     if implanted is not None:
-        recovered = recovered_factors(matches, implanted)
         names = {m.id: m.name for m in implanted}
         summary["implanted"] = len(implanted)
-        summary["recovered"] = sum(bool(v) for v in recovered.values())
-        summary["recovered_factors"] = {f"{k} {names[k]}": v for k, v in recovered.items()}
-        # A significant match, not necessarily the best: a same-family look-alike may be better.
-        matched = recovered_factors(tomtom.to([m.id for m in implanted]), implanted)
-        summary["matched"] = sum(bool(v) for v in matched.values())
-        summary["matched_factors"] = {f"{k} {names[k]}": v for k, v in matched.items()}
+        # recovered: a filter's best match; matched: a significant match, best or not (a
+        # same-family look-alike may match the filter a little better).
+        for key, table in (("recovered", matches), ("matched", tomtom.to(list(names)))):
+            found = recovered_factors(table, implanted)
+            summary[key] = sum(bool(v) for v in found.values())
+            summary[f"{key}_factors"] = {f"{k} {names[k]}": v for k, v in found.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, "Filters as motifs", summary,
                 ["filters.tsv", "filters.meme", "influence.parquet", "summary.json"], images)

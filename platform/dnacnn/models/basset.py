@@ -98,6 +98,10 @@ class BassetConfig:
         return length
 
 
+#: Modules per conv block of ``Basset.conv_tower``: conv, batch norm, activation, max-pool.
+BLOCK_MODULES = 4
+
+
 class Basset(ConfiguredModel):
     """Basset CNN.
 
@@ -144,8 +148,8 @@ class Basset(ConfiguredModel):
             # At inference the exponential block runs in float32: exp turns bf16's 0.4% rounding
             # of its input into errors of 1-2% (training keeps bf16: its noise averages out).
             with torch.autocast(x.device.type, enabled=False):
-                h = self.conv_tower[:4](x.float())
-            h = self.conv_tower[4:](h)
+                h = self.conv_tower[:BLOCK_MODULES](x.float())
+            h = self.conv_tower[BLOCK_MODULES:](h)
         else:
             h = self.conv_tower(x)  # (N, C, P): C = conv_filters[-1], P = conv_output_length
         h = self.dense(h.flatten(1))  # (N, hidden_units[-1])
