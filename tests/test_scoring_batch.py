@@ -501,7 +501,8 @@ def test_no_shard_worker_outlives_a_job_on_a_joined_cluster(clean_run):
 
 @pytest.mark.slow
 def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
-    """`dnacnn score` starts its own local cluster and stops all of it before it returns."""
+    """`dnacnn score` starts its own local cluster and stops all of it before it returns,
+    with its heap frozen, so the interpreter's exit skips a last garbage collection."""
     import tempfile
 
     import psutil
@@ -510,7 +511,9 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "platform"),
            "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
-    code = "import sys; from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()"
+    env.pop("RAY_AUTH_MODE", None)  # as a user's shell has it: unset
+    code = ("import atexit, gc, sys; atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr)); "
+            "from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()")
     result = subprocess.run(
         [sys.executable, "-c", code, "score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
          "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out"), "--no-plot", "--shard-variants", "50"],
@@ -518,6 +521,10 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["alleles_scored"] == 194
+    frozen = [line for line in result.stderr.splitlines() if line.startswith("frozen ")]
+    assert frozen and int(frozen[-1].split()[1]) > 100_000, result.stderr[-2000:]
+    # the private cluster has Ray's default token authentication, without Ray's warning that it has
+    assert "Token authentication" not in result.stderr, result.stderr[-2000:]
     left = []  # every process of the run's Ray session inherited its RAY_TMPDIR (titles change, env does not)
     for proc in psutil.process_iter():
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from urllib.parse import urlparse
 
@@ -98,6 +99,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     Raises:
         RayConnectionError: the address does not answer.
     """
+    if (address or os.environ.get("RAY_ADDRESS") or "local") == "local" and "ray" not in sys.modules:
+        # A new local cluster gets Ray's default, token authentication, and Ray warns on the
+        # console that it did so; asked for by name (read when Ray is imported) it is the same
+        # mode without the warning. A user's own RAY_AUTH_MODE stands.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     started = False
