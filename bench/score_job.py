@@ -14,6 +14,12 @@ runs (``dnacnn score``, a private 2-CPU local Ray cluster) in a subprocess. Repo
   them) and summed RSS of the command and every process under it, sampled every 0.5 s;
 - processes of the run still alive after the command returned (its own Ray session,
   found by a private RAY_TMPDIR): must be 0.
+
+With ``--joined`` the command joins a running 1-node, 2-CPU cluster
+(``dnacnn.cluster.local.up``, as ``dnacnn cluster up`` starts one) given by RAY_ADDRESS,
+as a user who scores batch after batch runs it: the whole run then pays no Ray start
+or stop. Memory then sums the command and the cluster's processes; "left" counts
+scoring actors still running on the cluster when the command has returned.
 """
 
 from __future__ import annotations
@@ -62,10 +68,10 @@ def real_snvs(genome: Genome, contig: str, n: int, seed: int = 0) -> list[tuple]
 
 
 class TreeMemory:
-    """Peak summed RSS and PSS of a process and all its descendants."""
+    """Peak summed RSS and PSS of processes and all their descendants."""
 
-    def __init__(self, pid: int, interval: float = 0.5):
-        self.root = psutil.Process(pid)
+    def __init__(self, *pids: int, interval: float = 0.5):
+        self.roots = [psutil.Process(pid) for pid in pids]
         self.interval, self.peak_rss, self.peak_pss, self.peak_procs = interval, 0, 0, 0
         self.breakdown: list[tuple[int, str]] = []  # (PSS bytes, command) per process at the peak
         self._stop = threading.Event()
@@ -73,9 +79,13 @@ class TreeMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                procs = [self.root] + self.root.children(recursive=True)
-            except psutil.Error:
+            procs = []
+            for root in self.roots:
+                try:
+                    procs += [root] + root.children(recursive=True)
+                except psutil.Error:
+                    pass
+            if not procs:
                 break
             rss = pss = 0
             parts = []
@@ -113,21 +123,42 @@ def leftovers(ray_tmp: str) -> list[str]:
     return found
 
 
-def run_score(model: Path, fasta: Path, vcf: Path, out: Path, extra: list[str]) -> dict:
+def shard_workers(pids: list[int]) -> list[str]:
+    """Scoring actors still running under a joined cluster's processes."""
+    found = []
+    for pid in pids:
+        try:
+            for p in psutil.Process(pid).children(recursive=True):
+                if "ShardWorker" in " ".join(p.cmdline()):
+                    found.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    return found
+
+
+def run_score(model: Path, fasta: Path, vcf: Path, out: Path, extra: list[str], cluster=None) -> dict:
+    """Run `dnacnn score` as a user does: its own local cluster, or (``cluster``, a
+    ``dnacnn.cluster.local`` state) joining a running one, whose processes are then
+    part of the memory measured."""
     ray_tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths have a length limit
     env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_MODE", None)
+    cluster_pids = []
+    if cluster is not None:
+        env.update(cluster.env())
+        cluster_pids = [p.pid for p in cluster.processes]
     cmd = [sys.executable, "-c", "import sys; from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()",
            "score", "--model", str(model), "--genome", str(fasta), "--vcf", str(vcf), "--out", str(out),
            "--no-plot", *extra]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with TreeMemory(proc.pid) as mem:
+    with TreeMemory(proc.pid, *cluster_pids) as mem:
         stdout, stderr = proc.communicate()
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"dnacnn score failed ({proc.returncode}): {stderr[-3000:]}")
-    left = leftovers(ray_tmp)
+    left = shard_workers(cluster_pids) if cluster is not None else leftovers(ray_tmp)
     shutil.rmtree(ray_tmp, ignore_errors=True)
     summary = json.loads(stdout)
     return {"wall": wall, "summary": summary, "pss": mem.peak_pss, "rss": mem.peak_rss,
@@ -139,6 +170,8 @@ def main() -> None:
     parser.add_argument("--snvs", type=int, default=10_000)
     parser.add_argument("--rc", action="store_true")
     parser.add_argument("--options", default="", help='more `dnacnn score` options, e.g. "--batch-size 64"')
+    parser.add_argument("--joined", action="store_true",
+                        help="join a running 1-node, 2-CPU cluster (dnacnn.cluster.local) instead of starting one")
     args = parser.parse_args()
     fasta = SHARED / "grch37_chr20" / "20.fa.gz"
     if not fasta.exists():
@@ -153,18 +186,31 @@ def main() -> None:
         tasks = [f"cell type {i}" for i in range(164)]
         models.save(model.eval(), tmp / "model", tasks, task_type="multitask")
         extra = (["--rc"] if args.rc else []) + shlex.split(args.options)
-        r = run_score(tmp / "model", fasta, vcf, tmp / "out", extra)
+        if args.joined:
+            from dnacnn.cluster import local
+
+            state_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+            try:
+                cluster = local.up(state_dir, nodes=1, cpus_per_node=2)
+                r = run_score(tmp / "model", fasta, vcf, tmp / "out", extra, cluster)
+            finally:
+                local.down(state_dir)
+                shutil.rmtree(state_dir, ignore_errors=True)
+        else:
+            r = run_score(tmp / "model", fasta, vcf, tmp / "out", extra)
     s = r["summary"]
     n = s["alleles_scored"]
     whole, step = n / r["wall"], n / s["scoring_seconds"]
-    print(f"{n} SNVs, {s['shards']} shard(s), rc={args.rc} {args.options}")
+    where = "joining a running 1-node cluster" if args.joined else "its own local cluster"
+    print(f"{n} SNVs, {s['shards']} shard(s), rc={args.rc} {args.options}, {where}")
     print("| measure | value |\n| --- | ---: |")
     print(f"| whole run (command wall time) | {r['wall']:.1f} s, {whole:.0f} SNVs/s |")
     print(f"| scoring step (the Ray part) | {s['scoring_seconds']:.1f} s, {step:.0f} SNVs/s |")
     print(f"| whole run / scoring step | {whole / step:.2f} |")
     print(f"| peak summed PSS | {r['pss'] / 2**20:.0f} MiB |")
     print(f"| peak summed RSS | {r['rss'] / 2**20:.0f} MiB ({r['procs']} processes at most) |")
-    print(f"| processes left after the command | {len(r['left'])} |")
+    left = "shard workers left on the cluster" if args.joined else "processes left after the command"
+    print(f"| {left} | {len(r['left'])} |")
     for line in r["left"]:
         print("  left:", line)
     print("PSS per process at the peak (MiB):")

@@ -328,6 +328,59 @@ def test_load_rejects_other_formats(tmp_path) -> None:
         load(tmp_path / "missing")
 
 
+def _broken_checkpoints(tmp_path):
+    """(name, folder, what the error must say) for broken copies of one good checkpoint."""
+    good = tmp_path / "good"
+    save(build("simple", SMALL["simple"]), good, ["a", "b"], task_type="multitask")
+    meta = json.loads((good / "model.json").read_text())
+    weights = (good / "model.safetensors").read_bytes()
+    cases = []
+
+    def copy(name: str, json_text: str | None = None, weight_bytes: bytes | None = None):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.json").write_text(json.dumps(meta) if json_text is None else json_text)
+        (folder / "model.safetensors").write_bytes(weights if weight_bytes is None else weight_bytes)
+        return folder
+
+    cases.append((copy("truncated", weight_bytes=weights[:-10]), "model.safetensors", "truncated"))
+    cases.append((copy("header-only", weight_bytes=weights[:100]), "model.safetensors", "truncated"))
+    cases.append((copy("empty-weights", weight_bytes=b""), "model.safetensors", "not a whole safetensors file"))
+    cases.append((copy("trailing", weight_bytes=weights + b"junk"), "model.safetensors", "the file"))
+    cases.append((copy("pickle", weight_bytes=b"\x80\x04\x95" + bytes(200)), "model.safetensors",
+                  "not a whole safetensors file"))
+    cases.append((copy("not-json", json_text="{name: simple"), "model.json", "not JSON"))
+    cases.append((copy("no-config", json_text=json.dumps({k: v for k, v in meta.items() if k != "config"})),
+                  "model.json", "'config' is missing"))
+    cases.append((copy("task-names", json_text=json.dumps({**meta, "tasks": [1, 2]})), "model.json", "tasks"))
+    cases.append((copy("task-type", json_text=json.dumps({**meta, "task_type": "regression"})), "model.json",
+                  "regression"))
+    cases.append((copy("bad-config", json_text=json.dumps({**meta, "config": {**meta["config"], "filters": "x"}})),
+                  "model.json", "cannot build"))
+    other = tmp_path / "other"  # weights of another model beside this model.json
+    save(build("simple", {**SMALL["simple"], "n_tasks": 3}), other, ["a", "b", "c"], task_type="multitask")
+    cases.append((copy("foreign", weight_bytes=(other / "model.safetensors").read_bytes()), "model.safetensors",
+                  "does not hold the weights"))
+    return cases
+
+
+def test_broken_checkpoints_are_refused_by_name_without_torch(tmp_path) -> None:
+    """Every broken file is named in one error; the torch-free reader that a job's driver runs
+    before Ray starts catches all but weights that do not fit their config."""
+    from dnacnn.checkpoint_files import read_checkpoint_meta
+
+    for folder, file_name, said in _broken_checkpoints(tmp_path):
+        with pytest.raises(ValueError) as err:
+            load(folder)
+        message = str(err.value)
+        assert str(folder / file_name) in message and said in message, (folder.name, message)
+        assert "\n" not in message
+        if folder.name not in ("bad-config", "foreign"):
+            with pytest.raises(ValueError, match=said):
+                read_checkpoint_meta(folder)
+    assert read_checkpoint_meta(tmp_path / "good")["name"] == "simple"
+
+
 def test_build_validates_configs() -> None:
     with pytest.raises(ValueError, match="'conv_filter'.*allowed keys: seq_len"):
         build("basset", {"conv_filter": (10, 10, 10)})

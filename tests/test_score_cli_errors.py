@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -118,6 +119,29 @@ def test_missing_model_or_genome_creates_nothing(model_dir, tmp_path):
     assert not out.exists()
     line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out, tmp_path / "no.fa.gz")))
     assert "genome FASTA not found" in line and str(tmp_path / "no.fa.gz") in line
+    assert not out.exists()
+
+
+def test_a_broken_model_file_is_refused_before_ray_starts(model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a copy cut short
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(broken, FIXTURE_VCF, out)))
+    assert str(weights) in line and "truncated" in line
+    assert not out.exists()
+
+
+def test_weights_that_do_not_fit_their_config_are_refused_before_ray_starts(model_dir, tmp_path):
+    foreign = tmp_path / "foreign"
+    shutil.copytree(model_dir, foreign)
+    meta = json.loads((foreign / "model.json").read_text())
+    meta["config"]["n_tasks"], meta["tasks"] = 1, meta["tasks"][:1]
+    (foreign / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(foreign, FIXTURE_VCF, out)))
+    assert str(foreign / "model.safetensors") in line and "does not hold the weights" in line
     assert not out.exists()
 
 

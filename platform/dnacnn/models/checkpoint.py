@@ -1,14 +1,10 @@
 """Self-describing checkpoints: weights as safetensors, everything else as JSON.
 
-A checkpoint is a directory holding
-
-- ``model.json``: ``{"format": "dnacnn-model/1", "name", "config", "tasks",
-  "task_type", "seq_len", "rc_average"}``, so a scorer needs nothing else to use
-  the model (``task_type`` decides how logits become probabilities:
-  ``dnacnn.models.predict``);
-- ``model.safetensors``: the model's ``state_dict``.
-
-Nothing is pickled or unpickled.
+A checkpoint is a directory holding ``model.json`` (name, config, tasks, task type,
+window length: a scorer needs nothing else to use the model; ``task_type`` decides
+how logits become probabilities, ``dnacnn.models.predict``) and ``model.safetensors``
+(the model's ``state_dict``); :mod:`dnacnn.checkpoint_files` reads and checks the
+files without torch. Nothing is pickled or unpickled.
 """
 
 from __future__ import annotations
@@ -23,13 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from dnacnn.checkpoint_files import CONFIG_FILE, FORMAT, WEIGHTS_FILE, read_checkpoint_meta
 from dnacnn.models.family import MODELS, build
 from dnacnn.models.reverse_complement import RCAverage
 from dnacnn.tasks import check_task_type
-
-FORMAT = "dnacnn-model/1"
-CONFIG_FILE = "model.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass
@@ -100,19 +93,12 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Loa
         a ``LoadedModel`` whose model is in eval mode on ``map_location``.
     """
     directory = Path(directory)
+    meta = read_checkpoint_meta(directory)  # model.json checked, the weights file whole
     meta_path = directory / CONFIG_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"no {CONFIG_FILE} in {directory}; expected a directory written by "
-            "dnacnn.models.save"
-        )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise ValueError(
-            f"{meta_path} has format {meta.get('format')!r}; this version of dnacnn "
-            f"reads {FORMAT!r}"
-        )
-    model = build(meta["name"], meta["config"])
+    try:
+        model = build(meta["name"], meta["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{meta_path}: cannot build its model ({err})") from None
     tasks = list(meta["tasks"])
     if len(tasks) != model.n_tasks or meta["seq_len"] != model.seq_len:
         raise ValueError(
@@ -120,7 +106,12 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Loa
             f"for a config with n_tasks={model.n_tasks} and seq_len={model.seq_len}"
         )
     task_type = check_task_type(meta.get("task_type") or _legacy_task_type(directory))
-    model.load_state_dict(load_file(directory / WEIGHTS_FILE, device="cpu"))
+    try:
+        model.load_state_dict(load_file(directory / WEIGHTS_FILE, device="cpu"))
+    except RuntimeError as err:  # names or shapes that are not this model's
+        said = " ".join(str(err).split())
+        raise ValueError(f"{directory / WEIGHTS_FILE} does not hold the weights of the model in "
+                         f"{meta_path} ({said[:300]})") from None
     model.to(map_location)
     rc_average = bool(meta.get("rc_average", False))
     if rc_average:

@@ -3,9 +3,10 @@
 Everything a user can get wrong is checked here, in the driver, before Ray
 starts or the output folder is touched: the options' ranges, the genome, the
 VCF (opened and its first records read: not a VCF, an empty file, a truncated
-bgzip), the model, the output folder, the VCF's agreement with the genome
-(``strict``), the cluster's address and its resources. A failed check raises
-one error naming the file or option, and nothing has been created.
+bgzip), the model (its files, ``dnacnn.checkpoint_files``, then its weights
+loaded), the output folder, the VCF's agreement with the genome (``strict``),
+the cluster's address and its resources. A failed check raises one error
+naming the file or option, and nothing has been created.
 
 Then the work is split into shards planned from the VCF's records
 (:mod:`dnacnn.scoring.shards`); each shard is handled by one actor of a pool
@@ -54,6 +55,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dnacnn.checkpoint_files import read_checkpoint_meta
 from dnacnn.genome import Genome
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
@@ -162,15 +164,16 @@ def score_vcf(
     if problems and strict:
         raise GenomeMismatchError(problems[0] + " (--strict)")
 
-    model, fetched, identity, model_name, tasks = _load_model(model, vcf, ref.path, rc, shard_variants, precision)
-    fingerprint = identity["model_sha256"]
+    model, fetched = _fetch_model(model)
     try:
+        identity, model_name, tasks = _identify_model(model, vcf, ref.path, rc, shard_variants, precision)
         resumed = check_identity(out, identity)
         started = connect(address, device, wait_for_resources)
     except BaseException:
         if fetched is not None:
             shutil.rmtree(fetched, ignore_errors=True)
         raise
+    fingerprint = identity["model_sha256"]
     pending: list[Shard] = []
     worker_pids: set[int] = set()
     try:
@@ -242,34 +245,40 @@ def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, 
     return summary
 
 
-def _load_model(model: ModelSpec, vcf: str, genome_path: str, rc: bool, shard_variants: int,
-                precision: str) -> tuple[ModelSpec, Path | None, dict, str, list[str]]:
-    """Fetch (a registry URI, into a temporary folder) and load the model once in the driver,
-    for its identity: (the spec the actors load, the fetched folder or None, the job
-    identity, the model's name, its tasks). The driver keeps no weights."""
-    from dnacnn.scoring.scorer import load_model_spec
-
+def _fetch_model(model: ModelSpec) -> tuple[ModelSpec, Path | None]:
+    """The model as the actors will load it, and the temporary folder a registry URI was
+    fetched into (None for the rest). A checkpoint folder's files are checked here, without
+    torch, so a missing or broken model is refused before Ray starts."""
     fetched = None
     if is_model_uri(model):
         from dnacnn import registry
 
         fetched = Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
         try:
-            model = str(registry.fetch_model_dir(model, dst=fetched))
+            model = registry.fetch_model_dir(model, dst=fetched)
         except BaseException:
             shutil.rmtree(fetched, ignore_errors=True)
             raise
-    elif isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):
         model = os.path.abspath(model)  # actors may run in another working directory
-    try:
-        loaded = load_model_spec(model)
-        identity = job_identity(vcf, genome_path, loaded, model_fingerprint(loaded.model), rc, shard_variants,
-                                precision)
-        return model, fetched, identity, loaded.name, list(loaded.tasks)
-    except BaseException:
-        if fetched is not None:
-            shutil.rmtree(fetched, ignore_errors=True)
-        raise
+        try:
+            read_checkpoint_meta(model)
+        except BaseException:
+            if fetched is not None:
+                shutil.rmtree(fetched, ignore_errors=True)
+            raise
+    return model, fetched
+
+
+def _identify_model(model: ModelSpec, vcf: str, genome_path: str, rc: bool, shard_variants: int,
+                    precision: str) -> tuple[dict, str, list[str]]:
+    """Load the model once in the driver, for the job's identity: (the identity, the model's
+    name, its tasks). The driver keeps no weights."""
+    from dnacnn.scoring.scorer import load_model_spec
+
+    loaded = load_model_spec(model)
+    identity = job_identity(vcf, genome_path, loaded, model_fingerprint(loaded.model), rc, shard_variants, precision)
+    return identity, loaded.name, list(loaded.tasks)
 
 
 def _keep_fetched_model(fetched: Path, target: Path) -> Path:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnacnn import models
+from dnacnn.checkpoint_files import WEIGHTS_FILE
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.scoring.scorer import load_model_spec
 
-WEIGHTS_FILE = "model.safetensors"
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 

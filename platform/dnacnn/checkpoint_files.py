@@ -1,0 +1,109 @@
+"""A checkpoint folder's files, read and checked without torch.
+
+A checkpoint, written by ``dnacnn.models.save``, is a folder holding
+
+- ``model.json``: ``{"format": "dnacnn-model/1", "name", "config", "tasks",
+  "task_type", "seq_len", "rc_average"}``;
+- ``model.safetensors``: the model's state dict (an 8-byte little-endian header
+  length, a JSON header naming each tensor's dtype, shape and byte range, then the
+  bytes; https://github.com/huggingface/safetensors#format).
+
+:func:`read_checkpoint_meta` reads the first and checks that the second is whole
+(its header parses and its byte ranges cover the file exactly), so a missing,
+truncated or foreign file is refused with one line naming it. It imports neither
+torch nor safetensors' torch half: a job's driver runs it before Ray starts and
+loads the weights (seconds, for torch's import) while Ray starts.
+``dnacnn.models.load`` reads checkpoints through it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dnacnn.tasks import check_task_type
+
+FORMAT = "dnacnn-model/1"
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "model.safetensors"
+
+#: model.json's fields every reader needs, and their JSON types.
+_FIELDS = {"name": str, "config": dict, "tasks": list, "seq_len": int}
+#: A safetensors header larger than this is not one (the format's own limit is 100 MB).
+_MAX_HEADER = 100_000_000
+
+
+def read_checkpoint_meta(directory: str | Path) -> dict:
+    """``model.json`` of a checkpoint folder, after checking it and the weights file.
+
+    Raises:
+        FileNotFoundError: no ``model.json`` or no ``model.safetensors`` in ``directory``.
+        ValueError: naming the file and what is wrong with it.
+    """
+    directory = Path(directory)
+    meta_path = directory / CONFIG_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"no {CONFIG_FILE} in {directory}; expected a directory written by dnacnn.models.save"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{meta_path} is not JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{meta_path} has format {found!r}; this version of dnacnn reads {FORMAT!r}")
+    for name, kind in _FIELDS.items():
+        if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
+            raise ValueError(f"{meta_path}: {name!r} is missing or not a JSON {kind.__name__}")
+    if not all(isinstance(task, str) for task in meta["tasks"]):
+        raise ValueError(f"{meta_path}: 'tasks' must be a list of names (strings)")
+    if meta.get("task_type") is not None:
+        try:
+            check_task_type(meta["task_type"])
+        except ValueError as err:
+            raise ValueError(f"{meta_path}: {err}") from None
+    weights_header(directory / WEIGHTS_FILE)
+    return meta
+
+
+def weights_header(path: str | Path) -> dict[str, dict]:
+    """The tensors a safetensors file holds (name -> dtype, shape, data_offsets), after
+    checking that their byte ranges cover the file's data exactly.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a truncated or foreign file, naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path.name} in {path.parent}; expected a directory written by dnacnn.models.save")
+    size = path.stat().st_size
+    broken = f"{path} is not a whole safetensors file"
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+        if not 0 < length <= min(size - 8, _MAX_HEADER):
+            raise ValueError(f"{broken} (a header of {length} bytes in a file of {size}: truncated?)")
+        try:
+            header = json.loads(f.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ValueError(f"{broken} (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{broken} (its header is not a JSON object)")
+    tensors = {name: info for name, info in header.items() if name != "__metadata__"}
+    try:
+        ranges = sorted(tuple(info["data_offsets"]) for info in tensors.values())
+    except (TypeError, KeyError):
+        raise ValueError(f"{broken} (a tensor without data_offsets)") from None
+    data = size - 8 - length
+    covered = 0
+    for begin, end in ranges:
+        if begin != covered or end < begin:
+            raise ValueError(f"{broken} (tensor bytes {begin}-{end} do not follow on from byte {covered})")
+        covered = end
+    if covered != data:
+        raise ValueError(f"{broken} (its tensors hold {covered} bytes, the file {data}: truncated?)")
+    return tensors
+
+
+__all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "read_checkpoint_meta", "weights_header"]
