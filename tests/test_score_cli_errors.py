@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -133,16 +134,37 @@ def test_a_broken_model_file_is_refused_before_ray_starts(model_dir, tmp_path):
     assert not out.exists()
 
 
-def test_weights_that_do_not_fit_their_config_are_refused_before_ray_starts(model_dir, tmp_path):
+def test_weights_that_do_not_fit_their_config_stop_the_started_cluster(model_dir, tmp_path):
+    """Found only when the actors load the weights (the driver reads the files without torch):
+    the error is the command's last line, its local cluster is stopped before it returns, and
+    the output folder it had made is removed."""
+    import psutil
+
     foreign = tmp_path / "foreign"
     shutil.copytree(model_dir, foreign)
     meta = json.loads((foreign / "model.json").read_text())
     meta["config"]["n_tasks"], meta["tasks"] = 1, meta["tasks"][:1]
     (foreign / "model.json").write_text(json.dumps(meta))
     out = tmp_path / "out"
-    line = one_error_line(run_cli(*score_args(foreign, FIXTURE_VCF, out)))
-    assert str(foreign / "model.safetensors") in line and "does not hold the weights" in line
-    assert not out.exists()
+    ray_tmp = tempfile.mkdtemp(prefix="rf", dir="/tmp")  # short: Ray's socket paths are length-limited
+    try:
+        result = run_cli(*score_args(foreign, FIXTURE_VCF, out), env={"RAY_TMPDIR": ray_tmp})
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and str(foreign / "model.safetensors") in last, last
+        assert "does not hold the weights" in last and "n_tasks" not in last.split("(")[0]
+        assert not out.exists()  # no shard was done: what the run had created is gone, a rerun starts clean
+        left = []
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("RAY_TMPDIR") == ray_tmp:
+                    left.append(proc)
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(left, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_not_a_vcf_gets_the_line_check_vcf_gives(model_dir, tmp_path):

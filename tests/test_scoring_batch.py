@@ -298,6 +298,27 @@ def test_restart_with_other_inputs_is_refused(clean_run, model_dir, tmp_path):
         score_vcf(str(other), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD)
 
 
+def test_a_model_the_actors_cannot_load_leaves_the_folder_as_it_was(ray_session, model_dir, tmp_path):
+    """Weights that do not fit their config fail in the actors, before any shard: the error names
+    the file, what the run created in an existing folder is removed and the user's files stay; the
+    mended model then runs in the same folder (not refused as another job)."""
+    broken = tmp_path / "model"
+    shutil.copytree(model_dir, broken)
+    good_meta = (broken / "model.json").read_text()
+    meta = json.loads(good_meta)
+    meta["config"]["n_tasks"], meta["tasks"] = 1, meta["tasks"][:1]
+    (broken / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    with pytest.raises(ValueError, match="does not hold the weights"):
+        score_vcf(str(broken), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=100, plot=False)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (broken / "model.json").write_text(good_meta)
+    summary = score_vcf(str(broken), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=100, plot=False)
+    assert summary["alleles_scored"] == 194
+
+
 # ---- rejects from real records with edits -------------------------------------------------
 
 
@@ -502,7 +523,8 @@ def test_no_shard_worker_outlives_a_job_on_a_joined_cluster(clean_run):
 @pytest.mark.slow
 def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     """`dnacnn score` starts its own local cluster and stops all of it before it returns,
-    with its heap frozen, so the interpreter's exit skips a last garbage collection."""
+    with its heap frozen, so the interpreter's exit skips a last garbage collection; its
+    driver never imports torch."""
     import tempfile
 
     import psutil
@@ -512,8 +534,8 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
            "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_AUTH_MODE", None)  # as a user's shell has it: unset
-    code = ("import atexit, gc, sys; atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr)); "
-            "from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()")
+    code = ("import atexit, gc, sys; atexit.register(lambda: print('frozen', gc.get_freeze_count(), "
+            "'torch' in sys.modules, file=sys.stderr)); from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()")
     result = subprocess.run(
         [sys.executable, "-c", code, "score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
          "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out"), "--no-plot", "--shard-variants", "50"],
@@ -523,6 +545,7 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     assert json.loads(result.stdout)["alleles_scored"] == 194
     frozen = [line for line in result.stderr.splitlines() if line.startswith("frozen ")]
     assert frozen and int(frozen[-1].split()[1]) > 100_000, result.stderr[-2000:]
+    assert frozen[-1].split()[2] == "False"  # the driver read the checkpoint without torch (the actors load it)
     # the private cluster has Ray's default token authentication, without Ray's warning that it has
     assert "Token authentication" not in result.stderr, result.stderr[-2000:]
     left = []  # every process of the run's Ray session inherited its RAY_TMPDIR (titles change, env does not)

@@ -18,6 +18,7 @@ loads the weights (seconds, for torch's import) while Ray starts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -67,6 +68,13 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
     return meta
 
 
+def weights_sha256(directory: str | Path) -> str:
+    """sha256 of a checkpoint's ``model.safetensors``: the model's identity in a scoring
+    job's ``job.json`` and ``summary.json``, and in the service's ``GET /v1/model``."""
+    with open(Path(directory) / WEIGHTS_FILE, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def weights_header(path: str | Path) -> dict[str, dict]:
     """The tensors a safetensors file holds (name -> dtype, shape, data_offsets), after
     checking that their byte ranges cover the file's data exactly.
@@ -106,4 +114,4 @@ def weights_header(path: str | Path) -> dict[str, dict]:
     return tensors
 
 
-__all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "read_checkpoint_meta", "weights_header"]
+__all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "read_checkpoint_meta", "weights_header", "weights_sha256"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from dnacnn.checkpoint_files import CONFIG_FILE, FORMAT, WEIGHTS_FILE, read_checkpoint_meta
@@ -68,8 +69,7 @@ def save(model: nn.Module, directory: str | Path, tasks: Sequence[str], *, task_
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
-    save_file(state, directory / WEIGHTS_FILE)
+    (directory / WEIGHTS_FILE).write_bytes(weights_bytes(inner))
     meta = {
         "format": FORMAT,
         "name": name,
@@ -81,6 +81,13 @@ def save(model: nn.Module, directory: str | Path, tasks: Sequence[str], *, task_
     }
     # Written last: a directory with model.json holds a complete checkpoint.
     (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def weights_bytes(model: nn.Module) -> bytes:
+    """The ``model.safetensors`` that ``save`` writes for ``model`` (of an ``RCAverage``, its
+    inner model's): the same bytes for the same weights, so their sha256 identifies them."""
+    inner = model.model if isinstance(model, RCAverage) else model
+    return safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()})
 
 
 def load(directory: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:

@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dnacnn.checkpoint_files import read_checkpoint_meta
+from dnacnn.checkpoint_files import read_checkpoint_meta, weights_sha256
 from dnacnn.genome import Genome
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
@@ -63,14 +63,15 @@ from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
 from dnacnn.scoring.job_cluster import connect, stop_cluster
 from dnacnn.scoring.job_state import (
-    atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise, write_identity,
+    ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
+    write_identity,
 )
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
 from dnacnn.scoring.shards import Shard, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
 from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError, agreement_problems, survey
 
-if TYPE_CHECKING:  # torch: imported when the model loads, after the cheap checks
+if TYPE_CHECKING:  # torch: never imported by the driver of a job on a checkpoint folder
     from dnacnn.scoring.scorer import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -166,16 +167,19 @@ def score_vcf(
 
     model, fetched = _fetch_model(model)
     try:
-        identity, model_name, tasks = _identify_model(model, vcf, ref.path, rc, shard_variants, precision)
+        about = _model_identity(model)
+        identity = job_identity(vcf, ref.path, about, rc, shard_variants, precision)
         resumed = check_identity(out, identity)
         started = connect(address, device, wait_for_resources)
     except BaseException:
         if fetched is not None:
             shutil.rmtree(fetched, ignore_errors=True)
         raise
-    fingerprint = identity["model_sha256"]
+    model_name, tasks, fingerprint = about.name, list(about.tasks), about.sha256
     pending: list[Shard] = []
     worker_pids: set[int] = set()
+    created = [path for path in [out, *(out / name for name in (*_SUBFOLDERS, "job.json", "tasks.txt"))]
+               if not path.exists()]
     try:
         for sub in _SUBFOLDERS:  # what a killed run left: temporaries, never partial final names
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -206,6 +210,8 @@ def score_vcf(
     except BaseException:
         if started:
             stop_cluster(worker_pids)
+        if not any((out / "_shards").glob("*.json")):  # no shard done: nothing to resume
+            _remove(created)
         raise
     # This call's own cluster stops (about a second of waiting for its processes) while the
     # outputs are written; the call returns after it, so no shard worker outlives the job.
@@ -246,9 +252,8 @@ def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, 
 
 
 def _fetch_model(model: ModelSpec) -> tuple[ModelSpec, Path | None]:
-    """The model as the actors will load it, and the temporary folder a registry URI was
-    fetched into (None for the rest). A checkpoint folder's files are checked here, without
-    torch, so a missing or broken model is refused before Ray starts."""
+    """The model as the actors will load it (a registry URI fetched, a folder made absolute),
+    and the temporary folder a registry URI was fetched into (None for the rest)."""
     fetched = None
     if is_model_uri(model):
         from dnacnn import registry
@@ -261,24 +266,34 @@ def _fetch_model(model: ModelSpec) -> tuple[ModelSpec, Path | None]:
             raise
     if isinstance(model, (str, os.PathLike)):
         model = os.path.abspath(model)  # actors may run in another working directory
-        try:
-            read_checkpoint_meta(model)
-        except BaseException:
-            if fetched is not None:
-                shutil.rmtree(fetched, ignore_errors=True)
-            raise
     return model, fetched
 
 
-def _identify_model(model: ModelSpec, vcf: str, genome_path: str, rc: bool, shard_variants: int,
-                    precision: str) -> tuple[dict, str, list[str]]:
-    """Load the model once in the driver, for the job's identity: (the identity, the model's
-    name, its tasks). The driver keeps no weights."""
+def _model_identity(model: ModelSpec) -> ModelIdentity:
+    """What the job records of its model. A checkpoint folder's is read from its files, which
+    are checked on the way (``dnacnn.checkpoint_files``: a missing or broken file is refused
+    before Ray starts) without torch, which the driver never imports for it (a second of
+    start-up and 200 MiB); the actors load the weights, and refuse weights that do not fit
+    their config (:func:`_run_shards`). A model object's (the Python API: torch is in the
+    caller's process already) is read from the object."""
+    if isinstance(model, (str, os.PathLike)):
+        meta = read_checkpoint_meta(model)
+        return ModelIdentity(weights_sha256(model), meta["name"], tuple(meta["tasks"]), int(meta["seq_len"]))
     from dnacnn.scoring.scorer import load_model_spec
 
     loaded = load_model_spec(model)
-    identity = job_identity(vcf, genome_path, loaded, model_fingerprint(loaded.model), rc, shard_variants, precision)
-    return identity, loaded.name, list(loaded.tasks)
+    return ModelIdentity(model_fingerprint(loaded.model), loaded.name, tuple(loaded.tasks), loaded.seq_len)
+
+
+def _remove(created: list[Path]) -> None:
+    """Remove what this call created in the output folder (the folder itself too, if it
+    created it) when it failed before any shard was done (a model the actors could not
+    load, say): a rerun then starts clean rather than being refused as another job."""
+    for path in reversed(created):  # the folder, listed first, goes last
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _keep_fetched_model(fetched: Path, target: Path) -> Path:
@@ -299,7 +314,9 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
     add about 290 MiB to the job. An actor lost with its node (or killed) is replaced
     and its shard scored again from the start (a shard's outputs appear atomically,
     so nothing is written twice), at most :data:`SHARD_TRIES` times per shard. The
-    actors are killed when the shards are done (or on failure).
+    actors are killed when the shards are done (or on failure). Each actor loads the
+    model before any shard is handed out; an input error met there (weights that do
+    not fit their config) is raised here as one ``ValueError``.
 
     Returns:
         the process ids of the actors that ran shards.
@@ -330,6 +347,9 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
     alleles = 0
     pids: set[int] = set()
     try:
+        for problem in ray.get([actor.problem.remote() for actor in live]):  # each has loaded the model
+            if problem:
+                raise ValueError(problem)
         while queue or running:
             while queue and idle:
                 actor, shard = idle.pop(), queue.pop(0)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 from dnacnn.scoring.shards import Shard, ShardCounts
 from dnacnn.variants import REJECT_REASONS
 
-FORMAT = "dnacnn-scores/2"
+FORMAT = "dnacnn-scores/3"  # 3: model_sha256 is the sha256 of model.safetensors
 
 
 def temporary_name(path: Path) -> Path:
@@ -37,30 +38,40 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a job records of its model: the digest of its weights (``model.safetensors``'s
+    sha256), its name, its T task names and its window length."""
+
+    sha256: str
+    name: str
+    tasks: tuple[str, ...]
+    seq_len: int
+
+
 def marker_path(out_dir: str | Path, shard: Shard) -> Path:
     """A shard's marker: it exists only once the shard's parts are complete."""
     return Path(out_dir) / "_shards" / f"{shard.name}.json"
 
 
 def model_fingerprint(model: object) -> str:
-    """sha256 of a model's weights (state dict, keys sorted): what makes two runs' rows equal."""
-    digest = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of a model object's weights as ``dnacnn.models.save`` would write them: for a
+    checkpoint folder the same as ``dnacnn.checkpoint_files.weights_sha256``."""
+    from dnacnn.models.checkpoint import weights_bytes  # torch: only for a model passed as an object
+
+    return hashlib.sha256(weights_bytes(model)).hexdigest()
 
 
-def job_identity(vcf: str, genome_path: str, loaded, fingerprint: str, rc: bool, shard_variants: int,
+def job_identity(vcf: str, genome_path: str, model: ModelIdentity, rc: bool, shard_variants: int,
                  precision: str = "fp32") -> dict:
-    """The inputs that decide a job's rows (``loaded``: the model's ``LoadedModel``)."""
+    """The inputs that decide a job's rows."""
     stat = os.stat(vcf)
     return {
         "format": FORMAT,
         "vcf": os.path.abspath(vcf), "vcf_bytes": stat.st_size, "vcf_mtime_ns": stat.st_mtime_ns,
         "genome": os.path.abspath(genome_path),
-        "model_sha256": fingerprint, "model_name": loaded.name,
-        "tasks": list(loaded.tasks), "seq_len": loaded.seq_len,
+        "model_sha256": model.sha256, "model_name": model.name,
+        "tasks": list(model.tasks), "seq_len": model.seq_len,
         "rc": bool(rc), "precision": precision, "shard_variants": int(shard_variants),
     }
 

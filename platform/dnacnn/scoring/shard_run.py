@@ -15,15 +15,18 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dnacnn.data.parquet_part import ParquetPart
 from dnacnn.scoring.job_state import atomic_write_text, marker_path
-from dnacnn.scoring.scorer import ModelSpec, VariantScorer
 from dnacnn.scoring.shards import Shard, ShardCounts
 from dnacnn.variants import Allele, read_alleles
+
+if TYPE_CHECKING:  # torch: imported by the actors (ShardWorker), never by the job's driver
+    from dnacnn.scoring.scorer import ModelSpec, VariantScorer
 
 REJECT_SCHEMA = pa.schema([
     ("chrom", pa.string()), ("pos", pa.int64()), ("id", pa.string()), ("ref", pa.string()),
@@ -140,18 +143,33 @@ def _reject_row(allele: Allele) -> dict:
 class ShardWorker:
     """The Ray actor class: holds one :class:`VariantScorer`, scores whole shards.
 
-    Constructed once per actor (the model loads there). :meth:`run` scores one shard
-    and returns its counts and the actor's process id, so that a driver that started
-    a local cluster can wait for its workers to be gone.
+    Constructed once per actor (the model loads there, and torch is imported there).
+    An input error met while loading (weights that do not fit their config, a genome
+    this node cannot read) is kept, not raised, so that the driver can say it in one
+    line (:meth:`problem`) instead of Ray's report of a dead actor. :meth:`run` scores
+    one shard and returns its counts and the actor's process id, so that a driver that
+    started a local cluster can wait for its workers to be gone.
     """
 
     def __init__(self, model: ModelSpec, genome: str, vcf: str, out_dir: str, rc: bool,
                  batch_size: int, precision: str = "fp32", device: str = "cpu", num_threads: int | None = 1):
-        self.scorer = VariantScorer(model, genome, rc=rc, batch_size=batch_size, device=device,
-                                    num_threads=num_threads, precision=precision)
+        from dnacnn.scoring.scorer import VariantScorer
+
+        self.scorer, self._problem = None, None
+        try:
+            self.scorer = VariantScorer(model, genome, rc=rc, batch_size=batch_size, device=device,
+                                        num_threads=num_threads, precision=precision)
+        except (OSError, ValueError) as err:
+            self._problem = " ".join(str(err).split())
         self.vcf = vcf
         self.out_dir = out_dir
 
+    def problem(self) -> str | None:
+        """Why this actor cannot score (the input error met loading the model), or None."""
+        return self._problem
+
     def run(self, shard: Shard) -> tuple[Shard, ShardCounts, int]:
         """(shard, its counts, this process's id)."""
+        if self.scorer is None:
+            raise RuntimeError(f"this scoring actor could not load its model: {self._problem}")
         return shard, score_shard(self.scorer, self.vcf, shard, self.out_dir), os.getpid()

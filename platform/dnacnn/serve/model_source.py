@@ -9,14 +9,13 @@ weights (``GET /v1/model`` reports the hash).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from dnacnn import models
-from dnacnn.checkpoint_files import WEIGHTS_FILE
+from dnacnn.checkpoint_files import weights_sha256
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.scoring.scorer import load_model_spec
 
@@ -76,14 +75,9 @@ def load_source(source: ModelSource, device: str = "cpu") -> tuple[models.Loaded
     """
     if source.checkpoint:
         folder = Path(source.checkpoint)
-        return load_model_spec(str(folder), device), _sha256(folder / WEIGHTS_FILE)
+        return load_model_spec(str(folder), device), weights_sha256(folder)
     from dnacnn.registry import fetch_model_dir  # MLflow is imported only when a URI is served
 
     with tempfile.TemporaryDirectory(prefix="dnacnn-serve-") as tmp:
         folder = fetch_model_dir(source.load_uri, Path(tmp))
-        return load_model_spec(str(folder), device), _sha256(folder / WEIGHTS_FILE)
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return load_model_spec(str(folder), device), weights_sha256(folder)
