@@ -115,10 +115,12 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Loa
     task_type = check_task_type(meta.get("task_type") or _legacy_task_type(directory))
     try:
         model.load_state_dict(load_file(directory / WEIGHTS_FILE, device="cpu"))
-    except RuntimeError as err:  # names or shapes that are not this model's
-        said = " ".join(str(err).split())
+    except RuntimeError as err:  # names or shapes that are not this model's, one per line after a heading
+        lines = [" ".join(line.split()).rstrip(".") for line in str(err).splitlines() if line.strip()]
+        details = lines[1:] or lines
+        more = f"; {len(details) - 1} more" if len(details) > 1 else ""
         raise ValueError(f"{directory / WEIGHTS_FILE} does not hold the weights of the model in "
-                         f"{meta_path} ({said[:300]})") from None
+                         f"{meta_path} ({details[0][:200]}{more})") from None
     model.to(map_location)
     rc_average = bool(meta.get("rc_average", False))
     if rc_average:
