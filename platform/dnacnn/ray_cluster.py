@@ -83,6 +83,18 @@ def starts_local_cluster(address: str | None = None) -> bool:
     return address in (None, "local")
 
 
+def ask_for_default_auth(address: str | None = None) -> None:
+    """Before Ray is imported, for a local cluster: ask for Ray's default authentication by name.
+
+    A new local cluster gets token authentication, and Ray warns on the console that it did
+    so; asked for by name (``RAY_AUTH_MODE=token``, read when Ray is imported) it is the same
+    mode without the warning. A user's own ``RAY_AUTH_MODE`` stands, and a cluster to join
+    keeps whatever mode it has. Commands call this before importing modules that import Ray.
+    """
+    if (address or os.environ.get("RAY_ADDRESS") or "local") == "local" and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None,
              connect_timeout_s: float = CONNECT_TIMEOUT_S, dashboard: bool = False) -> bool:
     """Start or join Ray once per process.
@@ -99,11 +111,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     Raises:
         RayConnectionError: the address does not answer.
     """
-    if (address or os.environ.get("RAY_ADDRESS") or "local") == "local" and "ray" not in sys.modules:
-        # A new local cluster gets Ray's default, token authentication, and Ray warns on the
-        # console that it did so; asked for by name (read when Ray is imported) it is the same
-        # mode without the warning. A user's own RAY_AUTH_MODE stands.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    ask_for_default_auth(address)
     import ray
 
     started = False

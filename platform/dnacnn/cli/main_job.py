@@ -18,6 +18,9 @@ def main(
     address: str = typer.Option(None, help="Ray address (default: RAY_ADDRESS, else a local cluster)."),
 ) -> None:
     """Real genome -> 164-cell-type task -> Basset on Ray Train -> MLflow -> genome-wide scores."""
+    from dnacnn.ray_cluster import ask_for_default_auth
+
+    ask_for_default_auth(address)  # before Ray is imported
     from dnacnn.main_run import load_main_config, run_main
 
     with user_errors():

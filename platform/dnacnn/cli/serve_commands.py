@@ -34,6 +34,9 @@ def serve(
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise ValueError(f"--device {device!r}: use cpu or cuda")
         from dnacnn.precision import check_precision
+        from dnacnn.ray_cluster import ask_for_default_auth
+
+        ask_for_default_auth(address)  # before Ray is imported
         from dnacnn.serve.app import ServiceArgs
         from dnacnn.serve.runner import serve_until_signalled
 

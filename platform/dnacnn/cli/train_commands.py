@@ -58,6 +58,9 @@ def train(
     with user_errors():
         job = load_config(config, job_overrides(
             set_, epochs, num_workers, batch_size, lr, run_name, storage_path, dataset, use_gpu))
+        from dnacnn.ray_cluster import ask_for_default_auth
+
+        ask_for_default_auth(address)  # before Ray is imported
         from dnacnn.train.trainer import train_and_register  # Ray and torch: once the config is good
 
         summary = train_and_register(job, address)
