@@ -30,6 +30,22 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def ray_processes_left(ray_tmp: str, timeout: float = 30) -> list[str]:
+    """Processes of a Ray session still alive ``timeout`` seconds on, found by the private
+    RAY_TMPDIR they all inherited (titles change, the environment does not)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("RAY_TMPDIR") == ray_tmp:
+                found.append(proc)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(found, timeout=timeout)
+    return [" ".join(p.cmdline()) for p in alive]
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local 2-CPU Ray cluster for the whole test session."""

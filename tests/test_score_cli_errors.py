@@ -23,7 +23,7 @@ import pysam
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURE_FASTA, FIXTURE_VCF, REPO
+from conftest import FIXTURE_FASTA, FIXTURE_VCF, REPO, ray_processes_left
 from dnacnn.cli import app
 from dnacnn.scoring.batch import score_vcf
 from dnacnn.variants.files import BGZF_EOF
@@ -138,8 +138,6 @@ def test_weights_that_do_not_fit_their_config_stop_the_started_cluster(model_dir
     """Found only when the actors load the weights (the driver reads the files without torch):
     the error is the command's last line, its local cluster is stopped before it returns, and
     the output folder it had made is removed."""
-    import psutil
-
     foreign = tmp_path / "foreign"
     shutil.copytree(model_dir, foreign)
     meta = json.loads((foreign / "model.json").read_text())
@@ -154,15 +152,7 @@ def test_weights_that_do_not_fit_their_config_stop_the_started_cluster(model_dir
         assert last.startswith("error: ") and str(foreign / "model.safetensors") in last, last
         assert "does not hold the weights" in last and "n_tasks" not in last.split("(")[0]
         assert not out.exists()  # no shard was done: what the run had created is gone, a rerun starts clean
-        left = []
-        for proc in psutil.process_iter():
-            try:
-                if proc.environ().get("RAY_TMPDIR") == ray_tmp:
-                    left.append(proc)
-            except psutil.Error:
-                pass
-        _, alive = psutil.wait_procs(left, timeout=30)
-        assert alive == [], [p.cmdline() for p in alive]
+        assert ray_processes_left(ray_tmp) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 

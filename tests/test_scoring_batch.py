@@ -25,7 +25,7 @@ import pysam
 import pytest
 import torch
 
-from conftest import FIXTURE_FASTA, FIXTURE_VCF, shared
+from conftest import FIXTURE_FASTA, FIXTURE_VCF, ray_processes_left, shared
 from dnacnn import models
 from dnacnn.genome import Genome
 from dnacnn.scoring import VariantScorer
@@ -527,8 +527,6 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     driver never imports torch."""
     import tempfile
 
-    import psutil
-
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are length-limited
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "platform"),
            "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
@@ -548,13 +546,5 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     assert frozen[-1].split()[2] == "False"  # the driver read the checkpoint without torch (the actors load it)
     # the private cluster has Ray's default token authentication, without Ray's warning that it has
     assert "Token authentication" not in result.stderr, result.stderr[-2000:]
-    left = []  # every process of the run's Ray session inherited its RAY_TMPDIR (titles change, env does not)
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("RAY_TMPDIR") == ray_tmp:
-                left.append(proc)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(left, timeout=30)
-    assert alive == [], [p.cmdline() for p in alive]
+    assert ray_processes_left(ray_tmp) == []
     shutil.rmtree(ray_tmp, ignore_errors=True)
