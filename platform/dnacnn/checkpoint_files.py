@@ -11,8 +11,8 @@ A checkpoint, written by ``dnacnn.models.save``, is a folder holding
 :func:`read_checkpoint_meta` reads the first and checks that the second is whole
 (its header parses and its byte ranges cover the file exactly), so a missing,
 truncated or foreign file is refused with one line naming it. It imports neither
-torch nor safetensors' torch half: a job's driver runs it before Ray starts and
-loads the weights (seconds, for torch's import) while Ray starts.
+torch nor safetensors' torch half: a scoring job's driver runs it before Ray starts
+and leaves loading the weights (and torch's import, seconds) to its actors.
 ``dnacnn.models.load`` reads checkpoints through it.
 """
 
@@ -44,9 +44,7 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
     directory = Path(directory)
     meta_path = directory / CONFIG_FILE
     if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"no {CONFIG_FILE} in {directory}; expected a directory written by dnacnn.models.save"
-        )
+        raise _not_in_checkpoint(meta_path)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -85,7 +83,7 @@ def weights_header(path: str | Path) -> dict[str, dict]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no {path.name} in {path.parent}; expected a directory written by dnacnn.models.save")
+        raise _not_in_checkpoint(path)
     size = path.stat().st_size
     broken = f"{path} is not a whole safetensors file"
     with open(path, "rb") as f:
@@ -112,6 +110,10 @@ def weights_header(path: str | Path) -> dict[str, dict]:
     if covered != data:
         raise ValueError(f"{broken} (its tensors hold {covered} bytes, the file {data}: truncated?)")
     return tensors
+
+
+def _not_in_checkpoint(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"no {path.name} in {path.parent}; expected a directory written by dnacnn.models.save")
 
 
 __all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "read_checkpoint_meta", "weights_header", "weights_sha256"]

@@ -3,10 +3,12 @@
 Everything a user can get wrong is checked here, in the driver, before Ray
 starts or the output folder is touched: the options' ranges, the genome, the
 VCF (opened and its first records read: not a VCF, an empty file, a truncated
-bgzip), the model (its files, ``dnacnn.checkpoint_files``, then its weights
-loaded), the output folder, the VCF's agreement with the genome (``strict``),
-the cluster's address and its resources. A failed check raises one error
-naming the file or option, and nothing has been created.
+bgzip), the model's files (``dnacnn.checkpoint_files``), the output folder, the
+VCF's agreement with the genome (``strict``), the cluster's address and its
+resources. A failed check raises one error naming the file or option, and
+nothing has been created. The actors load the weights; weights that do not fit
+their config are said in one error too, with the cluster stopped and what the
+call created removed.
 
 Then the work is split into shards planned from the VCF's records
 (:mod:`dnacnn.scoring.shards`); each shard is handled by one actor of a pool
