@@ -92,12 +92,13 @@ def random_windows(n: int, seed: int) -> np.ndarray:
 
 def variant_pairs(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Ref windows and alt windows: SNVs and MNVs at the centre, near both ends, at N,
-    an unchanged pair, and two indel-like pairs (the alt's flank shifted)."""
+    one MNV longer than the first conv's width, an unchanged pair, and two indel-like
+    pairs (the alt's flank shifted)."""
     rng = np.random.default_rng(seed)
     ref = random_windows(16, seed)
     alt = ref.copy()
     spans = [(60, 1), (60, 2), (60, 3), (0, 1), (L - 1, 1), (L - 3, 3), (1, 2), (33, 1),
-             (60, 1), (90, 4), (5, 1), (61, 1), (59, 2)]
+             (60, 1), (90, 4), (5, 1), (40, 12), (59, 2)]
     for i, (start, width) in enumerate(spans):
         alt[i, start:start + width] = BASES[(ref[i, start:start + width].argmax(axis=1) + 1 + rng.integers(0, 3, width)) % 4]
     # row 13 unchanged; rows 14, 15: a deletion and an insertion at the centre
@@ -191,7 +192,8 @@ def test_bf16_is_close_to_fp32(name):
     fast = fast_alt - fast_ref
     scale = np.abs(exact).max()
     assert scale > 0.1
-    assert np.abs(fast - exact).max() < 0.05 * scale
+    # bf16 keeps 8 bits of mantissa: through three convs of tripled weights, a few % of the largest delta
+    assert np.abs(fast - exact).max() < 0.1 * scale
     assert np.corrcoef(fast.ravel(), exact.ravel())[0, 1] > 0.99
     # the engine's bf16 is the model's own bf16 forward (an exp stage in float32 in both)
     naive_ref = predict_logits(model, ref, precision="bf16")

@@ -170,9 +170,13 @@ class MutantEffect:
             h = h.to(weight.dtype)  # each stage in its own dtype (exp stages: float32)
             maps.append(_channels_last(h))
             z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
-            maps.append(_channels_last(z))
-            h = F.max_pool2d(z, (1, stage.pool)) if stage.pool > 1 else z  # (N, C_out, 1, Lc // pool)
-            h = stage.activate(h)  # after the pool: they commute, and the pooled map is smaller
+            pre = _channels_last(z)  # (N, Lc, C_out)
+            maps.append(pre)
+            if stage.pool > 1:  # a max over channels-last windows: no index map, no layout change
+                q = pre.shape[1] // stage.pool
+                pre = pre[:, :q * stage.pool].reshape(len(pre), q, stage.pool, -1).amax(dim=2)  # (N, Lc // pool, C_out)
+            # after the pool: they commute, and the pooled map is smaller
+            h = stage.activate(pre).permute(0, 2, 1).unsqueeze(2)  # (N, C_out, 1, Lc // pool), channels last
         maps.append(_channels_last(h))
         first = self.folded.dense[0]
         z = F.linear(h.flatten(1).to(first.weight.dtype), first.weight, first.bias)  # (N, O)
@@ -221,12 +225,7 @@ class MutantEffect:
             c_out = ref_pre.shape[2]
             change = new - _columns(ref_in, rows, start, d).float()  # (B, d, C_in)
             spread = (change.reshape(b * d, -1).to(self._spread[k].dtype) @ self._spread[k]).float()
-            # input column t changes conv outputs t .. t + w - 1 (counted from start - w + 1): sum them
-            spread = spread.reshape(b, d, w * c_out).transpose(1, 2)  # (B, w * C_out, d)
-            if w > 1 or d > 1:
-                spread = F.fold(spread.reshape(b, w, c_out, d).transpose(1, 2).reshape(b, c_out * w, d),
-                                output_size=(1, d + w - 1), kernel_size=(1, w))  # (B, C_out, 1, d + w - 1)
-            delta = spread.reshape(b, c_out, d + w - 1).transpose(1, 2)  # (B, d + w - 1, C_out)
+            delta = _overlap_add(spread.reshape(b, d, w, c_out))  # (B, d + w - 1, C_out)
             pooled_len = ref_pre.shape[1] // p
             n_pooled = min(pooled_len, (d + w + p - 3) // p + 1)  # the most pools d + w - 1 columns touch
             first = start - (w - 1)  # (B,)
@@ -251,6 +250,27 @@ class MutantEffect:
             weight = self._dense_by_position[s:s + width].reshape(change.shape[1], -1)  # (D * C, O)
             z[sel] += (change[sel] @ weight).float()
         return self._head(z)
+
+
+def _overlap_add(parts: torch.Tensor) -> torch.Tensor:
+    """Sum of shifted blocks: input column t changes conv outputs t .. t + w - 1.
+
+    Args:
+        parts: (B, d, w, C); ``parts[:, t, j]`` is input column t's change to output column t + j.
+    Returns:
+        (B, d + w - 1, C): each output column's change, summed over the input columns.
+    """
+    b, d, w, c = parts.shape
+    if d == 1:
+        return parts[:, 0]
+    out = parts.new_zeros(b, d + w - 1, c)
+    if d <= w:  # as many slice additions as the shorter of the two: a few, not a col2im
+        for t in range(d):
+            out[:, t:t + w] += parts[:, t]
+    else:
+        for j in range(w):
+            out[:, j:j + d] += parts[:, :, j]
+    return out
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
