@@ -524,7 +524,7 @@ def test_no_shard_worker_outlives_a_job_on_a_joined_cluster(clean_run):
 def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     """`dnacnn score` starts its own local cluster and stops all of it before it returns,
     with its heap frozen, so the interpreter's exit skips a last garbage collection; its
-    driver never imports torch."""
+    driver never imports torch or numba."""
     import tempfile
 
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are length-limited
@@ -533,7 +533,7 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_AUTH_MODE", None)  # as a user's shell has it: unset
     code = ("import atexit, gc, sys; atexit.register(lambda: print('frozen', gc.get_freeze_count(), "
-            "'torch' in sys.modules, file=sys.stderr)); from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()")
+            "'torch' in sys.modules, 'numba' in sys.modules, file=sys.stderr)); from dnacnn.cli import app; sys.argv[0] = 'dnacnn'; app()")
     result = subprocess.run(
         [sys.executable, "-c", code, "score", "--model", str(model_dir), "--genome", str(FIXTURE_FASTA),
          "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out"), "--no-plot", "--shard-variants", "50"],
@@ -544,7 +544,10 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     frozen = [line for line in result.stderr.splitlines() if line.startswith("frozen ")]
     assert frozen and int(frozen[-1].split()[1]) > 100_000, result.stderr[-2000:]
     assert frozen[-1].split()[2] == "False"  # the driver read the checkpoint without torch (the actors load it)
+    assert frozen[-1].split()[3] == "False"  # and encoded no sequence: numba's import (0.25 s) was skipped
     # the private cluster has Ray's default token authentication, without Ray's warning that it has
     assert "Token authentication" not in result.stderr, result.stderr[-2000:]
+    # the job says it starts a local cluster; Ray does not say it again
+    assert "starting a local Ray cluster" in result.stderr and "Started a local Ray instance" not in result.stderr
     assert ray_processes_left(ray_tmp) == []
     shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -73,6 +73,10 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
     assert "row/s]" not in console
     # The local cluster has Ray's default token authentication, without Ray's warning that it has.
     assert "Token authentication" not in console
+    # Ray's own notices (dnacnn.ray_cluster.RAY_NOTICES) and its "Started a local Ray instance."
+    assert "PreemptionWatcher" not in console and "RayDeprecationWarning" not in console
+    assert "Progress bars disabled" not in console and "execution finished in" not in console
+    assert "Started a local Ray instance" not in console
     # The job's own lines: the set-up, then one per epoch with loss and validation metrics.
     assert "training multiscale: 2 worker(s) x 1 torch thread(s) on cpu" in console
     lrs = []

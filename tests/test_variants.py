@@ -160,6 +160,37 @@ def test_plain_gzip_vcf_is_read(genome, tmp_path):
     assert len(list(read_alleles(path, genome))) == 194
 
 
+def test_a_look_at_a_plain_gzip_vcf_copies_its_first_lines_only(genome, tmp_path, caplog):
+    """The driver's look at a plain-gzip VCF (inspect_vcf, the survey of its first alleles)
+    reads a BGZF copy of its header and whole records up to about ``head_bytes`` of text:
+    never a copy of the whole file (the score job makes its one indexed copy), never a
+    record cut in two read as a malformed one."""
+    from dnacnn.variants import inspect_vcf
+    from dnacnn.variants.genome_agreement import survey
+
+    lines = _lines(FIXTURE_VCF)
+    path = tmp_path / "plain.vcf.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    header = sum(len(line) + 1 for line in lines if line.startswith("#"))
+    head = header + 1000  # the header and a few records; the 1000th byte lies within a record
+    with caplog.at_level(logging.INFO, logger="dnacnn.variants.files"):
+        info = inspect_vcf(path, head_bytes=head)
+        first = survey(path, genome, head_bytes=head)
+    assert (info.compression, info.format) == ("gzip", "VCF") and "20" in info.contigs
+    body = [line for line in lines if not line.startswith("#")]
+    whole = 1  # records copied: up to the one that reaches the 1000th byte after the header, whole
+    while sum(len(line) + 1 for line in body[:whole]) < 1000:
+        whole += 1
+    alleles = sum(len(line.split("\t")[4].split(",")) for line in body[:whole])
+    assert 0 < whole < len(body)
+    assert set(first) == {None} and sum(first.values()) == alleles, first  # no record cut in two
+    assert "reading a BGZF copy" not in caplog.text
+    with caplog.at_level(logging.INFO, logger="dnacnn.variants.files"):
+        assert len(list(read_alleles(path, genome))) == 194  # reading it all copies it all, once
+    assert caplog.text.count("reading a BGZF copy") == 1
+
+
 def test_not_a_vcf_is_a_clear_error(tmp_path):
     path = tmp_path / "x.vcf"
     path.write_text("this is not a vcf\n")

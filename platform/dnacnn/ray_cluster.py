@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -20,6 +21,18 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for a cluster's head to answer before giving up.
 CONNECT_TIMEOUT_S = 10.0
+
+#: Ray's own notices, printed from its processes, that tell a dnacnn user nothing and that
+#: the user cannot act on (Ray 2.60): Ray Train's controller on the arguments of its
+#: PreemptionWatcher actor, the deprecation of an option Ray Train itself sets, and
+#: Ray Data's "Progress bars disabled" and per-dataset "execution finished" lines (the
+#: job prints its own progress). Left out of the console by :func:`init_ray`.
+RAY_NOTICES = re.compile(
+    r"Actor with class name: 'PreemptionWatcher' .* has constructor arguments in the object store"
+    r"|RayDeprecationWarning: `ExecutionOptions\.exclude_resources` is deprecated"
+    r"|Progress bars disabled\. To enable, set"
+    r"|Dataset \S+ execution finished in [0-9.]+ seconds"
+)
 
 
 class RayConnectionError(ConnectionError):
@@ -114,9 +127,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         True when this call started Ray (so the caller may shut it down), else False.
     Raises:
         RayConnectionError: the address does not answer.
+
+    The driver then prints its workers' lines without :data:`RAY_NOTICES`.
     """
     ask_for_default_auth(address)
     import ray
+
+    from dnacnn.ray_node_internals import drop_worker_lines
 
     started = False
     if not ray.is_initialized():
@@ -144,6 +161,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
             else:
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
         started = True
+        drop_worker_lines(RAY_NOTICES.search)
     return started
 
 

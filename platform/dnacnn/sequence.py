@@ -9,14 +9,16 @@ Conventions (used across the whole package):
 Encoding is one gather from a 256-entry lookup table: each byte of the
 sequence indexes a 4-byte row, read as one uint32. The gather is a compiled
 loop (numba): numpy's fancy indexing first widens every uint8 index to an
-8-byte intp, which costs 4x (see bench/onehot.py and BENCHMARKS.md).
+8-byte intp, which costs 4x (see bench/onehot.py and BENCHMARKS.md). numba is
+imported on the first encoding, not with this module: a quarter of a second that
+processes which encode nothing (the score job's driver, the CLI's start) skip.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 
 ALPHABET = "ACGT"
@@ -36,17 +38,24 @@ _IUPAC_COMPLEMENT = str.maketrans(
 _DECODE = np.frombuffer(b"NACGT", dtype=np.uint8)
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _gather(codes: np.ndarray, lut32: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def _gather_loop(codes: np.ndarray, lut32: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """out[i] = lut32[codes[i]]: codes (n,) uint8, lut32 (256,) uint32, out (n,) uint32."""
     for i in range(codes.shape[0]):
         out[i] = lut32[codes[i]]
 
 
+@functools.cache
+def _gather():
+    """:func:`_gather_loop` compiled (numba; its machine code cached on disk)."""
+    import numba
+
+    return numba.njit(cache=True, nogil=True, boundscheck=False)(_gather_loop)
+
+
 def _onehot_of_codes(codes: np.ndarray) -> np.ndarray:
     """(n,) uint8 ASCII codes -> (n, 4) uint8 one-hot."""
     out = np.empty(codes.shape[0], dtype=np.uint32)
-    _gather(codes, _LUT32, out)
+    _gather()(codes, _LUT32, out)
     return out.view(np.uint8).reshape(codes.shape[0], 4)
 
 

@@ -24,6 +24,8 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
     )
     if not verbose:  # a new sqlite store's one-off schema lines ("Creating initial MLflow database tables")
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        # and Ray's "Started a local Ray instance." (the job says it starts one, and how many CPUs)
+        logging.getLogger("ray._private.worker").setLevel(logging.WARNING)
 
 
 # Registration: importing each module adds its commands to `app`.

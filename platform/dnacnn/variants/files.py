@@ -55,18 +55,40 @@ def has_bgzf_eof(path: str | Path) -> bool:
         return handle.read() == BGZF_EOF
 
 
-def _as_bgzf(path: str) -> str:
+#: Text of a plain-gzip VCF that a look at its header and first records copies (bytes).
+HEAD_BYTES = 16 << 20
+
+
+def _as_bgzf(path: str, limit: int | None = None) -> str:
     """A BGZF copy of a plain-gzipped file (htslib cannot read plain gzip VCFs by record).
 
+    Args:
+        limit: copy the whole header and whole lines of records only up to about
+            ``limit`` bytes of text: enough for a look at the first records, at a
+            bounded cost whatever the file's size. None: the whole file.
     The caller opens it and then deletes it (:func:`open_vcf`)."""
     out = tempfile.NamedTemporaryFile(prefix="dnacnn-", suffix=".vcf.gz", delete=False)
     out.close()
     plain = out.name[: -len(".gz")]
     with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+        if limit is None:
+            shutil.copyfileobj(src, dst, 1 << 20)  # streamed: memory bounded
+        else:  # whole lines, read a MiB at most at a time (a file with no line ends is no VCF)
+            copied, line_start, header = 0, True, True
+            while copied < 8 * limit:
+                piece = src.readline(1 << 20)
+                if not piece:
+                    break
+                dst.write(piece)
+                copied += len(piece)
+                header = piece.startswith(b"#") if line_start else header
+                line_start = piece.endswith(b"\n")
+                if line_start and not header and copied >= limit:
+                    break
     pysam.tabix_compress(plain, out.name, force=True)
     os.unlink(plain)
-    log.info("%s is plain gzip, not bgzip; reading a BGZF copy %s", path, out.name)
+    if limit is None:
+        log.info("%s is plain gzip, not bgzip; reading a BGZF copy %s", path, out.name)
     return out.name
 
 
@@ -81,8 +103,14 @@ def _variant_file(path: str) -> pysam.VariantFile:
         return pysam.VariantFile(path, ignore_truncation=True)
 
 
-def open_vcf(path: str | Path) -> pysam.VariantFile:
-    """Open a VCF or BCF, raising :class:`VcfFormatError` naming the file when it is not one."""
+def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFile:
+    """Open a VCF or BCF, raising :class:`VcfFormatError` naming the file when it is not one.
+
+    Args:
+        head_bytes: for a look at the header and first records only: of a plain-gzip
+            file (read through a BGZF copy) the copy holds only the first ``head_bytes``
+            of its text, whole lines. Other files are read in place either way.
+    """
     path = str(path)
     if not Path(path).exists():
         raise FileNotFoundError(f"VCF not found: {path}")
@@ -92,7 +120,7 @@ def open_vcf(path: str | Path) -> pysam.VariantFile:
     copy = None
     try:
         if is_gzip(path) and not is_bgzf(path):
-            copy = _as_bgzf(path)
+            copy = _as_bgzf(path, head_bytes)
         return _variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
         why = "it is empty" if os.path.getsize(path) == 0 else str(err) or type(err).__name__
@@ -126,8 +154,9 @@ class VcfFileInfo:
     warnings: list[str] = field(default_factory=list)
 
 
-def inspect_vcf(path: str | Path, records: int = 100) -> VcfFileInfo:
-    """Open a VCF/BCF and read its header and first ``records`` records, in this process.
+def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYTES) -> VcfFileInfo:
+    """Open a VCF/BCF and read its header and first ``records`` records, in this process
+    (a plain-gzip file through a copy of its first ``head_bytes`` of text: :func:`open_vcf`).
 
     Raises:
         FileNotFoundError: no such file.
@@ -135,7 +164,7 @@ def inspect_vcf(path: str | Path, records: int = 100) -> VcfFileInfo:
             read at all (binary noise after a header); the message names the file.
     """
     path = str(path)
-    vcf = open_vcf(path)
+    vcf = open_vcf(path, head_bytes)
     with vcf:
         fmt = vcf.format if vcf.format in ("VCF", "BCF") else "VCF"
         compression = "bgzf" if is_bgzf(path) else "gzip" if is_gzip(path) else "none"

@@ -16,6 +16,7 @@ from itertools import islice
 from pathlib import Path
 
 from dnacnn.genome import Genome
+from dnacnn.variants.files import HEAD_BYTES
 from dnacnn.variants.reading import read_alleles
 
 #: More than this share of REF alleles checked against the genome disagreeing means a wrong build.
@@ -28,11 +29,13 @@ class GenomeMismatchError(ValueError):
     """The VCF does not fit the genome (``--strict``)."""
 
 
-def survey(vcf: str | Path, genome: Genome, alleles: int = SURVEY_ALLELES) -> Counter:
+def survey(vcf: str | Path, genome: Genome, alleles: int = SURVEY_ALLELES, head_bytes: int = HEAD_BYTES) -> Counter:
     """Reject reasons (and ``None`` for scorable) of the first ``alleles`` alleles of a VCF.
 
-    A preview: malformed records are not logged here (the read that scores them logs them)."""
-    return Counter(a.reject for a in islice(read_alleles(vcf, genome, log_malformed=0), alleles))
+    A preview: malformed records are not logged here (the read that scores them logs them),
+    and a plain-gzip file is read through a copy of its first ``head_bytes`` of text only."""
+    first = read_alleles(vcf, genome, log_malformed=0, head_bytes=head_bytes)
+    return Counter(a.reject for a in islice(first, alleles))
 
 
 def agreement_problems(vcf: str | Path, genome: Genome, scored: int, reasons: Mapping[str, int],

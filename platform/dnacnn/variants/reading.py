@@ -88,6 +88,7 @@ def read_alleles(
     region: tuple[str, int, int] | None = None,
     max_consecutive_errors: int = 1000,
     log_malformed: int = LOGGED_MALFORMED,
+    head_bytes: int | None = None,
 ) -> Iterator[Allele]:
     """Every (site, ALT allele) of a VCF, scorable or rejected with a reason.
 
@@ -102,11 +103,13 @@ def read_alleles(
             file is not a VCF or is truncated: :class:`VcfFormatError`.
         log_malformed: malformed records logged as warnings (then one line with how
             many more); 0 logs none. Each is yielded as a reject either way.
+        head_bytes: only a look at the first records is wanted (:func:`open_vcf`): a
+            plain-gzip file is not copied whole.
     Yields:
         :class:`Allele`, in file order (in region mode, malformed lines last).
     """
     path = str(path)
-    vcf = open_vcf(path)
+    vcf = open_vcf(path, head_bytes)
     text = vcf.format == "VCF"
     header_lines = _count_header_lines(path) if region is None and text else 0
     if region is not None:
