@@ -177,6 +177,30 @@ def test_empty_vcf_names_the_users_file(model_dir, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_no_ray_cluster_starts_when_there_is_nothing_to_score(model_dir, tmp_path):
+    """A VCF with a header and no record (a contig with no calls) is a finished job of 0
+    alleles at once, and the rerun of a finished job rewrites its summary: neither starts
+    a Ray cluster for no work."""
+    with gzip.open(FIXTURE_VCF, "rt") as handle:
+        header = [line for line in handle if line.startswith("#")]
+    header_only = tmp_path / "header_only.vcf"
+    header_only.write_text("".join(header))
+    result = run_cli(*score_args(model_dir, header_only, tmp_path / "none", FIXTURE_FASTA, "--no-plot"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert (summary["alleles_read"], summary["shards"]) == (0, 0)
+    assert "starting a local Ray cluster" not in result.stderr, result.stderr[-2000:]
+
+    out = tmp_path / "done"
+    first = run_cli(*score_args(model_dir, FIXTURE_VCF, out, FIXTURE_FASTA, "--no-plot"))
+    assert first.returncode == 0 and "starting a local Ray cluster" in first.stderr, first.stderr[-2000:]
+    again = run_cli(*score_args(model_dir, FIXTURE_VCF, out, FIXTURE_FASTA, "--no-plot"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "starting a local Ray cluster" not in again.stderr and "0 to score" in again.stderr
+    assert json.loads(again.stdout)["alleles_scored"] == json.loads(first.stdout)["alleles_scored"] == 194
+
+
 def test_address_that_nobody_answers_is_refused_at_once(model_dir, tmp_path):
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
         sock.bind(("127.0.0.1", 0))

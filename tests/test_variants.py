@@ -264,8 +264,14 @@ def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):
     header_then_noise = tmp_path / "h.vcf"
     header_then_noise.write_bytes(b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
                                   + b"\x00\x17garbage" * 200)
-    with pytest.raises(VcfFormatError, match="h.vcf: none of its first 1 record"):
+    with pytest.raises(VcfFormatError, match="h.vcf: none of its first 1 record.*binary content"):
         inspect_vcf(header_then_noise)
+    spaces = tmp_path / "spaces.vcf"  # hand-edited: columns separated by spaces
+    spaces.write_text("".join(
+        line if line.startswith("#") else line.replace("\t", " ") for line in
+        (f"{line}\n" for line in _lines(FIXTURE_VCF))))
+    with pytest.raises(VcfFormatError, match="spaces.vcf: none of its first 100 record.*separated by spaces, not tabs"):
+        inspect_vcf(spaces)
     one_bad_line = tmp_path / "one.vcf"  # a text VCF whose only record is malformed: read, to be rejected
     one_bad_line.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n20\t5\tonly3\n")
     assert inspect_vcf(one_bad_line).format == "VCF"

@@ -86,18 +86,11 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
-def _cluster_to_join(address: str | None) -> str | None:
+def cluster_to_join(address: str | None) -> str | None:
     """The address of the cluster to join (``address``, else RAY_ADDRESS), or None for a
     private local cluster (neither given, or "local")."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     return None if address == "local" else address
-
-
-def starts_local_cluster(address: str | None = None) -> bool:
-    """Whether :func:`init_ray` with this address would start a private local cluster."""
-    import ray
-
-    return not ray.is_initialized() and _cluster_to_join(address) is None
 
 
 def ask_for_default_auth(address: str | None = None) -> None:
@@ -108,7 +101,7 @@ def ask_for_default_auth(address: str | None = None) -> None:
     mode without the warning. A user's own ``RAY_AUTH_MODE`` stands, and a cluster to join
     keeps whatever mode it has. Commands call this before importing modules that import Ray.
     """
-    if _cluster_to_join(address) is None and "ray" not in sys.modules:
+    if cluster_to_join(address) is None and "ray" not in sys.modules:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
@@ -137,7 +130,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
 
     started = False
     if not ray.is_initialized():
-        address = _cluster_to_join(address)
+        address = cluster_to_join(address)
         if address:
             check_reachable(address, connect_timeout_s)
             log.info("joining the Ray cluster at %s", address)

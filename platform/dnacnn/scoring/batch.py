@@ -63,7 +63,7 @@ from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
-from dnacnn.scoring.job_cluster import connect, stop_cluster
+from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
 from dnacnn.scoring.job_state import (
     ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
     write_identity,
@@ -172,7 +172,7 @@ def score_vcf(
         about = _model_identity(model)
         identity = job_identity(vcf, ref.path, about, rc, shard_variants, precision)
         resumed = check_identity(out, identity)
-        started = connect(address, device, wait_for_resources)
+        check_cluster(address, device)
     except BaseException:
         if fetched is not None:
             shutil.rmtree(fetched, ignore_errors=True)
@@ -180,6 +180,7 @@ def score_vcf(
     model_name, tasks, fingerprint = about.name, list(about.tasks), about.sha256
     pending: list[Shard] = []
     worker_pids: set[int] = set()
+    started = False
     created = [path for path in [out, *(out / name for name in (*_SUBFOLDERS, "job.json", "tasks.txt"))]
                if not path.exists()]
     try:
@@ -201,7 +202,8 @@ def score_vcf(
         log.info("%d shard(s) of %s: %d done before, %d to score", len(shards), vcf,
                  len(shards) - len(pending), len(pending))
         scoring_seconds = 0.0
-        if pending:
+        if pending:  # Ray only for work to do: a VCF with no record, or a job all done, needs none
+            started = connect(address, device, wait_for_resources)
             t_run = time.monotonic()
             worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
                                       os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,

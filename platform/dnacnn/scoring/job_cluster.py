@@ -6,16 +6,28 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 
 log = logging.getLogger(__name__)
 
 
-def connect(address: str | None, device: str, wait_for_resources: float) -> bool:
-    """Join or start Ray and check it can run the job; True when this call started it."""
-    from dnacnn.ray_cluster import ClusterResourceError, init_ray, require_resources, starts_local_cluster
+def check_cluster(address: str | None, device: str) -> None:
+    """Refuse, before the job creates anything, a cluster that cannot run it: an address
+    nobody answers at, or ``--device cuda`` for a local cluster on a machine without a GPU.
 
-    if device.startswith("cuda") and starts_local_cluster(address):
+    Raises:
+        RayConnectionError, ClusterResourceError: naming the address or the device.
+    """
+    from dnacnn.ray_cluster import ClusterResourceError, check_reachable, cluster_to_join
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return  # this process's own Ray (the Python API): used as it is
+    target = cluster_to_join(address)
+    if target is not None:
+        check_reachable(target)
+    elif device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():  # a local cluster has this machine's GPUs: none
@@ -24,6 +36,13 @@ def connect(address: str | None, device: str, wait_for_resources: float) -> bool
                 "cluster with GPU nodes was given; use --device cpu, or --address (and "
                 "--wait-for-resources SECONDS while GPU nodes start)"
             )
+
+
+def connect(address: str | None, device: str, wait_for_resources: float) -> bool:
+    """Join or start Ray and check it can run the job (:func:`check_cluster` said the
+    cluster answers); True when this call started it."""
+    from dnacnn.ray_cluster import init_ray, require_resources
+
     started = init_ray(address)
     if device.startswith("cuda"):
         try:

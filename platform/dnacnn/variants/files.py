@@ -184,10 +184,8 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
                 errors += 1
             tried += 1
         if tried and errors == tried and (tried == records or _has_binary_text(path, compression)):
-            raise VcfFormatError(
-                f"{path}: none of its first {tried} record(s) can be read; the file is not a VCF "
-                "(binary content after the header) or its header does not describe its records"
-            )
+            raise VcfFormatError(f"{path}: none of its first {tried} record(s) can be read; "
+                                 + _why_unreadable(path, compression))
     info = VcfFileInfo(path, fmt, compression, indexed, contigs)
     if compression == "bgzf" and not has_bgzf_eof(path):
         info.warnings.append(
@@ -195,6 +193,32 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
             "check the file's size against its source)"
         )
     return info
+
+
+def _why_unreadable(path: str, compression: str) -> str:
+    """Why none of a VCF's first records can be read, as far as its first record line tells."""
+    line = _first_record_line(path, compression)
+    if line is not None and b"\t" not in line and len(line.split()) >= 8:
+        return "its columns are separated by spaces, not tabs (VCF columns are tab-separated)"
+    return "the file is not a VCF (binary content after the header) or its header does not describe its records"
+
+
+def _first_record_line(path: str, compression: str, size: int = 1 << 20) -> bytes | None:
+    """The first line after the header within the first ``size`` bytes of the text; None if none."""
+    opener = gzip.open if compression != "none" else open
+    try:
+        with opener(path, "rb") as handle:
+            read = 0
+            while read < size:
+                line = handle.readline(size)
+                if not line:
+                    return None
+                read += len(line)
+                if line.strip() and not line.startswith(b"#"):
+                    return line.rstrip(b"\r\n")
+    except (OSError, EOFError):
+        return None
+    return None
 
 
 def _has_binary_text(path: str, compression: str, size: int = 1 << 16) -> bool:
