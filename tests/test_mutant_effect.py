@@ -21,9 +21,11 @@ from dnacnn.models import (
     predict_logits,
     probabilities,
 )
+from dnacnn.models.prediction import onehot_to_x
 from dnacnn.scoring import VariantScorer
 from dnacnn.scoring.folded import fold, fold_batch_norm
 from dnacnn.scoring.mutant_effect import MutantEffect, ism
+from dnacnn.scoring.shared_reference import shared_tower, union_segments
 from dnacnn.sequence import reverse_complement_onehot
 
 L = 120
@@ -141,6 +143,89 @@ def test_scorer_deltas_equal_the_naive_ones(name, rc):
     np.testing.assert_allclose(got["delta"], p_alt - p_ref, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got["logit_delta"], logit_delta, atol=1e-5, rtol=0)
     assert np.abs(p_alt - p_ref).max() > 1e-3
+
+
+def dense_windows(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference windows of variants a few bases apart, as a dense VCF has them, cut from
+    one random sequence (with N stretches, and windows that start before its first base,
+    as a contig's first variants have), two at one start (a multi-allelic site), windows
+    of a second sequence far away in the coordinates, and one window whose bases are not
+    those of its start; alt windows: SNVs and an MNV at the centre."""
+    rng = np.random.default_rng(seed)
+    sequence = np.concatenate([np.zeros((L, 4), np.uint8), BASES[rng.integers(0, 4, 3 * L)]])  # N before 0
+    sequence[L + 50:L + 58] = 0
+    starts = np.sort(np.concatenate([rng.integers(0, 2 * L, 30), [37, 37]]))  # index into `sequence`
+    ref = np.stack([sequence[s:s + L] for s in starts])
+    other_starts = np.array([0, 4, 8, 300, 304, 308])  # a second sequence's: two runs of three
+    other = BASES[rng.integers(0, 4, 308 + L)]
+    ref = np.concatenate([ref, np.stack([other[s:s + L] for s in other_starts])])
+    starts = np.concatenate([starts + (1 << 40) - L, (2 << 40) + other_starts])
+    ref[3] = BASES[rng.integers(0, 4, L)]  # not the sequence at its start: run alone
+    alt = ref.copy()
+    c = L // 2
+    alt[:, c] = BASES[(ref[:, c].argmax(axis=1) + 1) % 4]
+    alt[5, c:c + 3] = BASES[(ref[5, c:c + 3].argmax(axis=1) + 2) % 4]
+    return ref, alt, starts
+
+
+@pytest.mark.parametrize("name", ["basset", "basset_rc_first_conv", "basset_exp_first_layer", "simple",
+                                  "basset_rc_average"])
+def test_overlapping_reference_windows_share_their_tower_with_the_same_numbers(name, monkeypatch):
+    from dnacnn.scoring import shared_reference
+
+    model = MODELS[name]()
+    ref, alt, starts = dense_windows(5)
+    engine = MutantEffect(model)
+    inner = MutantEffect(model.model) if isinstance(model, RCAverage) else engine
+    segments = union_segments(ref, starts)
+    assert len(segments) < len(ref) // 3  # shared: a few runs hold most windows
+    assert any(3 in rows and len(rows) == 1 for _, rows, _ in segments)  # the odd window runs alone
+    columns = []  # input columns each stage's conv runs over
+    conv = shared_reference._conv
+    monkeypatch.setattr(shared_reference, "_conv", lambda segs, *a: columns.append(
+        sum(h.shape[0] for h, _, _ in segs)) or conv(segs, *a))
+    # every map of the shared tower is the per-window one (the mutant pass reads them)
+    shared = shared_tower(inner.folded.stages, inner._weights_2d, segments, len(ref), L, inner.device)
+    logits_shared = inner._dense_first(shared, shared[-1].transpose(1, 2).flatten(1))
+    stages = inner.folded.stages
+    assert columns[0] < 0.25 * len(ref) * L  # the first conv runs over the runs' unions
+    if name.startswith("basset"):  # and the second over each pooling phase's
+        assert columns[1] < 0.6 * len(ref) * ((L - stages[0].width + 1) // stages[0].pool)
+    alone, logits_alone = inner._reference(onehot_to_x(ref, "cpu"))
+    assert len(shared) == len(alone)
+    for got, want in zip(shared, alone):
+        np.testing.assert_allclose(got.float().numpy(), want.float().numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(logits_shared, logits_alone, atol=1e-5, rtol=0)
+    # and the pairs' logits are those of unshared windows, their deltas those of whole windows
+    logits_ref, logits_alt = engine.pair_logits(ref, alt, starts)
+    unshared_ref, unshared_alt = engine.pair_logits(ref, alt)
+    np.testing.assert_allclose(logits_ref, unshared_ref, atol=1e-5, rtol=2e-6)
+    np.testing.assert_allclose(logits_alt, unshared_alt, atol=1e-5, rtol=2e-6)
+    np.testing.assert_allclose(logits_alt - logits_ref, predict_logits(model, alt) - predict_logits(model, ref),
+                               atol=1e-5, rtol=0)
+
+
+def test_the_scorer_shares_the_windows_of_dense_variants(monkeypatch):
+    """VariantScorer gives the engine its windows' genome starts: SNVs every 3 bp of the
+    fixture genome (both strands with rc) share their towers and score as whole windows do."""
+    model = MODELS["basset"]()
+    scorer = VariantScorer(model, FIXTURE_FASTA, rc=True, batch_size=64, seq_len=L, tasks=[f"t{i}" for i in range(5)],
+                           task_type="multitask")
+    pos = np.arange(1_000_000, 1_000_000 + 3 * 40, 3)  # 1-based
+    refs = [scorer.genome.fetch("20", int(p) - 1, int(p)) for p in pos]
+    alts = ["ACGT"[("ACGT".index(r) + 1) % 4] if r in "ACGT" else "A" for r in refs]
+    runs = []
+    real = union_segments
+    monkeypatch.setattr("dnacnn.scoring.mutant_effect.union_segments",
+                        lambda onehot, starts: runs.append(len(real(onehot, starts))) or real(onehot, starts))
+    got = scorer.score_alleles(["20"] * len(pos), pos, refs, alts)
+    assert runs and max(runs) <= 2  # one run per strand of each batch
+    from dnacnn.scoring.allele_windows import variant_windows
+
+    ref_w, alt_w = variant_windows(scorer.genome, ["20"] * len(pos), pos - 1, refs, alts, L)
+    p = [probabilities("multitask", predict_logits(model, w)) for w in
+         (ref_w, alt_w, reverse_complement_onehot(ref_w), reverse_complement_onehot(alt_w))]
+    np.testing.assert_allclose(got["delta"], (p[1] + p[3]) / 2 - (p[0] + p[2]) / 2, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["basset", "basset_exp_first_layer", "simple", "multiscale", "basset_rc_average"])

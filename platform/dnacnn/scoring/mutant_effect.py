@@ -12,10 +12,12 @@ the patched, flattened tower output. Batch norm is folded into the weights
 (:mod:`dnacnn.scoring.folded`). For Basset (600 bp) a single-base mutant costs
 about 1/15 of a whole window.
 
-- :class:`MutantEffect`, ``pair_logits(onehot_ref, onehot_alt)``: one reference
+- :class:`MutantEffect`, ``pair_logits(onehot_ref, onehot_alt, starts)``: one reference
   per pair (variant scoring). The changed span of each pair is found from the
   two windows; pairs whose windows differ over more than ``max_span`` positions
-  (indels, whose alt window shifts the flank) run whole alt windows.
+  (indels, whose alt window shifts the flank) run whole alt windows. Given where
+  the reference windows start, those that overlap (variants a few bases apart, as
+  in a dense VCF) share their conv tower (:mod:`dnacnn.scoring.shared_reference`).
 - :func:`ism`: every single-base mutant of each window, against one shared
   reference computation: ``(N, L, 4, T)``.
 
@@ -44,11 +46,16 @@ from dnacnn.models import RCAverage, predict_logits, probabilities
 from dnacnn.models.prediction import model_device, onehot_to_x
 from dnacnn.precision import check_precision
 from dnacnn.scoring.folded import FoldedModel, fold
+from dnacnn.scoring.shared_reference import shared_tower, union_segments
 
 #: Reference windows per tower pass (their maps are kept: ~1.2 MB a Basset window).
 REF_CHUNK = 128
 #: Mutants per incremental pass.
 MUTANT_CHUNK = 1024
+#: Reference windows share their tower (``starts`` given) in runs of at least SHARE_RUN
+#: windows each starting within SHARE_SPACING of L (100 bp for 600 bp) of the one before.
+SHARE_SPACING = 1 / 6
+SHARE_RUN = 8
 
 
 class MutantEffect:
@@ -100,15 +107,22 @@ class MutantEffect:
     # ---- public -------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def pair_logits(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pair_logits(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray,
+                    starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Logits of N (ref, alt) window pairs.
 
         Args:
             onehot_ref, onehot_alt: (N, L, 4) uint8 (or 0/1) windows.
+            starts: (N,) int, optional: where each reference window starts in one coordinate
+                system (windows of different sequences far apart, e.g. a contig's index times
+                2**40 plus the genome position): overlapping reference windows then share their
+                conv tower (:mod:`dnacnn.scoring.shared_reference`). The same numbers either way.
         Returns:
             (logits_ref, logits_alt): (N, T) float32 each.
         """
         onehot_ref, onehot_alt = np.asarray(onehot_ref), np.asarray(onehot_alt)
+        if starts is not None:
+            starts = np.asarray(starts, dtype=np.int64).reshape(len(onehot_ref))
         if not self.incremental:
             both = predict_logits(self.model, np.concatenate([onehot_ref, onehot_alt]),
                                   batch_size=2 * max(1, len(onehot_ref)), device=self.device,
@@ -118,13 +132,14 @@ class MutantEffect:
             n = len(onehot_ref)
             ref = np.concatenate([onehot_ref, onehot_ref[:, ::-1, ::-1]])
             alt = np.concatenate([onehot_alt, onehot_alt[:, ::-1, ::-1]])
-            logits_ref, logits_alt = self._pair_logits(ref, alt)
+            logits_ref, logits_alt = self._pair_logits(ref, alt, reverse_strand_starts(starts, onehot_ref.shape[1]))
             return (logits_ref[:n] + logits_ref[n:]) / 2, (logits_alt[:n] + logits_alt[n:]) / 2
-        return self._pair_logits(onehot_ref, onehot_alt)
+        return self._pair_logits(onehot_ref, onehot_alt, starts)
 
     # ---- incremental core ---------------------------------------------------------------
 
-    def _pair_logits(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _pair_logits(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray,
+                     window_starts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         n, length = onehot_ref.shape[:2]
         max_span = self.max_span if self.max_span is not None else max(1, length // 4)
         changed = (onehot_ref != onehot_alt).any(axis=2)  # (N, L)
@@ -134,22 +149,27 @@ class MutantEffect:
         t = self.folded.dense[-1].weight.shape[0]
         logits_ref = np.empty((n, t), dtype=np.float32)
         logits_alt = np.empty((n, t), dtype=np.float32)
-        for a in range(0, n, REF_CHUNK):
-            b = min(n, a + REF_CHUNK)
-            maps, logits = self._reference(onehot_to_x(onehot_ref[a:b], self.device))
-            logits_ref[a:b] = logits
-            logits_alt[a:b] = logits  # pairs without a change keep these
-            whole = np.flatnonzero(span[a:b] > max_span)
+        for chunk, shared in reference_chunks(window_starts, n, length):
+            ref, alt = onehot_ref[chunk], onehot_alt[chunk]
+            if shared:
+                segments = union_segments(ref, window_starts[chunk])
+                maps = shared_tower(self.folded.stages, self._weights_2d, segments, len(ref), length, self.device)
+                logits = self._dense_first(maps, maps[-1].transpose(1, 2).flatten(1))
+            else:
+                maps, logits = self._reference(onehot_to_x(ref, self.device))
+            logits_ref[chunk] = logits
+            logits_alt[chunk] = logits  # pairs without a change keep these
+            whole = np.flatnonzero(span[chunk] > max_span)
             if len(whole):
-                _, logits_whole = self._reference(onehot_to_x(onehot_alt[a:b][whole], self.device))
-                logits_alt[a + whole] = logits_whole
-            for width in np.unique(span[a:b]):
+                _, logits_whole = self._reference(onehot_to_x(alt[whole], self.device))
+                logits_alt[chunk[whole]] = logits_whole
+            for width in np.unique(span[chunk]):
                 if width == 0 or width > max_span:
                     continue
-                rows = np.flatnonzero(span[a:b] == width)
-                starts = lo[a:b][rows]
-                values = onehot_alt[a:b][rows[:, None], starts[:, None] + np.arange(width)]  # (B, d, 4)
-                logits_alt[a + rows] = self._mutants(maps, rows, starts, values)
+                rows = np.flatnonzero(span[chunk] == width)
+                starts = lo[chunk][rows]
+                values = alt[rows[:, None], starts[:, None] + np.arange(width)]  # (B, d, 4)
+                logits_alt[chunk[rows]] = self._mutants(maps, rows, starts, values)
         return logits_ref, logits_alt
 
     def _reference(self, x: torch.Tensor) -> tuple[list[torch.Tensor], np.ndarray]:
@@ -178,10 +198,15 @@ class MutantEffect:
             # after the pool: they commute, and the pooled map is smaller
             h = stage.activate(pre).permute(0, 2, 1).unsqueeze(2)  # (N, C_out, 1, Lc // pool), channels last
         maps.append(_channels_last(h))
+        return maps, self._dense_first(maps, h.flatten(1))
+
+    def _dense_first(self, maps: list[torch.Tensor], flat: torch.Tensor) -> np.ndarray:
+        """The first dense layer on the channel-major tower output ``flat`` (N, C * P): its
+        pre-ReLU output is appended to ``maps``; returns the (N, T) logits."""
         first = self.folded.dense[0]
-        z = F.linear(h.flatten(1).to(first.weight.dtype), first.weight, first.bias)  # (N, O)
+        z = F.linear(flat.to(first.weight.dtype), first.weight, first.bias)  # (N, O)
         maps.append(z.float())
-        return maps, self._head(z)
+        return self._head(z)
 
     def _head(self, z: torch.Tensor) -> np.ndarray:
         """The first dense layer's output before its ReLU (B, O) -> (B, T) float32 logits."""
@@ -250,6 +275,33 @@ class MutantEffect:
             weight = self._dense_by_position[s:s + width].reshape(change.shape[1], -1)  # (D * C, O)
             z[sel] += (change[sel] @ weight).float()
         return self._head(z)
+
+
+def reference_chunks(starts: np.ndarray | None, n: int, length: int) -> list[tuple[np.ndarray, bool]]:
+    """The reference windows' order of work: chunks of at most :data:`REF_CHUNK` row indices,
+    and whether each shares its tower (:mod:`dnacnn.scoring.shared_reference`).
+
+    Windows in runs of at least :data:`SHARE_RUN`, each starting within :data:`SHARE_SPACING`
+    of L of the one before (by ``starts``), share, in start order; the rest, and all windows
+    without ``starts``, run as whole windows in their own order (sparser or fewer, a shared
+    tower's copies cost more than it saves).
+    """
+    rows = np.arange(n) if starts is None else np.argsort(starts, kind="stable")
+    dense = np.zeros(n, dtype=bool)  # by position in `rows`
+    if starts is not None and n > 1:
+        far = np.flatnonzero(np.diff(starts[rows]) > max(1, int(SHARE_SPACING * length))) + 1
+        for run in np.split(np.arange(n), far):  # runs of near windows; only long ones pay
+            dense[run] = len(run) >= SHARE_RUN
+    return [(part[a:a + REF_CHUNK], shared) for shared, part in ((True, rows[dense]), (False, np.sort(rows[~dense])))
+            for a in range(0, len(part), REF_CHUNK)]
+
+
+def reverse_strand_starts(starts: np.ndarray | None, length: int) -> np.ndarray | None:
+    """Starts of windows and then of their reverse complements, in one coordinate system:
+    the reverse strand of a window at ``s`` starts at ``-(s + L)`` (position x is -x - 1
+    there), so overlapping windows overlap on the reverse strand too. Forward starts must be
+    positive (a contig's index + 1 times 2**40, say) to keep the strands apart."""
+    return None if starts is None else np.concatenate([starts, -(starts + length)])
 
 
 def _overlap_add(parts: torch.Tensor) -> torch.Tensor:

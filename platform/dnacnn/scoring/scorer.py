@@ -45,8 +45,8 @@ from dnacnn.models import LoadedModel, link, probabilities
 from dnacnn.models import load as load_model_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
-from dnacnn.scoring.allele_windows import variant_windows
-from dnacnn.scoring.mutant_effect import MutantEffect
+from dnacnn.scoring.allele_windows import variant_windows, window_start
+from dnacnn.scoring.mutant_effect import MutantEffect, reverse_strand_starts
 from dnacnn.sequence import reverse_complement_onehot
 from dnacnn.variants.alleles import check_allele
 
@@ -182,11 +182,15 @@ class VariantScorer:
 
     # ---- arrays -------------------------------------------------------------------------
 
-    def score_onehot(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray) -> dict[str, np.ndarray]:
+    def score_onehot(self, onehot_ref: np.ndarray, onehot_alt: np.ndarray,
+                     starts: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Scores of windows already built.
 
         Args:
             onehot_ref, onehot_alt: (N, L, 4) uint8 (or 0/1 float), L == ``seq_len``.
+            starts: (N,) int, optional: where each reference window starts (as
+                :meth:`MutantEffect.pair_logits` takes them): overlapping reference windows
+                share their conv tower. The same numbers either way.
         Returns:
             dict of float32 arrays: ``p_ref``, ``p_alt``, ``delta`` = p_alt - p_ref and
             ``logit_delta``, each (N, T); strand-averaged when ``rc`` (module docstring).
@@ -209,8 +213,11 @@ class VariantScorer:
             if self.rc:
                 parts += [reverse_complement_onehot(p) for p in parts]
             strands = len(parts) // 2  # 1, or 2 with rc: [ref, alt, ref_rc, alt_rc]
+            window_starts = None if starts is None else np.asarray(starts, dtype=np.int64)[lo:hi]
+            if self.rc:
+                window_starts = reverse_strand_starts(window_starts, self.seq_len)
             logits_ref, logits_alt = self.engine.pair_logits(
-                np.concatenate(parts[0::2]), np.concatenate(parts[1::2])
+                np.concatenate(parts[0::2]), np.concatenate(parts[1::2]), window_starts
             )  # (S/2 * B, T) each, strand by strand
             logits = np.stack([logits_ref.reshape(strands, hi - lo, t),
                                logits_alt.reshape(strands, hi - lo, t)], axis=1)  # (S/2, 2, B, T)
@@ -239,6 +246,8 @@ class VariantScorer:
         """
         n = len(chrom)
         pos0 = np.asarray(pos, dtype=np.int64).reshape(n) - 1
+        # reference windows in one coordinate system (contigs 2**40 apart): near ones share work
+        contig_base = {name: (k + 1) << 40 for k, name in enumerate(self.genome.contigs)}
         out: dict[str, np.ndarray] = {}
         chunks = []
         for lo in range(0, n, self.batch_size):  # windows built batch by batch: memory bounded
@@ -246,7 +255,9 @@ class VariantScorer:
             onehot_ref, onehot_alt = variant_windows(
                 self.genome, chrom[lo:hi], pos0[lo:hi], ref[lo:hi], alt[lo:hi], self.seq_len
             )
-            chunks.append(self.score_onehot(onehot_ref, onehot_alt))
+            starts = window_start(pos0[lo:hi], self.seq_len) + np.array(
+                [contig_base[self.genome.resolve(c)] for c in chrom[lo:hi]], dtype=np.int64)
+            chunks.append(self.score_onehot(onehot_ref, onehot_alt, starts))
         for key in ("p_ref", "p_alt", "delta", "logit_delta"):
             out[key] = (
                 np.concatenate([c[key] for c in chunks]) if chunks
