@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--rc", action="store_true", help="average both strands (VariantScorer(rc=True))")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -72,25 +73,25 @@ def main() -> None:
     loaded = models.load(model_dir)
     genome = Genome(FASTA)
     load = os.getloadavg()
-    print(f"{args.n} SNVs per spacing, Basset {L} bp x {len(loaded.tasks)} tasks, {args.threads} torch threads, "
+    print(f"{args.n} SNVs per spacing, rc={args.rc}, Basset {L} bp x {len(loaded.tasks)} tasks, {args.threads} torch threads, "
           f"load average {load[0]:.2f}", flush=True)
-    results: dict = {"n": args.n, "load_start": load, "rows": []}
+    results: dict = {"n": args.n, "rc": args.rc, "load_start": load, "rows": []}
     peer = None
     for spacing in (int(s) for s in args.spacings.split(",")):
         pos1, ref_allele, alt_allele = dense_snvs(genome, args.n, spacing)
         ref, alt = variant_windows(genome, ["20"] * args.n, pos1 - 1, ref_allele, alt_allele, L)
         starts = window_start(pos1 - 1, L) + (1 << 40)
-        naive = naive_deltas(loaded.model, ref, alt, False, args.batch_size)
+        naive = naive_deltas(loaded.model, ref, alt, args.rc, args.batch_size)
         row = {"spacing": spacing}
         for precision in ("fp32", "bf16"):
-            scorer = VariantScorer(loaded, FASTA, batch_size=args.batch_size, precision=precision)
+            scorer = VariantScorer(loaded, FASTA, rc=args.rc, batch_size=args.batch_size, precision=precision)
             scorer.score_onehot(ref[:256], alt[:256], starts[:256])
             for name, given in (("shared", starts), ("alone", None)):
                 sec, got = timed(lambda: scorer.score_onehot(ref, alt, given)["delta"], args.repeats)
                 row[f"{name}_{precision}"] = args.n / sec
                 row[f"{name}_{precision}_dev"] = float(np.abs(got - naive).max())
         if peer is None:
-            sec, got = timed(lambda: tangermeme_deltas(loaded.model, ref, alt, False, args.batch_size), 1)
+            sec, got = timed(lambda: tangermeme_deltas(loaded.model, ref, alt, args.rc, args.batch_size), 1)
             peer = args.n / sec
             results["tangermeme"] = dict(rate=peer, deviation=float(np.abs(got - naive).max()))
             print(f"  tangermeme substitution_effect: {peer:.0f} variants/s", flush=True)
