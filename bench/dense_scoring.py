@@ -22,7 +22,6 @@ genome's base, ALT the next one), on windows already built, with the same model 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from variant_scoring import CACHE, FASTA, L, naive_deltas, tangermeme_deltas, timed, trained_model  # noqa: E402
+from variant_scoring import CACHE, FASTA, L, finish, naive_deltas, tangermeme_deltas, timed, trained_model  # noqa: E402
 
 from dnacnn import models  # noqa: E402
 from dnacnn.genome import Genome  # noqa: E402
@@ -103,10 +102,7 @@ def main() -> None:
               f"alone fp32 {row['alone_fp32']:6.0f}/s: {row['shared_over_alone_fp32']:.2f}x; bf16 shared "
               f"{row['shared_bf16']:6.0f}/s, alone {row['alone_bf16']:6.0f}/s; shared / tangermeme: fp32 "
               f"{row['shared_fp32_over_peer']:.2f}x, bf16 {row['shared_bf16_over_peer']:.2f}x", flush=True)
-    results["load_end"] = os.getloadavg()
-    print(f"load average at the end {results['load_end'][0]:.2f}", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=float))
+    finish(results, args.json)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,14 @@ def sample_snvs(n: int, seed: int = 0):
     return ["20"] * n, np.array(pos0) + 1, ref, alt
 
 
+def finish(results: dict, json_path: Path | None) -> None:
+    """Record and print the load average at the end; write the figures to ``json_path`` if given."""
+    results["load_end"] = os.getloadavg()
+    print(f"load average at the end {results['load_end'][0]:.2f}", flush=True)
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2, default=float))
+
+
 def timed(fn, repeats: int):
     """(best seconds of ``repeats`` calls, the last result)."""
     best, out = float("inf"), None
@@ -334,10 +342,7 @@ def main() -> None:
                                               for r in results["rows"] if r["rc"] == rc), flush=True)
         results[f"region_ratio_rc{int(rc)}"] = results["region_fp32"]["rate"] / best
     print(f"all SNVs of a region (exact) / fastest plain peer: {results['region_ratio_rc0']:.1f}x", flush=True)
-    results["load_end"] = os.getloadavg()
-    print(f"load average at the end {results['load_end'][0]:.2f}", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=float))
+    finish(results, args.json)
 
 
 if __name__ == "__main__":
