@@ -116,7 +116,7 @@ class MutantEffect:
             starts: (N,) int, optional: where each reference window starts in one coordinate
                 system (windows of different sequences far apart, e.g. a contig's index times
                 2**40 plus the genome position): overlapping reference windows then share their
-                conv tower (:mod:`dnacnn.scoring.shared_reference`). The same numbers either way.
+                conv tower (:mod:`dnacnn.scoring.shared_reference`; on CPU). The same numbers either way.
         Returns:
             (logits_ref, logits_alt): (N, T) float32 each.
         """
@@ -149,7 +149,10 @@ class MutantEffect:
         t = self.folded.dense[-1].weight.shape[0]
         logits_ref = np.empty((n, t), dtype=np.float32)
         logits_alt = np.empty((n, t), dtype=np.float32)
-        for chunk, shared in reference_chunks(window_starts, n, length):
+        # shared towers are measured on CPU only (on a GPU their per-window copies are many small
+        # kernels: not measured, so not used there)
+        share = window_starts if self.device.type == "cpu" else None
+        for chunk, shared in reference_chunks(share, n, length):
             ref, alt = onehot_ref[chunk], onehot_alt[chunk]
             if shared:
                 segments = union_segments(ref, window_starts[chunk])
