@@ -46,16 +46,12 @@ from dnacnn.models import RCAverage, predict_logits, probabilities
 from dnacnn.models.prediction import model_device, onehot_to_x
 from dnacnn.precision import check_precision
 from dnacnn.scoring.folded import FoldedModel, fold
-from dnacnn.scoring.shared_reference import shared_tower, union_segments
+from dnacnn.scoring.shared_reference import reference_chunks, reverse_strand_starts, shared_tower, union_segments
 
 #: Reference windows per tower pass (their maps are kept: ~1.2 MB a Basset window).
 REF_CHUNK = 128
 #: Mutants per incremental pass.
 MUTANT_CHUNK = 1024
-#: Reference windows share their tower (``starts`` given) in runs of at least SHARE_RUN
-#: windows each starting within SHARE_SPACING of L (100 bp for 600 bp) of the one before.
-SHARE_SPACING = 1 / 6
-SHARE_RUN = 8
 
 
 class MutantEffect:
@@ -152,7 +148,7 @@ class MutantEffect:
         # shared towers are measured on CPU only (on a GPU their per-window copies are many small
         # kernels: not measured, so not used there)
         share = window_starts if self.device.type == "cpu" else None
-        for chunk, shared in reference_chunks(share, n, length):
+        for chunk, shared in reference_chunks(share, n, length, REF_CHUNK):
             ref, alt = onehot_ref[chunk], onehot_alt[chunk]
             if shared:
                 segments = union_segments(ref, window_starts[chunk])
@@ -278,33 +274,6 @@ class MutantEffect:
             weight = self._dense_by_position[s:s + width].reshape(change.shape[1], -1)  # (D * C, O)
             z[sel] += (change[sel] @ weight).float()
         return self._head(z)
-
-
-def reference_chunks(starts: np.ndarray | None, n: int, length: int) -> list[tuple[np.ndarray, bool]]:
-    """The reference windows' order of work: chunks of at most :data:`REF_CHUNK` row indices,
-    and whether each shares its tower (:mod:`dnacnn.scoring.shared_reference`).
-
-    Windows in runs of at least :data:`SHARE_RUN`, each starting within :data:`SHARE_SPACING`
-    of L of the one before (by ``starts``), share, in start order; the rest, and all windows
-    without ``starts``, run as whole windows in their own order (sparser or fewer, a shared
-    tower's copies cost more than it saves).
-    """
-    rows = np.arange(n) if starts is None else np.argsort(starts, kind="stable")
-    dense = np.zeros(n, dtype=bool)  # by position in `rows`
-    if starts is not None and n > 1:
-        far = np.flatnonzero(np.diff(starts[rows]) > max(1, int(SHARE_SPACING * length))) + 1
-        for run in np.split(np.arange(n), far):  # runs of near windows; only long ones pay
-            dense[run] = len(run) >= SHARE_RUN
-    return [(part[a:a + REF_CHUNK], shared) for shared, part in ((True, rows[dense]), (False, np.sort(rows[~dense])))
-            for a in range(0, len(part), REF_CHUNK)]
-
-
-def reverse_strand_starts(starts: np.ndarray | None, length: int) -> np.ndarray | None:
-    """Starts of windows and then of their reverse complements, in one coordinate system:
-    the reverse strand of a window at ``s`` starts at ``-(s + L)`` (position x is -x - 1
-    there), so overlapping windows overlap on the reverse strand too. Forward starts must be
-    positive (a contig's index + 1 times 2**40, say) to keep the strands apart."""
-    return None if starts is None else np.concatenate([starts, -(starts + length)])
 
 
 def _overlap_add(parts: torch.Tensor) -> torch.Tensor:

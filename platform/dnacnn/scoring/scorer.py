@@ -46,7 +46,8 @@ from dnacnn.models import load as load_model_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
 from dnacnn.scoring.allele_windows import variant_windows, window_start
-from dnacnn.scoring.mutant_effect import MutantEffect, reverse_strand_starts
+from dnacnn.scoring.mutant_effect import MutantEffect
+from dnacnn.scoring.shared_reference import reverse_strand_starts
 from dnacnn.sequence import reverse_complement_onehot
 from dnacnn.variants.alleles import check_allele
 

@@ -12,6 +12,8 @@ Windows that overlap nothing are computed as a batch, as whole windows are.
 
 The maps come out per window, as :meth:`MutantEffect._reference` keeps them for the
 mutant pass, and hold the same numbers: the same convs over the same columns.
+:func:`reference_chunks` decides which windows of a batch share (dense runs) and
+which run whole.
 """
 
 from __future__ import annotations
@@ -28,6 +30,37 @@ Segment = tuple[torch.Tensor, np.ndarray, np.ndarray]
 #: Share a stage's conv among windows whose union is at most this share of their summed
 #: lengths; above, the windows run alone (a long conv of little overlap costs more than it saves).
 SHARE_BELOW = 0.5
+#: Reference windows share their tower (``starts`` given) in runs of at least SHARE_RUN
+#: windows each starting within SHARE_SPACING of L (100 bp for 600 bp) of the one before.
+SHARE_SPACING = 1 / 6
+SHARE_RUN = 8
+
+
+def reference_chunks(starts: np.ndarray | None, n: int, length: int, chunk: int) -> list[tuple[np.ndarray, bool]]:
+    """The reference windows' order of work: chunks of at most ``chunk`` row indices, and
+    whether each shares its tower.
+
+    Windows in runs of at least :data:`SHARE_RUN`, each starting within :data:`SHARE_SPACING`
+    of L of the one before (by ``starts``), share, in start order; the rest, and all windows
+    without ``starts``, run as whole windows in their own order (sparser or fewer, a shared
+    tower's copies cost more than it saves).
+    """
+    rows = np.arange(n) if starts is None else np.argsort(starts, kind="stable")
+    dense = np.zeros(n, dtype=bool)  # by position in `rows`
+    if starts is not None and n > 1:
+        far = np.flatnonzero(np.diff(starts[rows]) > max(1, int(SHARE_SPACING * length))) + 1
+        for run in np.split(np.arange(n), far):  # runs of near windows; only long ones pay
+            dense[run] = len(run) >= SHARE_RUN
+    return [(part[a:a + chunk], shared) for shared, part in ((True, rows[dense]), (False, np.sort(rows[~dense])))
+            for a in range(0, len(part), chunk)]
+
+
+def reverse_strand_starts(starts: np.ndarray | None, length: int) -> np.ndarray | None:
+    """Starts of windows and then of their reverse complements, in one coordinate system:
+    the reverse strand of a window at ``s`` starts at ``-(s + L)`` (position x is -x - 1
+    there), so overlapping windows overlap on the reverse strand too. Forward starts must be
+    positive (a contig's index + 1 times 2**40, say) to keep the strands apart."""
+    return None if starts is None else np.concatenate([starts, -(starts + length)])
 
 
 def union_segments(onehot: np.ndarray, starts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -116,20 +149,16 @@ def _worth_sharing(seg: Segment, length: int) -> list[Segment]:
 
 def _conv(segs: list[Segment], weight: torch.Tensor, bias: torch.Tensor) -> list[Segment]:
     """The valid conv of each segment's map; segments of one length in one batch."""
-    out: list[Segment] = []
     by_length: dict[int, list[int]] = {}
     for k, (h, _, _) in enumerate(segs):
         by_length.setdefault(h.shape[0], []).append(k)
-    done: dict[int, torch.Tensor] = {}
+    out: list[Segment] = list(segs)
     for ks in by_length.values():
         x = torch.stack([segs[k][0] for k in ks])  # (B, len, C_in)
         x = x.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C_in, 1, len)
-        z = F.conv2d(x, weight, bias)  # (B, C_out, 1, len - w + 1)
-        z = z.permute(0, 2, 3, 1).flatten(1, 2)  # (B, len - w + 1, C_out)
+        z = F.conv2d(x, weight, bias).permute(0, 2, 3, 1).flatten(1, 2)  # (B, len - w + 1, C_out)
         for j, k in enumerate(ks):
-            done[k] = z[j]
-    for k, (_, rows, offs) in enumerate(segs):
-        out.append((done[k], rows, offs))
+            out[k] = (z[j], segs[k][1], segs[k][2])
     return out
 
 
