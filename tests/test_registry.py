@@ -115,7 +115,13 @@ def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path, capfd,
     logged = log_run(checkpoint, 0.5)
     seqs = sequences(5)
     expected = reference_probs(checkpoint, seqs)
-    assert "Downloading artifacts" not in capfd.readouterr().err  # logging the run: no progress bars
+    logging_err = capfd.readouterr().err
+    assert "Downloading artifacts" not in logging_err  # logging the run: no progress bars
+    # registering it: none of MLflow's own lines on the job's console
+    assert "Successfully registered" not in logging_err and "Created version" not in logging_err
+    from mlflow.tracking import MlflowClient
+    version = MlflowClient().get_model_version_by_alias("simple-toy", "champion")
+    assert version.run_id == logged.run_id  # the version links back to its training run
     uris = ["models:/simple-toy@champion", "models:/simple-toy/1",
             f"runs:/{logged.run_id}/model", logged.model_uri]
     for i, uri in enumerate(uris):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import dnacnn
@@ -127,8 +128,9 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
         result = LoggedRun(run_id=active.info.run_id, experiment_id=experiment_id,
                            tracking_uri=mlflow.get_tracking_uri(), model_uri=info.model_uri)
         if cfg.register:
-            version = str(mlflow.register_model(info.model_uri, name).version)
             client = MlflowClient()
+            version = register_version(client, name, info.model_uri, info.model_id,
+                                       active.info.run_id)
             if new_lineage or LINEAGE_TAG not in client.get_registered_model(name).tags:
                 start_lineage(name, run.lineage, client)
             client.set_model_version_tag(name, version, LINEAGE_TAG, run.lineage.to_json())
@@ -139,3 +141,19 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
                              "dnacnn.registered_version": version, "dnacnn.alias": alias})
             result.registered_name, result.version, result.alias = name, version, alias
     return result
+
+
+def register_version(client: MlflowClient, name: str, model_uri: str, model_id: str | None,
+                     run_id: str) -> str:
+    """Register ``model_uri`` as the next version of ``name`` (created if new); its number.
+
+    The client's calls rather than ``mlflow.register_model``, which prints its progress
+    ("Successfully registered model", "Created version") to the job's console.
+    """
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":  # registered meanwhile by another run
+            raise
+    return str(client.create_model_version(name, model_uri, run_id=run_id,
+                                           model_id=model_id).version)
