@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -26,6 +27,7 @@ from dnacnn.models import load, predict_sequences
 from dnacnn.scoring import VariantScorer
 from dnacnn.scoring.batch import score_vcf
 from dnacnn.serve import MAX_BODY_BYTES, MAX_VARIANTS, ServiceArgs
+from dnacnn.serve.http_io import BODY_TIMEOUT_S
 from test_scoring import TASKS, real_snvs, save_tiny
 
 pytestmark = pytest.mark.slow  # a Ray Serve application and two batch jobs: about a minute
@@ -190,6 +192,14 @@ BAD_BODIES = {
     "no_variants": (json.dumps({"variants": []}).encode(), 422, "invalid_request"),
     "rc_not_bool": (json.dumps({"variants": [V], "rc": "maybe"}).encode(), 422, "invalid_request"),
     "too_many_variants": (json.dumps({"variants": [V] * (MAX_VARIANTS + 1)}).encode(), 422, "invalid_request"),
+    # strict JSON types: no conversion of a string, a boolean or a float to a position
+    "pos_string_of_digits": (json.dumps({"variants": [dict(V, pos="150001")]}).encode(), 422, "invalid_request"),
+    "pos_true": (json.dumps({"variants": [dict(V, pos=True)]}).encode(), 422, "invalid_request"),
+    "pos_float": (json.dumps({"variants": [dict(V, pos=150001.0)]}).encode(), 422, "invalid_request"),
+    "pos_past_vcf_range": (json.dumps({"variants": [dict(V, pos=2 ** 31)]}).encode(), 422, "invalid_request"),
+    "rc_string_true": (json.dumps({"variants": [V], "rc": "true"}).encode(), 422, "invalid_request"),
+    "number_of_5000_digits": (b'{"variants": [{"chrom": "20", "pos": ' + b"1" * 5000 + b', "ref": "A", "alt": "G"}]}',
+                              400, "invalid_json"),
     "body_too_large": (b'{"variants": [' + b" " * (MAX_BODY_BYTES + 10) + b"]}", 413, "too_large"),
 }
 
@@ -208,6 +218,48 @@ def test_bad_score_requests_are_4xx_json_and_the_next_request_works(setup, case)
         assert str(MAX_BODY_BYTES) in answer["message"]
     if case == "pos_zero":
         assert answer["errors"][0]["loc"] == "variants.0.pos"
+    assert "sys." not in answer["message"]  # no advice meant for the server's Python
+    assert_valid_request_works(setup)
+
+
+def test_a_newline_is_not_a_base(setup):
+    results = post_score(setup, [dict(V, alt="G\n"), dict(V, ref="A\n")]).json()["results"]
+    assert [r["reason"] for r in results] == ["invalid_allele", "invalid_allele"]
+
+
+def test_router_errors_have_the_error_shape_and_get_routes_answer_head(setup):
+    client = setup["client"]
+    for method, path, status, error in (("GET", "/nope", 404, "not_found"),
+                                        ("GET", "/v1/score", 405, "method_not_allowed"),
+                                        ("POST", "/healthz", 405, "method_not_allowed")):
+        response = client.request(method, path)
+        assert response.status_code == status and response.json()["error"] == error, (method, path)
+    for path in ("/", "/healthz", "/v1/model"):
+        assert client.head(path).status_code == 200, path
+    gzipped = client.post("/v1/score", content=gzip.compress(json.dumps({"variants": [V]}).encode()),
+                          headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert gzipped.status_code == 415 and gzipped.json()["error"] == "unsupported_encoding"
+    assert_valid_request_works(setup)
+
+
+def test_a_stalled_body_times_out_and_frees_its_slot(setup):
+    """A client that sends its headers and part of its body, then nothing: 408 once
+    BODY_TIMEOUT_S has passed, not a request slot held for good."""
+    url = httpx.URL(setup["url"])
+    host, port = url.host, url.port
+    head = (f"POST /v1/score HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"variants\": [")
+    with socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT_S + 30) as sock:
+        sock.sendall(head.encode())
+        t0 = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - t0 < BODY_TIMEOUT_S + 20
     assert_valid_request_works(setup)
 
 
@@ -260,6 +312,11 @@ def test_predict_gives_the_pyfunc_probabilities(setup):
 
     short = setup["client"].post("/v1/predict", json={"sequences": ["ACGT"]})
     assert short.status_code == 422 and "100" in short.json()["message"]
+    for odd in ("\x00", "\n", "-", "\U0001f9ec"):  # neither a base nor an IUPAC code
+        bad = setup["client"].post("/v1/predict", json={"sequences": [sequences[0][:99] + odd]})
+        assert bad.status_code == 422 and "position 99" in bad.json()["message"], odd
+    iupac = setup["client"].post("/v1/predict", json={"sequences": [sequences[0][:99] + "R"]})
+    assert iupac.status_code == 200  # read as unknown, as N is
     assert setup["client"].post("/v1/predict", json={"sequences": "ACGT"}).status_code == 422
     assert_valid_request_works(setup)
 

@@ -235,6 +235,22 @@ def test_table_rows_and_vcf_records_follow_the_same_rules(genome, tmp_path):
             allele.kind, allele.reject, allele.message)
 
 
+def test_table_rows_positions_and_alleles_are_checked_whole(genome):
+    """An allele with a final newline is not bases; a huge POS is past the contig's end
+    (said as such), a non-integral one is malformed."""
+    from dnacnn.variants import check_allele
+
+    ref = genome.fetch("20", 150_000, 150_001)
+    assert check_allele(genome, "20", 150_001, ref, "G\n")[1] == "invalid_allele"
+    assert check_allele(genome, "20", 150_001, ref + "\n", "G")[1] == "invalid_allele"
+    for pos in (2 ** 63 - 1, 10 ** 30):
+        kind, reason, message = check_allele(genome, "20", pos, ref, "G")
+        assert reason == "ref_mismatch" and "past the end of contig" in message
+    for pos in (1.5, True, 0, float("nan"), "x"):
+        assert check_allele(genome, "20", pos, ref, "G")[1] == "malformed", pos
+    assert check_allele(genome, "20", "150001", ref, "G" if ref != "G" else "A")[1] is None
+
+
 def test_vcf_writer_round_trips_through_pysam_and_indexes_sorted_records(tmp_path):
     from dnacnn.variants import InfoField, write_vcf
 

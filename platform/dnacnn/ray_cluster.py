@@ -32,6 +32,7 @@ RAY_NOTICES = re.compile(
     r"|RayDeprecationWarning: `ExecutionOptions\.exclude_resources` is deprecated"
     r"|Progress bars disabled\. To enable, set"
     r"|Dataset \S+ execution finished in [0-9.]+ seconds"
+    r"|Task ServeController\.graceful_shutdown failed"  # the service stopping: Serve kills its controller
 )
 
 

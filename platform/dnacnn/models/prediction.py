@@ -14,6 +14,7 @@ multiclass logits are defined only up to a per-row constant).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,9 @@ from torch import nn
 
 from dnacnn.precision import check_precision
 from dnacnn.tasks import TASK_TYPES, check_task_type
+
+#: A character that is neither a base nor an IUPAC code (either case).
+_NOT_IUPAC = re.compile(r"[^ACGTNRYSWKMBDHVacgtnryswkmbdhv]")
 
 
 def probabilities(task_type: str, logits: np.ndarray) -> np.ndarray:
@@ -132,7 +136,8 @@ def predict_sequences(
     Returns:
         (N, T) float64 probabilities.
     Raises:
-        ValueError: naming the first sequence whose length is not ``seq_len``.
+        ValueError: naming the first sequence whose length is not ``seq_len``, or that holds
+            a character that is not a base or an IUPAC code.
     """
     from dnacnn.sequence import encode_batch
 
@@ -142,6 +147,12 @@ def predict_sequences(
             raise ValueError(
                 f"sequence {i} has {len(s)} bases; this model takes windows of exactly "
                 f"{seq_len} bp: cut or pad (with N) the sequences to {seq_len}"
+            )
+        bad = _NOT_IUPAC.search(s)
+        if bad:
+            raise ValueError(
+                f"sequence {i} has {bad.group()!r} at position {bad.start()}: a sequence holds "
+                "A, C, G, T (either case) and IUPAC codes such as N, which are read as unknown"
             )
     onehot = encode_batch(seqs, seq_len) if seqs else np.zeros((0, seq_len, 4), np.uint8)
     return predict(model, onehot, task_type, batch_size, precision=precision)

@@ -47,6 +47,7 @@ from dnacnn.models.prediction import model_device, onehot_to_x
 from dnacnn.precision import check_precision
 from dnacnn.scoring.folded import FoldedModel, fold
 from dnacnn.scoring.shared_reference import reference_chunks, reverse_strand_starts, shared_tower, union_segments
+from dnacnn.scoring.tower_map import TowerMap
 
 #: Reference windows per tower pass (their maps are kept: ~1.2 MB a Basset window).
 REF_CHUNK = 128
@@ -153,7 +154,7 @@ class MutantEffect:
             if shared:
                 segments = union_segments(ref, window_starts[chunk])
                 maps = shared_tower(self.folded.stages, self._weights_2d, segments, len(ref), length, self.device)
-                logits = self._dense_first(maps, maps[-1].transpose(1, 2).flatten(1))
+                logits = self._dense_first(maps, maps[-1].windows().transpose(1, 2).flatten(1))
             else:
                 maps, logits = self._reference(onehot_to_x(ref, self.device))
             logits_ref[chunk] = logits
@@ -171,14 +172,14 @@ class MutantEffect:
                 logits_alt[chunk[rows]] = self._mutants(maps, rows, starts, values)
         return logits_ref, logits_alt
 
-    def _reference(self, x: torch.Tensor) -> tuple[list[torch.Tensor], np.ndarray]:
+    def _reference(self, x: torch.Tensor) -> tuple[list, np.ndarray]:
         """Tower maps and logits of windows x (N, 4, L).
 
         Returns:
             maps: per stage k its input (N, L_k, C_in) and pre-activation (N, Lc_k, C_out),
-            then the tower output (N, P, C), all channels last in the compute dtype (sums
-            with them are made in float32), then the first dense layer's output before its
-            ReLU (N, O) float32.
+            then the tower output (N, P, C), each a :class:`TowerMap` (channels last, in
+            the compute dtype: sums with them are made in float32), then the first dense
+            layer's output before its ReLU, a tensor (N, O) float32.
             logits: (N, T) float32.
         """
         maps = []
@@ -187,19 +188,19 @@ class MutantEffect:
         h = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (N, 4, 1, L)
         for stage, weight in zip(self.folded.stages, self._weights_2d):
             h = h.to(weight.dtype)  # each stage in its own dtype (exp stages: float32)
-            maps.append(_channels_last(h))
+            maps.append(TowerMap.of_windows(_channels_last(h)))
             z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
             pre = _channels_last(z)  # (N, Lc, C_out)
-            maps.append(pre)
+            maps.append(TowerMap.of_windows(pre))
             if stage.pool > 1:  # a max over channels-last windows: no index map, no layout change
                 q = pre.shape[1] // stage.pool
                 pre = pre[:, :q * stage.pool].reshape(len(pre), q, stage.pool, -1).amax(dim=2)  # (N, Lc // pool, C_out)
             # after the pool: they commute, and the pooled map is smaller
             h = stage.activate(pre).permute(0, 2, 1).unsqueeze(2)  # (N, C_out, 1, Lc // pool), channels last
-        maps.append(_channels_last(h))
+        maps.append(TowerMap.of_windows(_channels_last(h)))
         return maps, self._dense_first(maps, h.flatten(1))
 
-    def _dense_first(self, maps: list[torch.Tensor], flat: torch.Tensor) -> np.ndarray:
+    def _dense_first(self, maps: list, flat: torch.Tensor) -> np.ndarray:
         """The first dense layer on the channel-major tower output ``flat`` (N, C * P): its
         pre-ReLU output is appended to ``maps``; returns the (N, T) logits."""
         first = self.folded.dense[0]
@@ -217,7 +218,7 @@ class MutantEffect:
                 h = torch.relu(h)
         return h.float().cpu().numpy()
 
-    def _mutants(self, maps: list[torch.Tensor], rows: np.ndarray, starts: np.ndarray,
+    def _mutants(self, maps: list, rows: np.ndarray, starts: np.ndarray,
                  values: np.ndarray) -> np.ndarray:
         """Logits of mutants of reference windows, MUTANT_CHUNK at a time.
 
@@ -244,18 +245,18 @@ class MutantEffect:
         # new (B, d, C_in): the mutant's changed input columns; start (B,): the first one's position
         b = len(rows)
         for k, stage in enumerate(self.folded.stages):
-            ref_in, ref_pre = maps[2 * k], maps[2 * k + 1]  # (R, L_k, C_in), (R, Lc, C_out)
+            ref_in, ref_pre = maps[2 * k], maps[2 * k + 1]  # TowerMaps: (R, L_k, C_in), (R, Lc, C_out)
             d, w, p = new.shape[1], stage.width, stage.pool
-            c_out = ref_pre.shape[2]
-            change = new - _columns(ref_in, rows, start, d).float()  # (B, d, C_in)
+            c_out = ref_pre.data.shape[1]
+            change = new - ref_in.columns(rows, start, d).float()  # (B, d, C_in)
             spread = (change.reshape(b * d, -1).to(self._spread[k].dtype) @ self._spread[k]).float()
             delta = _overlap_add(spread.reshape(b, d, w, c_out))  # (B, d + w - 1, C_out)
-            pooled_len = ref_pre.shape[1] // p
+            pooled_len = ref_pre.length // p
             n_pooled = min(pooled_len, (d + w + p - 3) // p + 1)  # the most pools d + w - 1 columns touch
             first = start - (w - 1)  # (B,)
             q0 = torch.div(first, p, rounding_mode="floor").clamp(0, pooled_len - n_pooled)  # (B,)
             size = n_pooled * p
-            region = _columns(ref_pre, rows, q0 * p, size).float()  # (B, size, C_out): reference pre-activation
+            region = ref_pre.columns(rows, q0 * p, size).float()  # (B, size, C_out): reference pre-activation
             at = (first - q0 * p)[:, None] + torch.arange(d + w - 1, device=rows.device)  # (B, d+w-1)
             inside = (at >= 0) & (at < size)
             region = region.scatter_add(
@@ -265,9 +266,9 @@ class MutantEffect:
                 region = region.reshape(b, n_pooled, p, c_out).amax(dim=2)  # (B, n_pooled, C_out)
             new, start = stage.activate(region), q0
         # the first dense layer changes by its weights at the changed tower columns
-        tower, first = maps[-2], maps[-1]  # (R, P, C), (R, O)
+        tower, first = maps[-2], maps[-1]  # TowerMap (R, P, C), tensor (R, O)
         width = new.shape[1]
-        change = (new - _columns(tower, rows, start, width).float()).reshape(b, -1).to(self.dtype)  # (B, D * C)
+        change = (new - tower.columns(rows, start, width).float()).reshape(b, -1).to(self.dtype)  # (B, D * C)
         z = first[rows]  # (B, O)
         for s in torch.unique(start).tolist():
             sel = torch.nonzero(start == s).squeeze(1)
@@ -300,12 +301,6 @@ def _overlap_add(parts: torch.Tensor) -> torch.Tensor:
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
     """(N, C, 1, L) channels-last -> (N, L, C), a view."""
     return t.permute(0, 2, 3, 1).flatten(1, 2)
-
-
-def _columns(ref: torch.Tensor, rows: torch.Tensor, start: torch.Tensor, size: int) -> torch.Tensor:
-    """ref[rows[b], start[b] : start[b] + size] of a channels-last map ref (R, L, C): (B, size, C)."""
-    idx = start[:, None] + torch.arange(size, device=ref.device)  # (B, size)
-    return ref[rows[:, None], idx]
 
 
 @torch.inference_mode()

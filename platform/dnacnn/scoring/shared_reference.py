@@ -10,8 +10,10 @@ the next stage over their own union (with Basset's pools 3, 4, 4 the second conv
 nine tenths of the tower's work, is shared among the windows of each of 3 phases).
 Windows that overlap nothing are computed as a batch, as whole windows are.
 
-The maps come out per window, as :meth:`MutantEffect._reference` keeps them for the
-mutant pass, and hold the same numbers: the same convs over the same columns.
+The maps come out as :class:`~dnacnn.scoring.tower_map.TowerMap`\ s, as
+:meth:`MutantEffect._reference` keeps them for the mutant pass: the unions' maps end to
+end, each window a slice of its union's (no copy per window), holding the same numbers as
+whole windows' maps: the same convs over the same columns.
 :func:`reference_chunks` decides which windows of a batch share (dense runs) and
 which run whole.
 """
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from dnacnn.scoring.folded import ConvStage
+from dnacnn.scoring.tower_map import TowerMap
 
 #: A segment: its input map (len, C) channels last, and its windows' (index, offset) rows.
 Segment = tuple[torch.Tensor, np.ndarray, np.ndarray]
@@ -110,7 +113,7 @@ def union_segments(onehot: np.ndarray, starts: np.ndarray) -> list[tuple[np.ndar
 
 def shared_tower(stages: tuple[ConvStage, ...], weights_2d: list[torch.Tensor],
                  segments: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int, length: int,
-                 device: torch.device) -> list[torch.Tensor]:
+                 device: torch.device) -> list[TowerMap]:
     """Tower maps of N windows given as union segments (:func:`union_segments`).
 
     Args:
@@ -118,21 +121,20 @@ def shared_tower(stages: tuple[ConvStage, ...], weights_2d: list[torch.Tensor],
         n, length: N windows of L bases.
     Returns:
         per stage k its input (N, L_k, C_in) and pre-activation (N, Lc_k, C_out), then the
-        tower output (N, P, C): channels last, in each stage's dtype, window by window.
+        tower output (N, P, C): :class:`TowerMap`\ s, channels last, in each stage's dtype.
     """
     segs: list[Segment] = [
         (torch.as_tensor(np.asarray(u, dtype=np.float32), device=device), rows, offs) for u, rows, offs in segments
     ]
-    maps: list[torch.Tensor] = []
+    maps: list[TowerMap] = []
     for stage, weight in zip(stages, weights_2d):
         segs = [part for h, rows, offs in segs for part in _worth_sharing((h.to(weight.dtype), rows, offs), length)]
-        maps.append(_per_window(segs, n, length, device))
-        pre = _conv(segs, weight, stage.bias)
+        maps.append(_as_map(segs, n, length))
         length = length - stage.width + 1
-        maps.append(_per_window(pre, n, length, device))
-        segs = [pooled for seg in pre for pooled in _pool_by_phase(seg, stage, length)]
+        pre, segs = _conv(segs, weight, stage, length)
+        maps.append(_as_map(pre, n, length))
         length //= stage.pool
-    maps.append(_per_window(segs, n, length, device))
+    maps.append(_as_map(segs, n, length))
     return maps
 
 
@@ -147,19 +149,35 @@ def _worth_sharing(seg: Segment, length: int) -> list[Segment]:
     return [(h[off:off + length], rows[k:k + 1], zero) for k, off in enumerate(offs.tolist())]
 
 
-def _conv(segs: list[Segment], weight: torch.Tensor, bias: torch.Tensor) -> list[Segment]:
-    """The valid conv of each segment's map; segments of one length in one batch."""
+def _conv(segs: list[Segment], weight: torch.Tensor, stage: ConvStage,
+          window_len: int) -> tuple[list[Segment], list[Segment]]:
+    """Each segment's valid conv (its pre-activation), and that max-pooled and activated
+    by phase (:func:`_pool_by_phase`). Segments of one length run as one batch; a batch of
+    windows alone (all at offset 0: windows :func:`_worth_sharing` split) pools as one.
+
+    Args:
+        window_len: Lc, each window's conv output length.
+    Returns:
+        (pre-activation segments, in ``segs``' order; pooled segments).
+    """
     by_length: dict[int, list[int]] = {}
     for k, (h, _, _) in enumerate(segs):
         by_length.setdefault(h.shape[0], []).append(k)
-    out: list[Segment] = list(segs)
+    pre: list[Segment] = list(segs)
+    pooled: list[Segment] = []
     for ks in by_length.values():
         x = torch.stack([segs[k][0] for k in ks])  # (B, len, C_in)
         x = x.permute(0, 2, 1).unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C_in, 1, len)
-        z = F.conv2d(x, weight, bias).permute(0, 2, 3, 1).flatten(1, 2)  # (B, len - w + 1, C_out)
+        z = F.conv2d(x, weight, stage.bias).permute(0, 2, 3, 1).flatten(1, 2)  # (B, len - w + 1, C_out)
         for j, k in enumerate(ks):
-            out[k] = (z[j], segs[k][1], segs[k][2])
-    return out
+            pre[k] = (z[j], segs[k][1], segs[k][2])
+        if z.shape[1] == window_len and not any(segs[k][2].any() for k in ks):
+            q, p = window_len // stage.pool, stage.pool
+            act = stage.activate(z[:, :q * p].reshape(len(ks), q, p, -1).amax(dim=2) if p > 1 else z)
+            pooled += [(act[j], segs[k][1], segs[k][2]) for j, k in enumerate(ks)]
+        else:
+            pooled += [part for k in ks for part in _pool_by_phase(pre[k], stage, window_len)]
+    return pre, pooled
 
 
 def _pool_by_phase(seg: Segment, stage: ConvStage, window_len: int) -> list[Segment]:
@@ -185,11 +203,13 @@ def _pool_by_phase(seg: Segment, stage: ConvStage, window_len: int) -> list[Segm
     return out
 
 
-def _per_window(segs: list[Segment], n: int, length: int, device: torch.device) -> torch.Tensor:
-    """(N, length, C): each window's slice of its segment's map (one copy each)."""
-    first = segs[0][0]
-    out = torch.empty((n, length, first.shape[1]), dtype=first.dtype, device=device)
+def _as_map(segs: list[Segment], n: int, length: int) -> TowerMap:
+    """The N windows' map: the segments' maps end to end (one copy of the unions, not
+    one per window), each window at its segment's row plus its offset there."""
+    data = torch.cat([h for h, _, _ in segs]) if len(segs) > 1 else segs[0][0]
+    base = np.empty(n, dtype=np.int64)
+    row = 0
     for h, rows, offs in segs:
-        for row, off in zip(rows.tolist(), offs.tolist()):
-            out[row] = h[off:off + length]
-    return out
+        base[rows] = row + offs
+        row += h.shape[0]
+    return TowerMap(data, torch.as_tensor(base, device=data.device), length)

@@ -21,13 +21,14 @@ from typing import Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from ray import serve
 from ray.serve import Application
 
 from dnacnn.genome import Genome
 from dnacnn.models import predict_sequences
 from dnacnn.scoring.scorer import VariantScorer
-from dnacnn.serve.http_io import ApiError, api_error_handler, read_model
+from dnacnn.serve.http_io import ApiError, api_error_handler, http_error_handler, read_model
 from dnacnn.serve.model_source import ModelSource, load_source, resolve_model
 from dnacnn.serve.schemas import (
     ErrorResponse,
@@ -76,7 +77,8 @@ api = FastAPI(
     version="1",
 )
 api.add_exception_handler(ApiError, api_error_handler)
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422)}
+api.add_exception_handler(StarletteHTTPException, http_error_handler)
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 422)}
 
 
 def _body_schema(model: type[BaseModel]) -> dict:
@@ -147,15 +149,16 @@ class ScoringService:
             raise ApiError(401, "unauthorized", "this service needs 'Authorization: Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
 
-    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    # GET routes answer HEAD too (health checkers and link checkers send it)
+    @api.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def page(self) -> HTMLResponse:
         return HTMLResponse(_page())
 
-    @api.get("/healthz")
+    @api.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz(self) -> dict:
         return {"status": "ok"}
 
-    @api.get("/v1/model", response_model=ModelInfo, responses=_ERRORS)
+    @api.api_route("/v1/model", methods=["GET", "HEAD"], response_model=ModelInfo, responses=_ERRORS)
     async def model(self, request: Request) -> ModelInfo:
         self._authorize(request)
         return self.info

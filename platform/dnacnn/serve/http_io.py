@@ -4,21 +4,27 @@ Every request-level problem becomes an :class:`ApiError` answered as JSON
 ``{"error": code, "message": ..., "errors": [...]}`` with a 4xx status: a body
 over :data:`~dnacnn.serve.schemas.MAX_BODY_BYTES` (413), a body that is not JSON
 (400), wrong types, missing or unknown fields, list limits (422), a missing or
-wrong token (401). Nothing of the request is echoed back beyond field locations.
+wrong token (401), a compressed body (415), a body that has not arrived after
+:data:`BODY_TIMEOUT_S` (408); an unknown path (404) or method (405) too. Nothing of the request is echoed back beyond field locations.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TypeVar
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dnacnn.serve.schemas import MAX_BODY_BYTES
 
 M = TypeVar("M", bound=BaseModel)
+#: Longest a request body may take to arrive, seconds (408 after).
+BODY_TIMEOUT_S = 10.0
 
 
 class ApiError(Exception):
@@ -43,6 +49,14 @@ async def api_error_handler(request: Request, err: ApiError) -> JSONResponse:
     return err.response()
 
 
+async def http_error_handler(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    """The router's own errors (unknown path 404, method 405) in the same JSON shape."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+    message = {404: f"no route {request.url.path!r}; see /docs",
+               405: f"{request.method} is not allowed on {request.url.path!r}"}.get(err.status_code, str(err.detail))
+    return ApiError(err.status_code, code, message, headers=getattr(err, "headers", None)).response()
+
+
 async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY_BYTES) -> M:
     """The request body as ``model``, read in chunks and refused past ``max_bytes``.
 
@@ -54,16 +68,33 @@ async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
         raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not accepted; "
+                                                    "send the JSON body uncompressed")
+
+    async def body() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:  # a body that stalls would hold one of the replica's request slots for good
+        raw = await asyncio.wait_for(body(), BODY_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise ApiError(408, "body_timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
+                       headers={"Connection": "close"}) from None
+    except ClientDisconnect:  # nobody is left to answer: no trace in the service's log
+        raise ApiError(400, "client_disconnected", "the client closed the connection before "
+                                                   "its body arrived") from None
     try:
-        data = json.loads(b"".join(chunks))
+        data = json.loads(raw)
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        reason = ("nested too deeply" if isinstance(err, RecursionError)
+                  else "a number with too many digits" if "digits" in str(err) else str(err))
         raise ApiError(400, "invalid_json", f"the request body is not JSON ({reason}); "
                                             "send Content-Type: application/json") from None
     try:

@@ -1,7 +1,8 @@
 """Request and response models of the HTTP API, and its documented limits.
 
 FastAPI publishes these as the OpenAPI schema (``/docs``). Requests are checked
-here (types, required fields, ``pos >= 1``, list lengths); the domain rules
+here (strict JSON types: ``"pos": "12"`` or ``true`` is refused, not converted;
+required fields, ``1 <= pos < 2**31``, list lengths); the domain rules
 (does REF match the genome, is the allele scorable) belong to the scorer, which
 answers with the batch job's reject reasons.
 """
@@ -21,6 +22,8 @@ MAX_SEQUENCES = 256
 MAX_BODY_BYTES = 1 << 20
 #: Longest CHROM / ID string accepted.
 MAX_NAME_CHARS = 256
+#: Largest POS accepted: VCF's (a 32-bit signed integer).
+MAX_POS = (1 << 31) - 1
 
 
 class _Strict(BaseModel):
@@ -31,7 +34,8 @@ class Variant(_Strict):
     """One (variant, ALT allele); several ALT alleles are several variants."""
 
     chrom: str = Field(min_length=1, max_length=MAX_NAME_CHARS, examples=["20"])
-    pos: int = Field(ge=1, description="1-based position (VCF POS)", examples=[150001])
+    pos: int = Field(ge=1, le=MAX_POS, strict=True, description="1-based position (VCF POS), a JSON integer",
+                     examples=[150001])
     ref: str = Field(description="REF allele as in the VCF (A, C, G, T, N)", examples=["A"])
     alt: str = Field(description="one ALT allele (A, C, G, T, N)", examples=["G"])
     id: str | None = Field(default=None, max_length=MAX_NAME_CHARS, description="echoed back")
@@ -40,7 +44,7 @@ class Variant(_Strict):
 class ScoreRequest(_Strict):
     variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
     rc: bool | None = Field(
-        default=None, description="average both strands' probabilities; default: the service's setting"
+        default=None, strict=True, description="average both strands' probabilities; default: the service's setting"
     )
 
 

@@ -27,7 +27,7 @@ REJECT_REASONS = (
 
 KINDS = ("SNV", "MNV", "insertion", "deletion", "symbolic", "missing", "unknown")
 
-_BASES = re.compile(r"^[ACGTN]+$")
+_BASES = re.compile(r"[ACGTN]+")  # fullmatch: "$" would let a final newline through
 _BREAKEND = re.compile(r"[\[\]]")
 
 
@@ -96,6 +96,20 @@ def check_ref(genome: Genome, chrom: str, pos: int, ref: str) -> str | None:
     return None
 
 
+def _position(pos: object) -> int | None:
+    """A 1-based POS as an int (from an int, an integral float or a decimal string), or None."""
+    if isinstance(pos, (bool, np.bool_)):
+        return None
+    if isinstance(pos, (float, np.floating)):
+        value = int(pos) if np.isfinite(pos) and float(pos).is_integer() else None
+    else:
+        try:
+            value = int(pos)
+        except (TypeError, ValueError):
+            return None
+    return value if value is not None and value >= 1 else None
+
+
 def check_allele(
     genome: Genome | None, chrom: object, pos: object, ref: object, alt: object
 ) -> tuple[str, str | None, str]:
@@ -114,12 +128,10 @@ def check_allele(
     where = f"{chrom}:{pos}"
     if not isinstance(chrom, str) or not chrom or chrom == ".":
         return "unknown", "malformed", f"row {where}: CHROM {chrom!r} is missing"
-    try:
-        if isinstance(pos, (bool, np.bool_)) or float(pos) != int(pos) or int(pos) < 1:
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
+    position = _position(pos)
+    if position is None:
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
-    pos = int(pos)
+    pos = position
     ref = ref.upper() if isinstance(ref, str) else ""
     alt = alt.upper() if isinstance(alt, str) else "."
     kind = allele_kind(ref, alt)
@@ -131,9 +143,9 @@ def check_allele(
         return "unknown", "invalid_allele", (
             f"ALT {alt!r} at {where} lists several alleles; give one row per ALT allele"
         )
-    if not _BASES.match(alt):
+    if not _BASES.fullmatch(alt):
         return kind, "invalid_allele", f"ALT {alt!r} at {where} has characters outside A, C, G, T, N"
-    if not _BASES.match(ref):
+    if not _BASES.fullmatch(ref):
         return kind, "invalid_allele", f"REF {ref!r} at {where} has characters outside A, C, G, T, N"
     if genome is not None:  # a REF off the genome says more (the build) than ALT = REF
         try:
