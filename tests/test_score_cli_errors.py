@@ -16,8 +16,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pysam
 import pytest
@@ -104,6 +106,14 @@ def test_out_that_is_a_file_or_not_writable(model_dir, tmp_path):
     line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, unwritable)))
     assert "--out" in line and str(unwritable) in line and "cannot be written" in line
     assert not unwritable.exists()
+
+    foreign = tmp_path / "project"  # someone else's folder: the job's parts would mix with its files
+    (foreign / "scores").mkdir(parents=True)
+    (foreign / "scores" / "keep.parquet").write_text("x")
+    (foreign / "notes.txt").write_text("mine")
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, foreign)))
+    assert "--out" in line and "not a dnacnn score folder" in line and "scores/" in line and "keep.parquet" in line
+    assert sorted(p.name for p in foreign.rglob("*")) == ["keep.parquet", "notes.txt", "scores"]
 
 
 def test_fetch_genome_into_a_file_is_refused(tmp_path):
@@ -302,3 +312,39 @@ def test_plain_gzip_leaves_no_temporary_copy(tmp_path, monkeypatch):
     info = inspect_vcf(plain_gz)
     assert (info.format, info.compression, info.indexed) == ("VCF", "gzip", False)
     assert list(scratch.iterdir()) == []
+
+
+def test_a_fasta_index_that_promises_more_than_the_file_is_refused(model_dir, tmp_path):
+    """A FASTA rewritten (cut) after indexing: its .fai points past its end; reads there would
+    fail in the actors or give other bases. Refused up front, in one line."""
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGT"), 12_000))
+    fasta = tmp_path / "short.fa"
+    fasta.write_text(">20\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n")
+    pysam.faidx(str(fasta))
+    fai = Path(f"{fasta}.fai")
+    name, _, rest = fai.read_text().partition("\t")
+    fai.write_text(f"{name}\t5000000\t{rest.split(chr(9), 1)[1]}")  # the index of a longer file
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, tmp_path / "out", fasta)))
+    assert str(fai) in line and "past the end" in line and "samtools faidx" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_shard_that_fails_in_its_actor_is_one_line_naming_the_shard(model_dir, tmp_path):
+    """A restart into a damaged folder (a shard's part is now a folder): the actor scoring
+    that shard fails; the command says which shard and why in one line, not the actor's
+    traceback, and the shards that were done stay done."""
+    out = tmp_path / "out"
+    first = run_cli(*score_args(model_dir, FIXTURE_VCF, out, FIXTURE_FASTA, "--shard-variants", "50"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    (out / "_shards" / "000001.json").unlink()
+    part = out / "scores" / "part-000001.parquet"
+    part.unlink()
+    part.mkdir()
+    result = run_cli(*score_args(model_dir, FIXTURE_VCF, out, FIXTURE_FASTA, "--shard-variants", "50"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: shard 20:") and "could not be scored" in line and "ray::" not in line, line
+    assert str(FIXTURE_VCF) in line and "IsADirectoryError" in line
+    assert len(list((out / "_shards").glob("*.json"))) == 3  # the other shards' markers stay

@@ -377,6 +377,7 @@ def test_rejects_with_reasons_from_edited_real_records(edited_run):
     bad = rejects[rejects.reason == "malformed"].iloc[0]
     assert (bad.chrom, bad.pos, bad.id) == ("20", expected["bad_pos"], "bad")
     assert "8" in bad.message and "column" in bad.message  # says what is wrong with the line
+    assert "edited.vcf" in bad.message and "_work" not in bad.message  # the user's file, not the job's copy
     mismatch = rejects[rejects.reason == "ref_mismatch"].iloc[0]
     assert mismatch.pos == 1600125 and "genome build" in mismatch.message
     assert set(rejects[rejects.reason == "unknown_contig"].chrom) == {"21"}

@@ -2,6 +2,7 @@
 
 import gzip
 import logging
+import os
 from collections import Counter
 
 import pysam
@@ -291,3 +292,120 @@ def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):
     one_bad_line = tmp_path / "one.vcf"  # a text VCF whose only record is malformed: read, to be rejected
     one_bad_line.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n20\t5\tonly3\n")
     assert inspect_vcf(one_bad_line).format == "VCF"
+
+
+# ---- files as they come: dialects and damage ---------------------------------------------------
+
+
+def _fixture_with(tmp_path, name, edit) -> tuple:
+    """The fixture VCF's text with ``edit(header, body)`` applied, written to ``name``."""
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if not l.startswith("#")]
+    header, body = edit(header, body)
+    return _write(tmp_path / name, header + body), len(body)
+
+
+def _bgzip_indexed(path, csi=False) -> str:
+    return pysam.tabix_index(str(path), preset="vcf", force=True, csi=csi)
+
+
+def _by_regions(path, genome, shard_variants=40) -> list:
+    from dnacnn.scoring.shards import plan_shards
+
+    return [(shard.index, a) for shard in plan_shards(path, True, shard_variants)
+            for a in read_alleles(path, genome, region=shard.region)]
+
+
+def test_regions_read_every_record_of_vcf43_utf8_with_a_pos0_record_and_a_csi_index(genome, tmp_path):
+    """A POS 0 record (malformed, first on its contig) is read by the first region, UTF-8
+    text (VCF 4.3) does not stop the planning, and a CSI index serves as a .tbi does."""
+    def edit(header, body):
+        header = ["##fileformat=VCFv4.3"] + header[1:-1] + [
+            '##INFO=<ID=NOTE,Number=1,Type=String,Description="free text">', header[-1]]
+        fields = body[0].split("\t")
+        body = ["\t".join(["20", "0", "zero", "N", "A"] + fields[5:])] + body
+        noted = body[5].split("\t")
+        noted[7] = "NOTE=Müller_β" if noted[7] == "." else noted[7] + ";NOTE=Müller_β"
+        body[5] = "\t".join(noted)
+        return header, body
+
+    for csi in (False, True):
+        folder = tmp_path / ("csi" if csi else "tbi")
+        folder.mkdir()
+        plain, n_records = _fixture_with(folder, "v43.vcf", edit)
+        path = _bgzip_indexed(plain, csi=csi)
+        alleles = _by_regions(path, genome)
+        assert len({(shard, a.record) for shard, a in alleles}) == n_records  # every record, once
+        zero = [a for _, a in alleles if a.pos == 0]
+        assert len(zero) == 1 and zero[0].reject == "malformed"
+
+
+def test_an_index_older_than_its_vcf_is_not_used(genome, tmp_path, caplog):
+    """A .tbi made before records were added would miss them without an error."""
+    from dnacnn.variants import has_index, indexed_copy
+
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if not l.startswith("#")]
+    first = _bgzip_indexed(_write(tmp_path / "first.vcf", header + body[:100]))
+    whole = _bgzip_indexed(_write(tmp_path / "whole.vcf", header + body))
+    os.replace(f"{first}.tbi", f"{whole}.tbi")  # the index of the first 100 records beside all 194
+    now = os.path.getmtime(whole)
+    os.utime(f"{whole}.tbi", (now - 60, now - 60))
+    with caplog.at_level(logging.WARNING):
+        assert not has_index(whole)
+    assert "older than the file" in caplog.text
+    copy, indexed = indexed_copy(whole, tmp_path / "work")
+    assert indexed and copy != whole
+    assert len(_by_regions(copy, genome)) == 194  # one allele per record
+
+
+def test_a_cut_vcf_gives_what_it_holds(genome, tmp_path, caplog):
+    """bgzip without its end (with and without an index) and plain gzip cut short: the
+    records before the cut are read, and the cut is said; no temporary file is left."""
+    import glob
+    import tempfile
+
+    from dnacnn.variants import indexed_copy, inspect_vcf
+
+    header = [l for l in _lines(FIXTURE_VCF) if l.startswith("#")]
+    sites = sorted({int(l.split("\t")[1]) for l in _lines(FIXTURE_VCF) if not l.startswith("#")})
+    rows = []  # 40 SNVs after each real site (REF the genome's base): a few BGZF blocks of text
+    for site in sites:
+        for pos in range(site + 1, site + 41):
+            if rows and pos <= int(rows[-1].split("\t")[1]):
+                continue
+            ref = genome.fetch("20", pos - 1, pos).upper()
+            alt = "A" if ref != "A" else "C"
+            rows.append(f"20\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\tDP=10;NOTE=padding_to_fill_blocks_{pos}")
+    header.insert(-1, '##INFO=<ID=NOTE,Number=1,Type=String,Description="padding">')
+    data = ("\n".join(header + rows) + "\n").encode()
+    plain = tmp_path / "all.vcf"
+    plain.write_bytes(data)
+    bgzf = pysam.tabix_index(str(plain), preset="vcf", force=True)
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "dnacnn-*")))
+    cut_bgzf = tmp_path / "cut.vcf.gz"
+    cut_bgzf.write_bytes(open(bgzf, "rb").read()[: os.path.getsize(bgzf) * 2 // 3])
+    cut_gzip = tmp_path / "cut_plain.vcf.gz"
+    cut_gzip.write_bytes(gzip.compress(data)[: len(gzip.compress(data)) * 2 // 3])
+    for cut in (cut_bgzf, cut_gzip):
+        with caplog.at_level(logging.WARNING):
+            info = inspect_vcf(cut)
+            copy, indexed = indexed_copy(cut, tmp_path / f"work-{cut.name}")
+        assert indexed
+        alleles = [a for _, a in _by_regions(copy, genome)]
+        assert 100 < len(alleles) < len(rows) and not [a for a in alleles if a.reject]
+        assert "truncated" in caplog.text
+        if cut is cut_bgzf:
+            assert any("end-of-file block" in w for w in info.warnings)
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "dnacnn-*"))) == before
+
+
+def test_a_pipe_is_refused_in_one_line(tmp_path):
+    from dnacnn.variants import inspect_vcf
+
+    fifo = tmp_path / "calls.vcf"
+    os.mkfifo(fifo)
+    with pytest.raises(VcfFormatError, match="not a regular file"):
+        inspect_vcf(fifo)  # returns at once: nothing opens the pipe

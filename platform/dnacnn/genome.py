@@ -37,6 +37,37 @@ class UnknownContigError(KeyError):
         return self.args[0]
 
 
+def _fasta_advice(path: str) -> str:
+    """What to do about a FASTA that htslib cannot open, from its first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(18)
+    if head[:2] == b"\x1f\x8b" and not (len(head) >= 14 and head[12:14] == b"BC"):
+        return "it is plain gzip: a gzipped FASTA must be bgzip-compressed (`gzip -d` then `bgzip`)"
+    if head[:2] != b"\x1f\x8b" and not head.lstrip().startswith(b">"):
+        return "it is not a FASTA (the first line must be a '>name' header)"
+    return "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
+
+
+def _check_index_covers(path: str) -> None:
+    """Refuse an uncompressed FASTA whose ``.fai`` points past the file's end (the FASTA was
+    rewritten after indexing): reads there would fail or give other bases."""
+    fai = Path(f"{path}.fai")
+    with open(path, "rb") as handle:
+        if handle.read(2) == b"\x1f\x8b" or not fai.is_file():
+            return
+    size = Path(path).stat().st_size
+    for line in fai.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) < 5 or not all(f.isdigit() for f in fields[1:5]) or int(fields[2]) == 0:
+            continue
+        length, offset, bases, width = (int(f) for f in fields[1:5])
+        end = offset + (length // bases) * width + length % bases if bases else offset
+        if end > size:
+            raise ValueError(f"the index {fai} describes {fields[0]!r} past the end of {path} "
+                             f"({end} > {size} bytes): the FASTA changed after indexing; rebuild the "
+                             "index (`samtools faidx`)")
+
+
 def alias_candidates(chrom: str) -> list[str]:
     """Other names the same contig goes by: ``chr20`` <-> ``20``, ``chrM`` <-> ``MT``."""
     if chrom in _MITO:
@@ -59,15 +90,15 @@ class Genome:
         self.path = str(path)
         if not Path(self.path).exists():
             raise FileNotFoundError(f"genome FASTA not found: {self.path}")
+        if not Path(self.path).is_file():
+            raise ValueError(f"genome {self.path} is a folder or a pipe, not a FASTA file")
+        pysam.set_verbosity(0)  # htslib's own stderr lines: the error below says what is wrong
         try:
             self._fasta = pysam.FastaFile(self.path)
         except (OSError, ValueError) as err:
-            raise ValueError(
-                f"cannot open {self.path} as an indexed FASTA ({err}); a gzipped FASTA "
-                "must be bgzip-compressed (`bgzip -d` then `bgzip`) and indexed with "
-                "`samtools faidx`"
-            ) from None
+            raise ValueError(f"cannot open {self.path} as an indexed FASTA ({err}); {_fasta_advice(self.path)}") from None
         self.lengths: dict[str, int] = dict(zip(self._fasta.references, self._fasta.lengths))
+        _check_index_covers(self.path)
         self._resolved: dict[str, str] = {name: name for name in self.lengths}
 
     def __reduce__(self):

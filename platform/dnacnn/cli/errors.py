@@ -14,6 +14,7 @@ from dnacnn.genome import UnknownContigError
 from dnacnn.output_folder import OutputFolderError
 from dnacnn.ray_cluster import ClusterResourceError, RayConnectionError
 from dnacnn.reference_data import ReferenceDataError
+from dnacnn.scoring.shards import ShardFailure
 from dnacnn.variants import VcfFormatError
 from dnacnn.variants.genome_agreement import GenomeMismatchError
 
@@ -21,7 +22,7 @@ from dnacnn.variants.genome_agreement import GenomeMismatchError
 #: naming it), as opposed to a bug.
 USER_ERRORS = (
     OSError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
-    OutputFolderError, GenomeMismatchError, RayConnectionError, ClusterResourceError,
+    OutputFolderError, GenomeMismatchError, RayConnectionError, ClusterResourceError, ShardFailure,
 )
 
 

@@ -65,11 +65,11 @@ from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
 from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
 from dnacnn.scoring.job_state import (
-    ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
+    JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
     write_identity,
 )
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
-from dnacnn.scoring.shards import Shard, plan_shards
+from dnacnn.scoring.shards import Shard, ShardFailure, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
 from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError, agreement_problems, survey
 
@@ -85,7 +85,7 @@ SHARD_TRIES = 3
 BATCH_SIZE = 64
 #: Records per shard by default: a few seconds of work for one actor, a few parts per 10k variants.
 SHARD_VARIANTS = 2500
-_SUBFOLDERS = ("scores", "rejects", "_shards", "_work")
+_SUBFOLDERS = JOB_FOLDERS
 
 
 def check_options(batch_size: int, shard_variants: int, num_actors: int | None, cpus_per_actor: float,
@@ -207,7 +207,7 @@ def score_vcf(
             t_run = time.monotonic()
             worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
                                       os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
-                                      num_actors, cpus_per_actor, device)
+                                      num_actors, cpus_per_actor, device, source=vcf)
             scoring_seconds = time.monotonic() - t_run
             for sub in _SUBFOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
@@ -310,8 +310,9 @@ def _keep_fetched_model(fetched: Path, target: Path) -> Path:
 
 def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,
                 rc: bool, batch_size: int, precision: str, num_actors: int | None, cpus_per_actor: float,
-                device: str) -> set[int]:
-    """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call.
+                device: str, source: str) -> set[int]:
+    """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call (``source``:
+    the user's VCF, which the rejects' messages name).
 
     Plain Ray actors, not Ray Data: shards are whole units of work with no data
     flowing between them, and Ray Data's own actors (statistics, autoscaling) would
@@ -326,7 +327,7 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
         the process ids of the actors that ran shards.
     """
     import ray
-    from ray.exceptions import RayActorError
+    from ray.exceptions import RayActorError, RayTaskError
 
     from dnacnn.scoring.shard_run import ShardWorker
 
@@ -339,7 +340,7 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
     )
 
     def new_actor():
-        return worker.remote(model=model, genome=genome_path, vcf=vcf_path, out_dir=str(out), rc=rc,
+        return worker.remote(model=model, genome=genome_path, vcf=vcf_path, source=source, out_dir=str(out), rc=rc,
                              batch_size=batch_size, precision=precision, device=device,
                              num_threads=max(1, int(cpus_per_actor)))
 
@@ -365,7 +366,7 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
                 _, counts, pid = ray.get(ready[0])
             except RayActorError as err:
                 if tries[shard.index] >= SHARD_TRIES:
-                    raise RuntimeError(
+                    raise ShardFailure(
                         f"shard {shard.describe()} lost its scoring actor {SHARD_TRIES} times "
                         f"({type(err).__name__}); are the cluster's nodes failing?"
                     ) from None
@@ -377,6 +378,11 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
                 idle.append(replacement)
                 queue.insert(0, shard)
                 continue
+            except RayTaskError as err:  # the shard's own error, said in one line (not the actor's traceback)
+                cause = err.cause if isinstance(getattr(err, "cause", None), BaseException) else err
+                why = " ".join(str(cause).split()) if cause is not err else type(err).__name__
+                raise ShardFailure(f"shard {shard.describe()} of {source} could not be scored: "
+                                   f"{type(cause).__name__}: {why[:500]}") from None
             idle.append(actor)
             pids.add(pid)
             done += 1

@@ -76,14 +76,26 @@ def job_identity(vcf: str, genome_path: str, model: ModelIdentity, rc: bool, sha
     }
 
 
+#: What a job creates before its job.json (a run killed then leaves only these).
+JOB_FOLDERS = ("scores", "rejects", "_shards", "_work")
+
+
 def check_identity(out: Path, identity: dict) -> bool:
-    """Whether ``out`` already holds this job (True), or nothing (False).
+    """Whether ``out`` already holds this job (True), or nothing of a job (False).
 
     Raises:
-        ValueError: ``out`` holds a job with other inputs (naming what differs).
+        ValueError: ``out`` holds a job with other inputs (naming what differs), or a
+            folder of a job's (``scores/``, ...) holding files of something else, which
+            the job's parts would be mixed with. The user's own files beside them stay.
     """
     path = out / "job.json"
     if not path.exists():
+        for sub in JOB_FOLDERS:  # a run killed before its job.json leaves only temporaries there
+            others = sorted(p.name for p in (out / sub).glob("*") if not p.name.startswith(("_tmp-", ".")))
+            if others:
+                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+                raise ValueError(f"--out {out} has a {sub}/ folder holding other files ({shown}) and no "
+                                 "job.json: it is not a dnacnn score folder; give a new or empty folder")
         return False
     old = json.loads(path.read_text())
     differ = [k for k in identity if old.get(k) != identity[k]]

@@ -51,7 +51,8 @@ def scores_schema(tasks: list[str], metadata: dict[bytes, bytes] | None = None) 
     ], metadata=meta)
 
 
-def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Path) -> ShardCounts:
+def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Path,
+                source: str | None = None) -> ShardCounts:
     """Score one shard and write its parts and its marker, each atomically.
 
     Args:
@@ -59,6 +60,7 @@ def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Pa
         vcf: the (indexed, unless ``shard.whole_file``) VCF.
         shard: the region.
         out_dir: the job's folder.
+        source: the file the rejects' messages name (the user's, when ``vcf`` is a copy).
     Returns:
         the shard's counts (also written to ``out_dir/_shards/NAME.json``).
     """
@@ -97,7 +99,7 @@ def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Pa
 
     try:
         last_record = None
-        for allele in read_alleles(vcf, scorer.genome, region=shard.region):
+        for allele in read_alleles(vcf, scorer.genome, region=shard.region, source=source):
             counts.alleles += 1
             if allele.record != last_record:
                 counts.records += 1
@@ -152,7 +154,8 @@ class ShardWorker:
     """
 
     def __init__(self, model: ModelSpec, genome: str, vcf: str, out_dir: str, rc: bool,
-                 batch_size: int, precision: str = "fp32", device: str = "cpu", num_threads: int | None = 1):
+                 batch_size: int, precision: str = "fp32", device: str = "cpu", num_threads: int | None = 1,
+                 source: str | None = None):
         from dnacnn.scoring.scorer import VariantScorer
 
         self.scorer, self._problem = None, None
@@ -161,7 +164,7 @@ class ShardWorker:
                                         num_threads=num_threads, precision=precision)
         except (OSError, ValueError) as err:
             self._problem = " ".join(str(err).split())
-        self.vcf = vcf
+        self.vcf, self.source = vcf, source
         self.out_dir = out_dir
 
     def problem(self) -> str | None:
@@ -172,4 +175,4 @@ class ShardWorker:
         """(shard, its counts, this process's id)."""
         if self.scorer is None:
             raise RuntimeError(f"this scoring actor could not load its model: {self._problem}")
-        return shard, score_shard(self.scorer, self.vcf, shard, self.out_dir), os.getpid()
+        return shard, score_shard(self.scorer, self.vcf, shard, self.out_dir, self.source), os.getpid()

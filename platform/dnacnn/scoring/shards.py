@@ -10,12 +10,21 @@ of the same POS. An unindexable VCF (unsorted) is one whole-file shard.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import pysam
 
+from dnacnn.variants.files import index_path
+
+log = logging.getLogger(__name__)
+
 #: End of the last shard of a contig: records past the genome's end are read (and rejected) too.
 OPEN_END = (1 << 31) - 1
+
+
+class ShardFailure(RuntimeError):
+    """A shard could not be scored (its records, the genome there, or its actor's node); said in one line."""
 
 
 @dataclass(frozen=True)
@@ -81,16 +90,21 @@ def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
     if not indexed:
         return [Shard(0, whole_file=True)]
     shards: list[Shard] = []
-    with pysam.TabixFile(vcf) as tbx:
+    # raw lines as latin-1: any byte decodes (VCF 4.3 text is UTF-8); only POS is read
+    with pysam.TabixFile(vcf, index=index_path(vcf), encoding="latin-1") as tbx:
         for chrom in tbx.contigs:
             start, count, last = 0, 0, None
-            for line in tbx.fetch(chrom):  # raw lines: only POS is parsed
-                pos0 = int(line.split("\t", 2)[1]) - 1  # tabix indexed it: a number
-                if count >= shard_variants and pos0 != last:
-                    shards.append(Shard(len(shards), chrom, start, pos0))
-                    start, count = pos0, 0
-                count += 1
-                last = pos0
+            try:
+                for line in tbx.fetch(chrom):  # raw lines: only POS is parsed
+                    pos0 = int(line.split("\t", 2)[1]) - 1  # tabix indexed it: a number
+                    if count >= shard_variants and pos0 != last:
+                        shards.append(Shard(len(shards), chrom, start, pos0))
+                        start, count = pos0, 0
+                    count += 1
+                    last = pos0
+            except (OSError, ValueError) as err:  # a cut or damaged file: its records up to here are scored
+                log.warning("%s: reading %s stopped after POS %s (%s): the file is cut or damaged; "
+                            "scoring the records before", vcf, chrom, "?" if last is None else last + 1, err)
             if count:
                 shards.append(Shard(len(shards), chrom, start, OPEN_END))
     return shards

@@ -10,6 +10,7 @@ is not one already.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -17,6 +18,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,26 +72,68 @@ def _as_bgzf(path: str, limit: int | None = None) -> str:
     out = tempfile.NamedTemporaryFile(prefix="dnacnn-", suffix=".vcf.gz", delete=False)
     out.close()
     plain = out.name[: -len(".gz")]
-    with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-        if limit is None:
-            shutil.copyfileobj(src, dst, 1 << 20)  # streamed: memory bounded
-        else:  # whole lines, read a MiB at most at a time (a file with no line ends is no VCF)
-            copied, line_start, header = 0, True, True
-            while copied < 8 * limit:
-                piece = src.readline(1 << 20)
-                if not piece:
-                    break
-                dst.write(piece)
-                copied += len(piece)
-                header = piece.startswith(b"#") if line_start else header
-                line_start = piece.endswith(b"\n")
-                if line_start and not header and copied >= limit:
-                    break
-    pysam.tabix_compress(plain, out.name, force=True)
-    os.unlink(plain)
+    try:
+        with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+            if limit is None:
+                copy_text(src, dst)
+            else:  # whole lines, read a MiB at most at a time (a file with no line ends is no VCF)
+                copied, line_start, header = 0, True, True
+                while copied < 8 * limit:
+                    try:
+                        piece = src.readline(1 << 20)
+                    except EOFError:  # truncated: what it holds
+                        break
+                    if not piece:
+                        break
+                    dst.write(piece)
+                    copied += len(piece)
+                    header = piece.startswith(b"#") if line_start else header
+                    line_start = piece.endswith(b"\n")
+                    if line_start and not header and copied >= limit:
+                        break
+        pysam.tabix_compress(plain, out.name, force=True)
+    except BaseException:
+        Path(out.name).unlink(missing_ok=True)
+        raise
+    finally:
+        Path(plain).unlink(missing_ok=True)
     if limit is None:
         log.info("%s is plain gzip, not bgzip; reading a BGZF copy %s", path, out.name)
     return out.name
+
+
+def copy_text(src, dst) -> None:
+    """Copy a (decompressing) binary stream, 64 KiB at a time: memory bounded. A gzip
+    stream cut short (a truncated file: :func:`inspect_vcf` says it) gives what it
+    holds, up to its last whole line."""
+    try:
+        while piece := src.read1(1 << 16):  # read1: a cut stream's last read loses little
+            dst.write(piece)
+    except EOFError:
+        log.warning("%s ends inside its compressed data: it is truncated; reading its whole lines "
+                    "(check the file's size against its source)", getattr(src, "name", "the input"))
+        dst.flush()
+        end = dst.tell()
+        with open(dst.name, "rb") as back:
+            back.seek(max(0, end - (1 << 20)))
+            tail = back.read()
+        cut = tail.rfind(b"\n")
+        dst.truncate(end - len(tail) + cut + 1 if cut >= 0 else max(0, end - len(tail)))
+        dst.seek(0, os.SEEK_END)
+
+
+@contextlib.contextmanager
+def closing_quietly(vcf: pysam.VariantFile) -> Iterator[pysam.VariantFile]:
+    """``vcf``, closed on the way out; the error htslib raises closing a file cut inside
+    a BGZF block ("Closing failed") is dropped: the cut was said when the file was
+    inspected (no end-of-file block), and what it held has been read."""
+    try:
+        yield vcf
+    finally:
+        try:
+            vcf.close()
+        except OSError:
+            pass
 
 
 def _variant_file(path: str) -> pysam.VariantFile:
@@ -116,6 +160,8 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
         raise FileNotFoundError(f"VCF not found: {path}")
     if Path(path).is_dir():
         raise VcfFormatError(f"{path} is a folder, not a VCF file")
+    if not Path(path).is_file():  # a pipe cannot be read twice (its header, then its records)
+        raise VcfFormatError(f"{path} is not a regular file (a pipe or a device); write the VCF to a file first")
     pysam.set_verbosity(0)  # htslib's own stderr lines; our rejects say the same, with the line
     copy = None
     try:
@@ -165,7 +211,7 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
     """
     path = str(path)
     vcf = open_vcf(path, head_bytes)
-    with vcf:
+    with closing_quietly(vcf):
         fmt = vcf.format if vcf.format in ("VCF", "BCF") else "VCF"
         compression = "bgzf" if is_bgzf(path) else "gzip" if is_gzip(path) else "none"
         contigs = list(vcf.header.contigs)
@@ -231,10 +277,28 @@ def _has_binary_text(path: str, compression: str, size: int = 1 << 16) -> bool:
         return True
 
 
+def index_path(path: str | Path) -> str | None:
+    """The tabix (``.tbi``) or CSI (``.csi``) index beside ``path``, or None."""
+    for suffix in (".tbi", ".csi"):
+        if Path(f"{path}{suffix}").is_file():
+            return f"{path}{suffix}"
+    return None
+
+
 def has_index(path: str | Path) -> bool:
-    """Whether ``path`` is a bgzipped VCF with a tabix or CSI index beside it."""
+    """Whether ``path`` is a bgzipped VCF with a tabix or CSI index beside it, not older than it.
+
+    An index older than its file (the file rewritten after indexing) may not hold the
+    records added since: region queries would miss them without an error; it is said
+    once and not used.
+    """
     pysam.set_verbosity(0)
     if not is_bgzf(path):  # plain text or plain gzip: no index possible
+        return False
+    index = index_path(path)
+    if index is not None and os.path.getmtime(index) < os.path.getmtime(path):
+        log.warning("%s: its index %s is older than the file (it may miss records); using a fresh index "
+                    "(re-index it with `tabix -f -p vcf`)", path, index)
         return False
     try:
         with _variant_file(str(path)) as vcf:
@@ -270,7 +334,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     else:
         opener = gzip.open if is_gzip(vcf) else open
         with opener(vcf, "rb") as src, open(plain, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)  # streamed: memory bounded
+            copy_text(src, dst)
     try:
         pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
     except OSError as err:

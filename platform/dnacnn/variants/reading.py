@@ -17,7 +17,7 @@ import pysam
 
 from dnacnn.genome import Genome
 from dnacnn.variants.alleles import Allele, check_allele
-from dnacnn.variants.files import VcfFormatError, is_gzip, open_vcf
+from dnacnn.variants.files import VcfFormatError, closing_quietly, index_path, is_gzip, open_vcf
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,14 @@ def _raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
     opener = gzip.open if is_gzip(path) else open
     found: dict[int, str] = {}
     with opener(path, "rt", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number in wanted:
-                found[number] = line
-                if len(found) == len(wanted):
-                    break
+        try:
+            for number, line in enumerate(handle, start=1):
+                if number in wanted:
+                    found[number] = line
+                    if len(found) == len(wanted):
+                        break
+        except EOFError:  # a cut gzip file: its last line is the cut one
+            pass
     return found
 
 
@@ -89,6 +92,7 @@ def read_alleles(
     max_consecutive_errors: int = 1000,
     log_malformed: int = LOGGED_MALFORMED,
     head_bytes: int | None = None,
+    source: str | None = None,
 ) -> Iterator[Allele]:
     """Every (site, ALT allele) of a VCF, scorable or rejected with a reason.
 
@@ -105,6 +109,8 @@ def read_alleles(
             many more); 0 logs none. Each is yielded as a reject either way.
         head_bytes: only a look at the first records is wanted (:func:`open_vcf`): a
             plain-gzip file is not copied whole.
+        source: the file the messages name (the user's, when ``path`` is an indexed copy
+            of it); default ``path``.
     Yields:
         :class:`Allele`, in file order (in region mode, malformed lines last).
     """
@@ -117,8 +123,8 @@ def read_alleles(
         if not vcf.index:
             vcf.close()
             raise VcfFormatError(f"{path} has no index: region queries need `tabix -p vcf`")
-        try:
-            records = vcf.fetch(chrom, start, end)
+        try:  # a record at POS 0 (malformed, yet a record) lies before 0: the first region reads from the contig's start
+            records = vcf.fetch(chrom) if start == 0 else vcf.fetch(chrom, start, end)
         except ValueError:  # contig absent from this VCF: no records there
             vcf.close()
             return
@@ -128,14 +134,17 @@ def read_alleles(
     pending_malformed: list[tuple[int, int]] = []  # (record, line)
     index = 0
     errors_in_row = 0
-    with vcf:
+    with closing_quietly(vcf):
         while True:
             line = header_lines + index + 1 if header_lines else 0
+            at = vcf.tell()
             try:
                 rec = next(records)
             except StopIteration:
                 break
             except (OSError, ValueError) as err:
+                if vcf.tell() == at:
+                    break  # no step forward: the end of what a cut file holds (inspect_vcf said it may be cut)
                 errors_in_row += 1
                 if errors_in_row >= max_consecutive_errors:
                     raise VcfFormatError(
@@ -146,20 +155,23 @@ def read_alleles(
                 index += 1
                 continue
             errors_in_row = 0
-            if region is not None and not (region[1] <= rec.start < region[2]):
+            if region is not None and not (region[1] <= max(rec.start, 0) < region[2]):
+                if region[1] == 0 and rec.start >= region[2]:
+                    break  # the contig's records come sorted: the rest lie past this region
                 continue
             yield from _record_alleles(rec, index, line, genome)
             index += 1
-    warn = _MalformedLog(path, log_malformed)
+    warn = _MalformedLog(source or path, log_malformed)
     if region is not None:
         if pending_malformed:
-            yield from _owned_malformed(path, region, warn)
+            yield from _owned_malformed(path, region, warn, source or path)
     else:
         yield from _malformed_alleles(path, pending_malformed, warn)
     warn.close()
 
 
-def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLog) -> Iterator[Allele]:
+def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLog,
+                     source: str) -> Iterator[Allele]:
     """Malformed lines whose POS lies in ``region``, with a diagnosis.
 
     In region mode htslib cannot say where an unparseable line is, and a line whose
@@ -168,9 +180,9 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
     and gives it to the one region its POS falls in.
     """
     chrom, start, end = region
-    with pysam.TabixFile(path) as tbx, open_vcf(path) as parsed:
+    with pysam.TabixFile(path, index=index_path(path), encoding="latin-1") as tbx, open_vcf(path) as parsed:
         records = parsed.fetch(chrom, start, end)
-        for number, text in enumerate(tbx.fetch(chrom, start, end)):
+        for number, text in enumerate(_until_cut(tbx.fetch(chrom, start, end))):
             try:
                 next(records)
                 continue
@@ -182,16 +194,21 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
             pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
             if not start <= pos - 1 < end:
                 continue
-            message = (
-                f"{path}, record at {chrom}:{pos} (line {number + 1} of region "
-                f"{chrom}:{start}-{end}): malformed VCF record: {diagnose_line(text)}"
-            )
+            message = f"{source}, record at {chrom}:{pos}: malformed VCF record: {diagnose_line(text)}"
             warn(message)
             yield Allele(
                 chrom=chrom, pos=pos, id=fields[2] if len(fields) > 2 else ".",
                 ref=fields[3] if len(fields) > 3 else ".", alt=fields[4] if len(fields) > 4 else ".",
                 kind="unknown", record=-1 - number, line=0, reject="malformed", message=message,
             )
+
+
+def _until_cut(lines: Iterator[str]) -> Iterator[str]:
+    """Raw lines up to where a cut file ends (htslib then fails to read on)."""
+    try:
+        yield from lines
+    except (OSError, ValueError):
+        return
 
 
 def _malformed_alleles(path: str, pending: list[tuple[int, int]], warn: _MalformedLog) -> Iterator[Allele]:
