@@ -32,10 +32,10 @@ Segment = tuple[torch.Tensor, np.ndarray, np.ndarray]
 
 #: Share a stage's conv among windows whose union is at most this share of their summed
 #: lengths; above, the windows run alone (a long conv of little overlap costs more than it saves).
-SHARE_BELOW = 0.5
+SHARE_BELOW = 0.8
 #: Reference windows share their tower (``starts`` given) in runs of at least SHARE_RUN
-#: windows each starting within SHARE_SPACING of L (100 bp for 600 bp) of the one before.
-SHARE_SPACING = 1 / 6
+#: windows each starting within SHARE_SPACING of L (300 bp for 600 bp) of the one before.
+SHARE_SPACING = 1 / 2
 SHARE_RUN = 8
 
 
@@ -46,7 +46,8 @@ def reference_chunks(starts: np.ndarray | None, n: int, length: int, chunk: int)
     Windows in runs of at least :data:`SHARE_RUN`, each starting within :data:`SHARE_SPACING`
     of L of the one before (by ``starts``), share, in start order; the rest, and all windows
     without ``starts``, run as whole windows in their own order (sparser or fewer, a shared
-    tower's copies cost more than it saves).
+    tower's small convs and bookkeeping cost more than it saves; the thresholds are measured:
+    BENCHMARKS.md, dense variants).
     """
     rows = np.arange(n) if starts is None else np.argsort(starts, kind="stable")
     dense = np.zeros(n, dtype=bool)  # by position in `rows`
