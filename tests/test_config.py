@@ -88,6 +88,8 @@ def test_unknown_model_param_names_key(tmp_path):
         ({"monitor_mode": "up"}, r"train.monitor_mode must be one of \['min', 'max'\]"),
         ({"epochs": 0}, r"in section 'train': epochs must be >= 1"),
         ({"lr_plateau_factor": 2}, r"lr_plateau_factor must be in \(0, 1\)"),
+        ({"lr": float("inf")}, r"lr and eps must be finite"),  # a run of NaN losses otherwise
+        ({"run_name": "../../elsewhere"}, r"run_name '../../elsewhere' must be one folder name"),
     ],
 )
 def test_bad_values_are_named(tmp_path, train, message):

@@ -126,3 +126,12 @@ def test_the_ray_job_entrypoint_gives_the_same_one_line(tmp_path, env):
     line = one_error_line(proc)
     assert line == ("error: --set train.num_workers=0: in section 'train': "
                     "num_workers must be >= 1, got 0")
+
+
+def test_more_workers_than_the_local_cluster_has_cpus_fail_at_once(tmp_path, env):
+    """A private local cluster cannot grow: Ray Train would wait for the workers for good."""
+    job = write_job(tmp_path, 60, MULTISCALE)
+    proc = dnacnn("train", "--config", str(job), "--set", "train.num_workers=64", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the local Ray cluster") and "train.num_workers is 64" in last, last

@@ -22,6 +22,8 @@ run in a copy of the working directory, so give them absolute paths.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,9 @@ T = TypeVar("T")
 # The sections of a training job
 # ---------------------------------------------------------------------------
 
+
+#: A run name: one folder under storage_path.
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 @dataclass
 class DatasetConfig:
@@ -128,9 +133,12 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not self.eps > 0 or not self.min_lr >= 0:
-            raise ValueError(f"lr and eps must be > 0 and min_lr >= 0 (lr={self.lr}, "
+        if not (0 < self.lr < math.inf and 0 < self.eps < math.inf and 0 <= self.min_lr < math.inf):
+            raise ValueError(f"lr and eps must be finite and > 0, min_lr finite and >= 0 (lr={self.lr}, "
                              f"eps={self.eps}, min_lr={self.min_lr})")
+        if self.run_name is not None and (not _RUN_NAME.fullmatch(self.run_name) or self.run_name in (".", "..")):
+            raise ValueError(f"run_name {self.run_name!r} must be one folder name (letters, digits, '.', "
+                             "'_', '-'): the run is kept under storage_path/run_name")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas must be in [0, 1), got {self.betas}")
         if not 0.0 < self.lr_plateau_factor < 1.0:

@@ -207,7 +207,7 @@ def fit(job: JobConfig, address: str | None = None,
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
     """
-    from dnacnn.ray_cluster import init_ray
+    from dnacnn.ray_cluster import ClusterResourceError, init_ray
 
     description = DatasetDescription.load(job.data.dataset)
     spec = loop_spec(job, description)
@@ -216,8 +216,17 @@ def fit(job: JobConfig, address: str | None = None,
         preflight(spec, description)
     if "://" not in storage:
         check_run_identity(Path(storage) / name, run_identity(job, description))
-    init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
+    started = init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
     cpus = ray.cluster_resources().get("CPU", 0)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if started and (cpus < job.train.num_workers or (job.train.use_gpu and gpus < job.train.num_workers)):
+        # a private local cluster cannot grow: Ray Train would wait for the workers for good
+        ray.shutdown()
+        kind, have = ("GPU", gpus) if job.train.use_gpu and gpus < job.train.num_workers else ("CPU", cpus)
+        raise ClusterResourceError(
+            f"the local Ray cluster (this machine) has {have:g} {kind}(s) and train.num_workers is "
+            f"{job.train.num_workers} (one {kind} each); lower --num-workers, or join a bigger "
+            "cluster (--address)")
     if not job.data.materialize and cpus <= job.train.num_workers:
         log.warning("data.materialize is false but the cluster has %s CPUs for %d training "
                     "workers: Ray Data gets no CPU to stream the splits with and training "
