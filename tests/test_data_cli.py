@@ -95,13 +95,13 @@ def test_data_fasta_and_bad_pairs(tmp_path):
 def test_data_fasta_skips_empty_and_all_n_records_and_warns_of_duplicates(tmp_path, caplog):
     a = write(tmp_path / "a.fa", ">chr1:0-10\nACGTACGTAC\n>empty1\n>empty2\n\n"
                                  ">chr8:0-10\nNNNNNNNNNN\n>chr1:0-10\nAAAACCCCGG\n")
-    b = write(tmp_path / "b.fa", ">chr9:5-15\nCCCCCCCCCC\n>chr2:0-4\nACGT\n")
+    b = write(tmp_path / "b.fa", ">chr9:5-15\nCCCCCCCCCC\n>chr2:0-4\nACGT\n>gapped\nACG-T*AC\n")
     with caplog.at_level(logging.WARNING, logger="dnacnn"):
         got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}",
                           "--out", tmp_path / "o"))
     records = got["records"]
-    assert records["read"] == 7 and records["written"] == 4
-    assert records["skipped"] == {"empty": 2, "all_n": 1}
+    assert records["read"] == 8 and records["written"] == 4
+    assert records["skipped"] == {"empty": 2, "all_n": 1, "invalid_characters": 1}
     assert records["first_skipped"]["all_n"] == f"{a}: record 3 'chr8:0-10'"
     assert records["duplicates"] == 1
     assert sum(got["rows"].values()) == records["written"]
@@ -119,6 +119,9 @@ def test_data_fasta_refuses_a_class_left_empty_and_a_file_that_is_not_fasta(tmp_
     b = write(tmp_path / "b.fa", ">r3\nACGT\n")
     refused(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"),
             str(a), "no record of class 'A'")
+    headless = write(tmp_path / "headless.fa", "ACGTACGT\n>r4\nACGT\n")  # a sequence of no record
+    refused(run("data", "fasta", "--class", f"A={headless}", "--class", f"B={b}", "--out", tmp_path / "o"),
+            str(headless), "not a '>' header")
     noise = tmp_path / "noise.fa"
     noise.write_bytes(bytes(range(200, 256)) * 4)
     refused(run("data", "fasta", "--class", f"A={noise}", "--class", f"B={b}", "--out", tmp_path / "o"),

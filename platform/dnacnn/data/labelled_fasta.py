@@ -17,6 +17,7 @@ more than two files the labels are one-hot over the classes.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
 import re
 from collections import Counter
@@ -87,7 +88,22 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
         raise ValueError(f"{path} cannot be read as FASTA ({err})") from None
     if not records:
         raise ValueError(f"{path} holds no FASTA records (lines starting with '>')")
+    first = _first_line(path)
+    if first and not first.startswith(b">"):  # htslib skips text before the first header
+        raise ValueError(f"{path}: its first line is not a '>' header ({first[:40]!r}...): that "
+                         "sequence would belong to no record; add a header or remove it")
     return records
+
+
+def _first_line(path: str | Path) -> bytes:
+    """The first non-blank line of a (possibly gzipped) text file, stripped."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as handle:
+        for line in handle:
+            if line.strip():
+                return line.strip()
+    return b""
 
 
 def labelled_fasta_dataset(
@@ -98,7 +114,8 @@ def labelled_fasta_dataset(
     """Write the dataset of one FASTA per class.
 
     Every record is accounted for in the description's ``records``: written, or
-    skipped as ``empty`` (no sequence) or ``all_n`` (no A/C/G/T in its window of L);
+    skipped as ``empty`` (no sequence), ``invalid_characters`` (a character that is not
+    a base or an IUPAC code: '-', '*', digits) or ``all_n`` (no A/C/G/T in its window of L);
     record names seen before (in any of the files) are counted as ``duplicates``
     and written, with a warning.
 
@@ -130,7 +147,8 @@ def labelled_fasta_dataset(
                 duplicates.append(f"{classes[name]}: {record}")
             seen.add(record)
             window = centre_resize(seq, length)
-            reason = "empty" if not seq else "" if _CALLED.search(window) else "all_n"
+            reason = ("empty" if not seq else "invalid_characters" if _NOT_IUPAC.search(seq)
+                      else "" if _CALLED.search(window) else "all_n")
             if reason:
                 skipped[reason] += 1
                 first.setdefault(reason, f"{classes[name]}: record {index} {record!r}")
@@ -176,10 +194,13 @@ def labelled_fasta_dataset(
 
 
 _CALLED = re.compile("[ACGT]")
+#: A character that is neither a base nor an IUPAC code ('-', '*', digits: not DNA).
+_NOT_IUPAC = re.compile("[^ACGTNRYSWKMBDHV]")
 
 
 def _warn(skipped: Counter, first: dict[str, str], duplicates: list[str], uncoordinated: int) -> None:
-    why = {"empty": "with no sequence", "all_n": "whose window holds only N"}
+    why = {"empty": "with no sequence", "all_n": "whose window holds only N",
+           "invalid_characters": "holding characters that are not bases or IUPAC codes ('-', '*', digits)"}
     for reason, n in skipped.items():
         log.warning("skipped %d FASTA record(s) %s (%s; first: %s)", n, why[reason], reason,
                     first[reason])
