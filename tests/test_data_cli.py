@@ -268,7 +268,10 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
                 "--out", tmp_path / "o"), str(negative), "20:-5-400", "starts before 0")
     no_label = write(tmp_path / "nan.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t\n")
     refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", no_label,
-                "--out", tmp_path / "o"), str(no_label), "non-numeric")
+                "--out", tmp_path / "o"), str(no_label), "not a number", "20:61000-61500")
+    infinite = write(tmp_path / "inf.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t1\n20\t62000\t62500\tinf\n")
+    refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", infinite,
+                "--out", tmp_path / "o"), str(infinite), "infinite", "20:62000-62500")
     regions = write(tmp_path / "regions.bed", "20\t63025000\t63030000\n")
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "20:63025000-63030000", "not within contig")

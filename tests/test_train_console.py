@@ -69,6 +69,9 @@ def test_a_training_run_prints_its_progress_and_no_ray_train_noise(tmp_path):
     assert "TrainingReport" not in console and "Reporting training result" not in console
     # MLflow's schema set-up of the new sqlite store is not the job's progress.
     assert "Creating initial MLflow database tables" not in console
+    # nor MLflow's progress lines: logging the model, registering it
+    assert "Validating input example" not in console and "Successfully registered model" not in console
+    assert "Created version" not in console
     # Ray Data's progress bars of the training splits are gone.
     assert "row/s]" not in console
     # The local cluster has Ray's default token authentication, without Ray's warning that it has.

@@ -22,8 +22,11 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    if not verbose:  # a new sqlite store's one-off schema lines ("Creating initial MLflow database tables")
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    if not verbose:  # MLflow's own progress ("Creating initial MLflow database tables", "Validating
+        # input example against model signature"): the job says what it logged and registered.
+        # By module: importing mlflow sets its root "mlflow" logger's level again.
+        for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         # and Ray's "Started a local Ray instance." (the job says it starts one, and how many CPUs)
         logging.getLogger("ray._private.worker").setLevel(logging.WARNING)
 

@@ -172,8 +172,11 @@ def parse_intervals(
         labels = np.stack(
             [table.column(i).to_numpy(zero_copy_only=False).astype(np.float32)
              for i in range(3, width)], axis=1)
-        if np.isnan(labels).any():
-            raise ValueError(f"{path}: a task column has an empty or non-numeric value")
+        bad = np.argwhere(~np.isfinite(labels))
+        if len(bad):  # NaN (empty, not a number) or infinite: a loss of NaN for the whole run
+            row, col = (int(i) for i in bad[0])
+            raise ValueError(f"{path}: record {chroms[row]}:{starts[row]}-{ends[row]} has a task value that is "
+                             f"empty, not a number or infinite (column {col + 4}); labels must be finite numbers")
     return chroms, starts, ends, labels
 
 
