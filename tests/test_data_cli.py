@@ -290,3 +290,22 @@ def test_a_folder_given_as_a_fasta_is_refused_in_one_line(tmp_path):
     refused(run("data", "fasta", "--class", f"a={folder}", "--class", f"b={good}",
                 "--out", tmp_path / "out"), str(folder), "not a file")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_data_tiles_console_shows_the_commands_lines_not_ray_datas(tmp_path):
+    """The command as a user runs it (its own local cluster): its own lines, not Ray's token
+    notice nor Ray Data's per-dataset execution lines (three datasets: one per split)."""
+    import subprocess
+    import sys
+
+    regions = tmp_path / "regions.bed"
+    regions.write_text("20\t60000\t70000\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_DATA_LOG_LEVEL")}
+    proc = subprocess.run([sys.executable, "-c", "from dnacnn.cli import app; app()", "data", "tiles",
+                           "--fasta", str(FIXTURE_FASTA), "--regions", str(regions), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrote 17 train rows" in proc.stderr
+    for noise in ("Token authentication", "Execution plan", "execution finished", "Data sink Parquet"):
+        assert noise not in proc.stderr, noise

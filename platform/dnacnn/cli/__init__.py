@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -29,6 +30,10 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lo
             logging.getLogger(name).setLevel(logging.WARNING)
         # and Ray's "Started a local Ray instance." (the job says it starts one, and how many CPUs)
         logging.getLogger("ray._private.worker").setLevel(logging.WARNING)
+        # and Ray Data's lines per dataset ("Execution plan", "execution finished", "Data sink
+        # Parquet finished"): the commands say what they wrote (read when Ray Data configures
+        # its loggers, on import and at each dataset's execution)
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
 
 
 # Registration: importing each module adds its commands to `app`.

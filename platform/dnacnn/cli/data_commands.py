@@ -189,11 +189,13 @@ def data_tiles(
 ) -> None:
     """Tile a genome into one-hot windows, unlabelled (no held-out chromosomes: all in train/)."""
     with user_errors():
+        from dnacnn.ray_cluster import ask_for_default_auth, init_ray
+
+        ask_for_default_auth(address)  # before the data modules import Ray
         from dnacnn.data.bed import read_bed
         from dnacnn.data.dataset_io import DatasetDescription
         from dnacnn.data.tile_source import GenomeTiles, TileConfig, read_genome_tiles
         from dnacnn.data.writer import write_dataset
-        from dnacnn.ray_cluster import init_ray
 
         splits = _split_config(split_method, valid_chroms, test_chroms, block_size,
                                valid_fraction, test_fraction, split_seed)
@@ -235,10 +237,12 @@ def data_intervals(
     Records on contigs the genome lacks, past a contig's end, across split blocks
     or with an all-N window are skipped, counted by reason under "records"."""
     with user_errors():
+        from dnacnn.ray_cluster import ask_for_default_auth, init_ray
+
+        ask_for_default_auth(address)  # before the data modules import Ray
         from dnacnn.data.dataset_io import DatasetDescription
         from dnacnn.data.interval_source import IntervalConfig, LabelledIntervals, read_intervals
         from dnacnn.data.writer import write_dataset
-        from dnacnn.ray_cluster import init_ray
 
         peak_map = None
         if peaks:
