@@ -16,6 +16,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
+from dnacnn.compression import is_bgzf, is_gzip
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,11 @@ class UnknownContigError(KeyError):
 
 def _fasta_advice(path: str) -> str:
     """What to do about a FASTA that htslib cannot open, from its first bytes."""
-    with open(path, "rb") as handle:
-        head = handle.read(18)
-    if head[:2] == b"\x1f\x8b" and not (len(head) >= 14 and head[12:14] == b"BC"):
+    if is_gzip(path) and not is_bgzf(path):
         return "it is plain gzip: a gzipped FASTA must be bgzip-compressed (`gzip -d` then `bgzip`)"
-    if head[:2] != b"\x1f\x8b" and not head.lstrip().startswith(b">"):
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if not is_gzip(path) and not head.lstrip().startswith(b">"):
         return "it is not a FASTA (the first line must be a '>name' header)"
     return "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
 
@@ -52,9 +53,8 @@ def _check_index_covers(path: str) -> None:
     """Refuse an uncompressed FASTA whose ``.fai`` points past the file's end (the FASTA was
     rewritten after indexing): reads there would fail or give other bases."""
     fai = Path(f"{path}.fai")
-    with open(path, "rb") as handle:
-        if handle.read(2) == b"\x1f\x8b" or not fai.is_file():
-            return
+    if is_gzip(path) or not fai.is_file():
+        return
     size = Path(path).stat().st_size
     for line in fai.read_text().splitlines():
         fields = line.split("\t")

@@ -28,6 +28,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
+from dnacnn.compression import is_gzip
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.splits import SplitConfig, assign_split, block_split
 from dnacnn.data.writer import write_arrays
@@ -97,9 +98,7 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
 
 def _first_line(path: str | Path) -> bytes:
     """The first non-blank line of a (possibly gzipped) text file, stripped."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as handle:
+    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
         for line in handle:
             if line.strip():
                 return line.strip()

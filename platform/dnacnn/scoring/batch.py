@@ -85,7 +85,6 @@ SHARD_TRIES = 3
 BATCH_SIZE = 64
 #: Records per shard by default: a few seconds of work for one actor, a few parts per 10k variants.
 SHARD_VARIANTS = 2500
-_SUBFOLDERS = JOB_FOLDERS
 
 
 def check_options(batch_size: int, shard_variants: int, num_actors: int | None, cpus_per_actor: float,
@@ -181,10 +180,10 @@ def score_vcf(
     pending: list[Shard] = []
     worker_pids: set[int] = set()
     started = False
-    created = [path for path in [out, *(out / name for name in (*_SUBFOLDERS, "job.json", "tasks.txt"))]
+    created = [path for path in [out, *(out / name for name in (*JOB_FOLDERS, "job.json", "tasks.txt"))]
                if not path.exists()]
     try:
-        for sub in _SUBFOLDERS:  # what a killed run left: temporaries, never partial final names
+        for sub in JOB_FOLDERS:  # what a killed run left: temporaries, never partial final names
             (out / sub).mkdir(parents=True, exist_ok=True)
             remove_unfinished_parts(out / sub)
         remove_unfinished_parts(out)
@@ -209,7 +208,7 @@ def score_vcf(
                                       os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
                                       num_actors, cpus_per_actor, device, source=vcf)
             scoring_seconds = time.monotonic() - t_run
-            for sub in _SUBFOLDERS:  # what a lost actor left half-written (its shard was redone)
+            for sub in JOB_FOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
     except BaseException:
         if started:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import pysam
-
-from dnacnn.variants.files import index_path
+from dnacnn.variants.files import open_tabix, until_cut
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +88,21 @@ def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
     if not indexed:
         return [Shard(0, whole_file=True)]
     shards: list[Shard] = []
-    # raw lines as latin-1: any byte decodes (VCF 4.3 text is UTF-8); only POS is read
-    with pysam.TabixFile(vcf, index=index_path(vcf), encoding="latin-1") as tbx:
+    with open_tabix(vcf) as tbx:
         for chrom in tbx.contigs:
             start, count, last = 0, 0, None
-            try:
-                for line in tbx.fetch(chrom):  # raw lines: only POS is parsed
-                    pos0 = int(line.split("\t", 2)[1]) - 1  # tabix indexed it: a number
-                    if count >= shard_variants and pos0 != last:
-                        shards.append(Shard(len(shards), chrom, start, pos0))
-                        start, count = pos0, 0
-                    count += 1
-                    last = pos0
-            except (OSError, ValueError) as err:  # a cut or damaged file: its records up to here are scored
+
+            def cut(err: Exception) -> None:  # a cut or damaged file: its records up to here are scored
                 log.warning("%s: reading %s stopped after POS %s (%s): the file is cut or damaged; "
                             "scoring the records before", vcf, chrom, "?" if last is None else last + 1, err)
+
+            for line in until_cut(tbx.fetch(chrom), cut):  # raw lines: only POS is parsed
+                pos0 = int(line.split("\t", 2)[1]) - 1  # tabix indexed it: a number
+                if count >= shard_variants and pos0 != last:
+                    shards.append(Shard(len(shards), chrom, start, pos0))
+                    start, count = pos0, 0
+                count += 1
+                last = pos0
             if count:
                 shards.append(Shard(len(shards), chrom, start, OPEN_END))
     return shards

@@ -14,15 +14,16 @@ import contextlib
 import gzip
 import logging
 import os
-import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pysam
+
+from dnacnn.compression import is_bgzf, is_gzip  # noqa: F401  (part of this module's API)
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,6 @@ BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b00030000000000000000
 
 class VcfFormatError(ValueError):
     """A VCF that cannot be read at all (not a VCF, bad header, unreadable)."""
-
-
-def is_gzip(path: str | Path) -> bool:
-    """Whether a file starts with the gzip magic bytes (plain gzip or BGZF)."""
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
-def is_bgzf(path: str | Path) -> bool:
-    """BGZF is gzip with an extra field 'BC' (SAM/BAM spec, section 4.1)."""
-    with open(path, "rb") as handle:
-        head = handle.read(14)
-    return len(head) == 14 and head[:2] == b"\x1f\x8b" and bool(head[3] & 4) and head[12:14] == b"BC"
 
 
 def has_bgzf_eof(path: str | Path) -> bool:
@@ -283,6 +271,22 @@ def index_path(path: str | Path) -> str | None:
         if Path(f"{path}{suffix}").is_file():
             return f"{path}{suffix}"
     return None
+
+
+def open_tabix(path: str | Path) -> pysam.TabixFile:
+    """An indexed VCF's raw lines by region (its .tbi or .csi index), decoded as latin-1: any
+    byte decodes (VCF 4.3 text is UTF-8) and the readers parse the fixed columns only."""
+    return pysam.TabixFile(str(path), index=index_path(path), encoding="latin-1")
+
+
+def until_cut(lines: Iterator[str], on_cut: Callable[[Exception], None] | None = None) -> Iterator[str]:
+    """Raw lines up to where a cut or damaged file stops them (htslib then fails to read
+    on); ``on_cut`` is told why, once."""
+    try:
+        yield from lines
+    except (OSError, ValueError) as err:
+        if on_cut is not None:
+            on_cut(err)
 
 
 def has_index(path: str | Path) -> bool:

@@ -13,11 +13,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import pysam
-
 from dnacnn.genome import Genome
 from dnacnn.variants.alleles import Allele, check_allele
-from dnacnn.variants.files import VcfFormatError, closing_quietly, index_path, is_gzip, open_vcf
+from dnacnn.variants.files import VcfFormatError, closing_quietly, is_gzip, open_tabix, open_vcf, until_cut
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +178,9 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
     and gives it to the one region its POS falls in.
     """
     chrom, start, end = region
-    with pysam.TabixFile(path, index=index_path(path), encoding="latin-1") as tbx, open_vcf(path) as parsed:
+    with open_tabix(path) as tbx, open_vcf(path) as parsed:
         records = parsed.fetch(chrom, start, end)
-        for number, text in enumerate(_until_cut(tbx.fetch(chrom, start, end))):
+        for number, text in enumerate(until_cut(tbx.fetch(chrom, start, end))):
             try:
                 next(records)
                 continue
@@ -201,14 +199,6 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
                 ref=fields[3] if len(fields) > 3 else ".", alt=fields[4] if len(fields) > 4 else ".",
                 kind="unknown", record=-1 - number, line=0, reject="malformed", message=message,
             )
-
-
-def _until_cut(lines: Iterator[str]) -> Iterator[str]:
-    """Raw lines up to where a cut file ends (htslib then fails to read on)."""
-    try:
-        yield from lines
-    except (OSError, ValueError):
-        return
 
 
 def _malformed_alleles(path: str, pending: list[tuple[int, int]], warn: _MalformedLog) -> Iterator[Allele]:
