@@ -16,22 +16,25 @@ import yaml
 from dnacnn.data.dataset_io import DatasetDescription, make_table, split_dir
 
 
-def write_dataset(directory: Path, seq_len: int, rows: int = 40) -> Path:
-    """A small binary dataset of random windows (labels random): enough to validate a job."""
+def write_dataset(directory: Path, seq_len: int, rows: int = 40, empty: tuple[str, ...] = ()) -> Path:
+    """A small binary dataset of random windows (labels random): enough to validate a job;
+    the ``empty`` splits have no row (as when a held-out chromosome is not in the input)."""
     rng = np.random.default_rng(0)
-    for split in ("train", "valid", "test"):
-        onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (rows, seq_len))]
-        labels = rng.integers(0, 2, (rows, 1)).astype(np.float32)
+    counts = {s: 0 if s in empty else rows for s in ("train", "valid", "test")}
+    for split, n in counts.items():
+        onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (n, seq_len))].reshape(n, seq_len, 4)
+        labels = rng.integers(0, 2, (n, 1)).astype(np.float32)
         out = split_dir(directory, split)
         out.mkdir(parents=True, exist_ok=True)
         pq.write_table(make_table(onehot, labels), out / "part-0.parquet")
-    DatasetDescription(name="toy", task_type="binary", tasks=["bound"], seq_len=seq_len,
-                       rows={s: rows for s in ("train", "valid", "test")}).save(directory)
+    DatasetDescription(name="toy", task_type="binary", tasks=["bound"], seq_len=seq_len, rows=counts,
+                       splits={"method": "chrom", "valid_chroms": ["chr8"], "test_chroms": ["chr9"]}
+                       ).save(directory)
     return directory
 
 
-def write_job(tmp_path: Path, seq_len: int, model: dict) -> Path:
-    dataset = write_dataset(tmp_path / f"dataset{seq_len}", seq_len)
+def write_job(tmp_path: Path, seq_len: int, model: dict, empty: tuple[str, ...] = ()) -> Path:
+    dataset = write_dataset(tmp_path / f"dataset{seq_len}", seq_len, empty=empty)
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump({
         "data": {"dataset": str(dataset)},
@@ -81,6 +84,17 @@ def test_a_window_too_short_for_the_model_is_refused_before_the_workers(tmp_path
     assert "model 'basset'" in line and "seq_len=100 is too short" in line
     assert "dataset 'toy'" in line  # where seq_len came from
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_a_dataset_with_an_empty_split_is_refused_before_ray(tmp_path, env, split):
+    # e.g. `dnacnn data intervals --test-chroms chr9` on a label table with no chr9 record
+    job = write_job(tmp_path, 100, MULTISCALE, empty=(split,))
+    line = one_error_line(dnacnn("train", "--config", str(job), cwd=tmp_path, env=env))
+    held_out = {"valid": "chr8", "test": "chr9"}[split]
+    assert f"the {split} split has no rows (none of the input's records is on its chromosomes {held_out})" in line
+    assert str(tmp_path) in line
+    assert not (tmp_path / "runs").exists()  # refused before Ray Train made the run folder
 
 
 def test_a_bad_override_is_blamed_on_the_option_not_the_file(tmp_path, env):

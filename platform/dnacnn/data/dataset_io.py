@@ -81,6 +81,25 @@ class DatasetDescription:
             )
         return cls(**json.loads(path.read_text()))
 
+    def empty_splits(self) -> list[str]:
+        """Splits written with no row (e.g. held-out chromosomes the input did not have)."""
+        return [split for split in SPLITS if self.rows.get(split) == 0]
+
+    def why_empty(self) -> str:
+        """What to say about :meth:`empty_splits` (e.g. "the test split has no rows ...")."""
+        held_out = {"valid": self.splits.get("valid_chroms"), "test": self.splits.get("test_chroms")}
+        said = []
+        for split in self.empty_splits():
+            chroms = held_out.get(split)
+            if chroms:
+                why = f" (none of the input's records is on its chromosomes {', '.join(map(str, chroms))})"
+            elif self.splits.get("method") == "chrom":
+                why = " (no chromosome was held out for it)"
+            else:
+                why = ""
+            said.append(f"the {split} split has no rows{why}")
+        return "; ".join(said)
+
 
 def split_dir(directory: str | Path, split: str) -> Path:
     if split not in SPLITS:

@@ -102,4 +102,6 @@ def write_dataset(
     if account is not None:
         description.records = account(dict(description.rows))
     description.save(out_dir)
+    if description.empty_splits():
+        log.warning("%s: %s; training on this dataset will be refused", out_dir, description.why_empty())
     return description

@@ -210,6 +210,9 @@ def fit(job: JobConfig, address: str | None = None,
     from dnacnn.ray_cluster import ClusterResourceError, init_ray
 
     description = DatasetDescription.load(job.data.dataset)
+    if description.empty_splits():
+        raise ValueError(f"dataset {job.data.dataset}: {description.why_empty()}; training needs rows in "
+                         "train, valid (early stopping, LR on plateau) and test (the final metrics)")
     spec = loop_spec(job, description)
     name, storage = run_name(job, description), storage_path(job)
     if preflight is not None:
