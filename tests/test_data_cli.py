@@ -172,7 +172,8 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path, command):
+def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where an empty --out would write
     a = write(tmp_path / "a.fa", ">chr1:0-4\nACGT\n")
     b = write(tmp_path / "b.fa", ">chr9:0-4\nACGT\n")
     labels = write(tmp_path / "labels.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t1\n")
@@ -185,6 +186,9 @@ def test_an_output_folder_that_cannot_be_written_is_refused_first(tmp_path, comm
     before = sorted(read_only.iterdir())
     refused(run(*args, "--out", read_only / "dataset"), "--out", "cannot be written", str(read_only))
     assert sorted(read_only.iterdir()) == before
+    empty = run(*args, "--out", "")  # a usage error (Click's, see test_cli's one-line usage errors)
+    assert empty.exit_code == 2 and "'--out': is empty" in empty.stderr, empty.output
+    assert not (tmp_path / "dataset.json").exists()
 
 
 @pytest.mark.slow

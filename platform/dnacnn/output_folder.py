@@ -24,6 +24,8 @@ def check_output_folder(path: str | Path, option: str = "--out") -> None:
     Raises:
         OutputFolderError: naming the option, the path and the reason.
     """
+    if not str(path).strip():  # Path("") is the current folder: a mistyped variable, not a choice
+        raise OutputFolderError(f"{option} is empty: give the folder to write to (\".\" for this one)")
     path = Path(path)
     probe = path
     while not probe.exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from dnacnn.cli import app
-from dnacnn.cli.errors import user_errors
+from dnacnn.cli.errors import path_option, user_errors
 
 simulate_app = typer.Typer(help="Simulate the model family's tasks (synthetic truth included).",
                            no_args_is_help=True)
@@ -17,7 +17,7 @@ data_app = typer.Typer(help="Build datasets from real files (FASTA, BED, labels)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(data_app, name="data")
 
-_OUT = typer.Option(..., "--out", help="Dataset folder to write (train/ valid/ test/ dataset.json).")
+_OUT = path_option(..., "--out", help="Dataset folder to write (train/ valid/ test/ dataset.json).")
 
 
 def _pairs(values: list[str], what: str) -> dict[str, list[str]]:
@@ -96,12 +96,12 @@ def simulate_tutorial(
 @simulate_app.command("accessibility")
 def simulate_accessibility(
     out: Path = _OUT,
-    genome: Path = typer.Option(None, help="Indexed FASTA of a real genome (default: GRCh37 chr20 "
+    genome: Path = path_option(None, help="Indexed FASTA of a real genome (default: GRCh37 chr20 "
                                            "from Debian's vt-examples, fetched into --data-dir)."),
-    data_dir: Path = typer.Option(Path("data"), help="Where vt-examples is unpacked."),
-    tasks_file: Path = typer.Option(None, help="Cell-type names, one a line (default: the 164 "
+    data_dir: Path = path_option(Path("data"), help="Where vt-examples is unpacked."),
+    tasks_file: Path = path_option(None, help="Cell-type names, one a line (default: the 164 "
                                                "Basset cell types)."),
-    meme: Path = typer.Option(None, help="MEME file to take the factor matrices from "
+    meme: Path = path_option(None, help="MEME file to take the factor matrices from "
                                          "(default: JASPAR 2024 from pyjaspar)."),
     n_windows: int = typer.Option(40_000, min=1, help="Windows in the dataset."),
     length: int = typer.Option(600, min=1, help="bp per window."),
@@ -175,11 +175,11 @@ def simulate_species(
 
 @data_app.command("tiles")
 def data_tiles(
-    fasta: Path = typer.Option(..., help="Indexed FASTA."),
+    fasta: Path = path_option(..., help="Indexed FASTA."),
     out: Path = _OUT,
     length: int = typer.Option(600, min=1, help="Window length, bp."),
     stride: int = typer.Option(0, min=0, help="bp between window starts (0: the window length)."),
-    regions: Path = typer.Option(None, help="BED of regions to tile (default: every contig)."),
+    regions: Path = path_option(None, help="BED of regions to tile (default: every contig)."),
     max_n_fraction: float = typer.Option(1.0, min=0.0, max=1.0,
                                          help="Drop windows with more N than this."),
     split_method: str = _METHOD, valid_chroms: str = _VALID_CHROMS, test_chroms: str = _TEST_CHROMS,
@@ -220,8 +220,8 @@ def data_tiles(
 
 @data_app.command("intervals")
 def data_intervals(
-    fasta: Path = typer.Option(..., help="Indexed FASTA."),
-    intervals: Path = typer.Option(..., help="Label table (header: chrom start end TASK...) or, "
+    fasta: Path = path_option(..., help="Indexed FASTA."),
+    intervals: Path = path_option(..., help="Label table (header: chrom start end TASK...) or, "
                                              "with --peaks, a BED of regions."),
     out: Path = _OUT,
     peaks: list[str] = typer.Option(None, help="TASK=peaks.bed, repeated: label = overlap."),

@@ -7,6 +7,7 @@ import gc
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 
@@ -24,6 +25,19 @@ USER_ERRORS = (
     OSError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
     OutputFolderError, GenomeMismatchError, RayConnectionError, ClusterResourceError, ShardFailure,
 )
+
+
+def non_empty_path(value: str | Path) -> Path:
+    """The parser of the commands' path options: ``--out ""`` (an unset shell variable) is
+    refused as a usage error, where ``Path("")`` would quietly be the current folder."""
+    if not str(value).strip():
+        raise typer.BadParameter("is empty (an unset shell variable?): give a path")
+    return Path(value)
+
+
+def path_option(default, *names: str, **kwargs):
+    """``typer.Option`` for a path: ``--out ""`` is a usage error (see :func:`non_empty_path`)."""
+    return typer.Option(default, *names, parser=non_empty_path, **kwargs)
 
 
 @contextlib.contextmanager

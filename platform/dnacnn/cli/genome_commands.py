@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from dnacnn.cli import app
-from dnacnn.cli.errors import user_errors
+from dnacnn.cli.errors import path_option, user_errors
 from dnacnn.genome import Genome
 from dnacnn.output_folder import check_output_folder
 from dnacnn.reference_data import fetch_vt_examples
@@ -17,7 +17,7 @@ from dnacnn.variants import inspect_vcf, read_alleles
 
 
 @app.command("fetch-genome")
-def fetch_genome(data_dir: Path = typer.Option(Path("data"), help="Where to unpack it.")) -> None:
+def fetch_genome(data_dir: Path = path_option(Path("data"), help="Where to unpack it.")) -> None:
     """Get the real GRCh37 chr20 and its VCFs (Debian's vt-examples) and print their paths."""
     with user_errors():
         check_output_folder(data_dir, "--data-dir")
@@ -32,8 +32,8 @@ def fetch_genome(data_dir: Path = typer.Option(Path("data"), help="Where to unpa
 
 @app.command("check-vcf")
 def check_vcf(
-    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip) or BCF."),
-    genome: Path = typer.Option(..., help="Indexed FASTA the VCF was called on."),
+    vcf: Path = path_option(..., help="VCF (plain, gzip or bgzip) or BCF."),
+    genome: Path = path_option(..., help="Indexed FASTA the VCF was called on."),
     show: int = typer.Option(20, min=0, help="Rejects to print."),
 ) -> None:
     """Read a VCF against a genome: alleles by kind, rejects by reason, the first rejects."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from dnacnn.cli import app
-from dnacnn.cli.errors import user_errors
+from dnacnn.cli.errors import path_option, user_errors
 
 interpret_app = typer.Typer(help="What a model learned: filters as motifs, attention maps, ISM.",
                             no_args_is_help=True)
@@ -20,15 +20,15 @@ MODEL_HELP = "A registry URI (models:/NAME@alias, models:/NAME/3, runs:/...) or 
 @interpret_app.command("filters")
 def filters(
     model: str = typer.Option(..., help=MODEL_HELP),
-    out: Path = typer.Option(..., help="Output folder (index.html, filters.tsv, filters.meme, plots)."),
-    dataset: Path = typer.Option(None, help="Dataset folder (dnacnn format); its --split is used."),
+    out: Path = path_option(..., help="Output folder (index.html, filters.tsv, filters.meme, plots)."),
+    dataset: Path = path_option(None, help="Dataset folder (dnacnn format); its --split is used."),
     split: str = typer.Option("test", help="train, valid or test."),
-    fasta: Path = typer.Option(None, help="FASTA of sequences of the model's length (instead of --dataset)."),
-    genome: Path = typer.Option(None, help="Indexed FASTA, with --bed."),
-    bed: Path = typer.Option(None, help="BED intervals; a window of the model's length centred on each."),
+    fasta: Path = path_option(None, help="FASTA of sequences of the model's length (instead of --dataset)."),
+    genome: Path = path_option(None, help="Indexed FASTA, with --bed."),
+    bed: Path = path_option(None, help="BED intervals; a window of the model's length centred on each."),
     max_sequences: int = typer.Option(None, help="Use a random subset of this many dataset rows."),
     influence_sequences: int = typer.Option(2000, help="Sequences used for the influence (the filter at its mean, per filter)."),
-    motifs: Path = typer.Option(None, help="MEME file to match against (default: JASPAR 2024 CORE vertebrates)."),
+    motifs: Path = path_option(None, help="MEME file to match against (default: JASPAR 2024 CORE vertebrates)."),
     max_logos: int = typer.Option(None, help="Logos for this many filters, most influential first (default all)."),
 ) -> None:
     """First-layer filters as motifs: PFMs, influence, TomTom matches against JASPAR, logos."""
@@ -44,10 +44,10 @@ def filters(
 @interpret_app.command("attention")
 def attention(
     model: str = typer.Option(..., help=MODEL_HELP),
-    out: Path = typer.Option(..., help="Output folder."),
-    dataset: Path = typer.Option(None, help="Dataset folder; known motif sites are marked when recorded."),
+    out: Path = path_option(..., help="Output folder."),
+    dataset: Path = path_option(None, help="Dataset folder; known motif sites are marked when recorded."),
     split: str = typer.Option("test", help="train, valid or test."),
-    fasta: Path = typer.Option(None, help="FASTA of sequences (instead of --dataset)."),
+    fasta: Path = path_option(None, help="FASTA of sequences (instead of --dataset)."),
     max_sequences: int = typer.Option(500, help="Random subset of this many dataset rows."),
     pad: int = typer.Option(3, help="bp around a motif site counted as the site."),
     max_plots: int = typer.Option(12, help="Sequences plotted."),
@@ -64,11 +64,11 @@ def attention(
 @interpret_app.command("ism")
 def ism(
     model: str = typer.Option(..., help=MODEL_HELP),
-    out: Path = typer.Option(..., help="Output folder."),
-    genome: Path = typer.Option(None, help="Indexed FASTA, with --region or --variant."),
+    out: Path = path_option(..., help="Output folder."),
+    genome: Path = path_option(None, help="Indexed FASTA, with --region or --variant."),
     region: str = typer.Option(None, help="chr:start-end (1-based, inclusive); the model's window centred on it."),
     variant: str = typer.Option(None, help="chr:pos:ref>alt; the window around it (REF checked)."),
-    fasta: Path = typer.Option(None, help="FASTA of sequences of the model's length."),
+    fasta: Path = path_option(None, help="FASTA of sequences of the model's length."),
     task: list[str] = typer.Option([], help="Task(s) to report (repeatable; default the first 4)."),
     scale: str = typer.Option("probability", help="probability, or link (logits / log-probabilities)."),
 ) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import typer
 
 from dnacnn.cli import app
-from dnacnn.cli.errors import user_errors
+from dnacnn.cli.errors import path_option, user_errors
 
 
 @app.command("main")
 def main(
-    config: Path = typer.Option(Path("jobs/configs/main.yaml"), help="Main job config (YAML)."),
+    config: Path = path_option(Path("jobs/configs/main.yaml"), help="Main job config (YAML)."),
     set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeatable)."),
     address: str = typer.Option(None, help="Ray address (default: RAY_ADDRESS, else a local cluster)."),
 ) -> None:

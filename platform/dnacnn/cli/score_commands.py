@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from dnacnn.cli import app
-from dnacnn.cli.errors import user_errors
+from dnacnn.cli.errors import path_option, user_errors
 
 
 @app.command("score")
@@ -16,9 +16,9 @@ def score(
     model: str = typer.Option(
         ..., help="A registry URI (models:/NAME@champion, models:/NAME/3, runs:/...) or a checkpoint folder."
     ),
-    genome: Path = typer.Option(..., help="Indexed FASTA the VCF was called on (.fai; bgzipped also .gzi)."),
-    vcf: Path = typer.Option(..., help="VCF (plain, gzip or bgzip; tabix-indexed or not) or BCF."),
-    out: Path = typer.Option(..., help="Output folder; running again with the same folder resumes the job."),
+    genome: Path = path_option(..., help="Indexed FASTA the VCF was called on (.fai; bgzipped also .gzi)."),
+    vcf: Path = path_option(..., help="VCF (plain, gzip or bgzip; tabix-indexed or not) or BCF."),
+    out: Path = path_option(..., help="Output folder; running again with the same folder resumes the job."),
     rc: bool = typer.Option(False, "--rc", help="Average forward and reverse-complement probabilities."),
     batch_size: int = typer.Option(64, min=1, help="Variants per forward pass (more: faster on a GPU, more memory)."),
     precision: str = typer.Option(

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from dnacnn.cli import app
-from dnacnn.cli.errors import user_errors
+from dnacnn.cli.errors import path_option, user_errors
 
 
 def job_overrides(
@@ -37,7 +37,7 @@ def job_overrides(
 
 @app.command("train")
 def train(
-    config: Path = typer.Option(..., help="Job config, e.g. jobs/configs/tutorial_multiscale.yaml."),
+    config: Path = path_option(..., help="Job config, e.g. jobs/configs/tutorial_multiscale.yaml."),
     address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or a local cluster)."),
     epochs: int = typer.Option(None, min=1, help="Override train.epochs."),
     num_workers: int = typer.Option(None, min=1, help="Override train.num_workers."),
