@@ -90,3 +90,28 @@ def test_whole_chr20_matches_pysam_at_both_ends():
     assert genome.length("20") == 63_025_520
     for start in (0, 30_000_000, 63_025_000):
         assert genome.fetch("20", start, start + 520) == fasta.fetch("20", start, start + 520).upper()
+
+
+def _bgzipped_fasta(path, n: int, seed: int) -> None:
+    seq = "".join(np.random.default_rng(seed).choice(list("ACGT"), n))
+    plain = path.with_suffix(".plain")
+    plain.write_text(">20\n" + "\n".join(seq[i:i + 60] for i in range(0, n, 60)) + "\n")
+    pysam.tabix_compress(str(plain), str(path), force=True)
+
+
+def test_a_bgzipped_fasta_rewritten_after_indexing_is_refused(tmp_path):
+    """bgzip's indexes (.fai in uncompressed offsets, .gzi of blocks) left from a longer FASTA:
+    pysam reports the old length and fails on reads past the new end. Refused on opening."""
+    fasta = tmp_path / "g.fa.gz"
+    _bgzipped_fasta(fasta, 300_000, seed=1)
+    pysam.faidx(str(fasta))
+    assert Genome(fasta).length("20") == 300_000  # fresh indexes: fine
+    _bgzipped_fasta(fasta, 100_000, seed=2)  # rewritten; both old indexes kept
+    with pytest.raises(ValueError, match=r"g\.fa\.gz\.gzi does not fit .*changed after indexing"):
+        Genome(fasta)
+    fresh = tmp_path / "fresh.fa.gz"  # the new file's own .gzi, the old .fai
+    _bgzipped_fasta(fresh, 100_000, seed=2)
+    pysam.faidx(str(fresh))
+    (tmp_path / "g.fa.gz.gzi").write_bytes((tmp_path / "fresh.fa.gz.gzi").read_bytes())
+    with pytest.raises(ValueError, match=r"g\.fa\.gz\.fai describes '20' past the end .* uncompressed"):
+        Genome(fasta)

@@ -10,6 +10,7 @@ is logged once, never applied silently; an unknown contig raises
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +50,51 @@ def _fasta_advice(path: str) -> str:
     return "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
 
 
+def _bgzf_size(path: str, gzi: Path) -> int | None:
+    """Uncompressed bytes of a bgzipped file, from its ``.gzi`` (the last block it lists) and
+    the sizes the blocks from there on state in their headers and footers; None when the
+    ``.gzi`` does not point at a BGZF block of ``path`` (it belongs to another file)."""
+    data = gzi.read_bytes()
+    count = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if count < 0 or len(data) != 8 + 16 * count:
+        return None
+    at, total = (0, 0) if count == 0 else (int.from_bytes(data[-16:-8], "little"),
+                                           int.from_bytes(data[-8:], "little"))
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        while True:
+            handle.seek(at)
+            head = handle.read(18)
+            if not head:
+                return total if at == size else None
+            # a BGZF block: gzip with FEXTRA, its 'BC' subfield giving the block's size - 1
+            if len(head) < 18 or head[:4] != b"\x1f\x8b\x08\x04" or head[12:14] != b"BC":
+                return None
+            end = at + int.from_bytes(head[16:18], "little") + 1
+            handle.seek(end - 4)
+            footer = handle.read(4)  # ISIZE: the block's uncompressed bytes
+            if len(footer) < 4:
+                return None
+            total += int.from_bytes(footer, "little")
+            at = end
+
+
 def _check_index_covers(path: str) -> None:
-    """Refuse an uncompressed FASTA whose ``.fai`` points past the file's end (the FASTA was
-    rewritten after indexing): reads there would fail or give other bases."""
-    fai = Path(f"{path}.fai")
-    if is_gzip(path) or not fai.is_file():
+    """Refuse a FASTA whose ``.fai`` points past the file's end (the FASTA was rewritten after
+    indexing): reads there would fail or give other bases. A bgzipped FASTA's end is its
+    uncompressed size (see :func:`_bgzf_size`)."""
+    fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi")
+    if not fai.is_file():
         return
-    size = Path(path).stat().st_size
+    if not is_gzip(path):
+        size = Path(path).stat().st_size
+    elif gzi.is_file():
+        size = _bgzf_size(path, gzi)
+        if size is None:
+            raise ValueError(f"the index {gzi} does not fit {path} (the FASTA changed after indexing); "
+                             "rebuild its indexes (`samtools faidx`)")
+    else:
+        return
     for line in fai.read_text().splitlines():
         fields = line.split("\t")
         if len(fields) < 5 or not all(f.isdigit() for f in fields[1:5]) or int(fields[2]) == 0:
@@ -64,8 +103,8 @@ def _check_index_covers(path: str) -> None:
         end = offset + (length // bases) * width + length % bases if bases else offset
         if end > size:
             raise ValueError(f"the index {fai} describes {fields[0]!r} past the end of {path} "
-                             f"({end} > {size} bytes): the FASTA changed after indexing; rebuild the "
-                             "index (`samtools faidx`)")
+                             f"({end} > {size} bytes{' uncompressed' if is_gzip(path) else ''}): the "
+                             "FASTA changed after indexing; rebuild the index (`samtools faidx`)")
 
 
 def alias_candidates(chrom: str) -> list[str]:
