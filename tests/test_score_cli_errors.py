@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -348,3 +349,20 @@ def test_a_shard_that_fails_in_its_actor_is_one_line_naming_the_shard(model_dir,
     assert line.startswith("error: shard 20:") and "could not be scored" in line and "ray::" not in line, line
     assert str(FIXTURE_VCF) in line and "IsADirectoryError" in line
     assert len(list((out / "_shards").glob("*.json"))) == 3  # the other shards' markers stay
+
+
+def test_a_contig_alias_is_said_once_not_by_every_actor(model_dir, tmp_path):
+    """A VCF that says chr20 scored on a genome that says 20: the job says so once (the
+    driver), not again from each scoring actor through Ray's log forwarding, and records
+    it in summary.json."""
+    text = gzip.decompress(FIXTURE_VCF.read_bytes()).decode()
+    renamed = tmp_path / "chr.vcf"
+    renamed.write_text(re.sub(r"^20\t", "chr20\t", text, flags=re.M).replace("##contig=<ID=20,", "##contig=<ID=chr20,"))
+    out = tmp_path / "out"
+    result = run_cli(*score_args(model_dir, renamed, out, FIXTURE_FASTA, "--shard-variants", "50", "--no-plot"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = [line for line in result.stderr.splitlines() if "is named '20'" in line]
+    assert len(said) == 1 and "pid=" not in said[0], result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["alleles_scored"] == 194 and summary["contig_aliases"] == {"chr20": "20"}
+    assert summary["warnings"] == [f"contig 'chr20' is named '20' in {FIXTURE_FASTA}; using '20'"]

@@ -107,6 +107,11 @@ def _check_index_covers(path: str) -> None:
                              "FASTA changed after indexing; rebuild the index (`samtools faidx`)")
 
 
+def alias_message(chrom: str, alias: str, path: str) -> str:
+    """What is said (once) of a contig read under another name."""
+    return f"contig {chrom!r} is named {alias!r} in {path}; using {alias!r}"
+
+
 def alias_candidates(chrom: str) -> list[str]:
     """Other names the same contig goes by: ``chr20`` <-> ``20``, ``chrM`` <-> ``MT``."""
     if chrom in _MITO:
@@ -159,10 +164,14 @@ class Genome:
             return name
         for alias in alias_candidates(chrom):
             if alias in self.lengths:
-                log.warning("contig %r is named %r in %s; using %r", chrom, alias, self.path, alias)
+                log.warning(alias_message(chrom, alias, self.path))
                 self._resolved[chrom] = alias
                 return alias
         raise UnknownContigError(chrom, self.contigs, self.path)
+
+    def aliases(self) -> dict[str, str]:
+        """The names resolved to another contig name so far: asked -> the genome's name."""
+        return {asked: name for asked, name in self._resolved.items() if asked != name}
 
     def has(self, chrom: str) -> bool:
         """Whether ``chrom`` (or an alias of it) is in the genome."""

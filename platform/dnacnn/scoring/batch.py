@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dnacnn.checkpoint_files import read_checkpoint_meta, weights_sha256
-from dnacnn.genome import Genome
+from dnacnn.genome import Genome, alias_message
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
@@ -238,9 +238,12 @@ def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, 
     problems = agreement_problems(vcf, ref, summary["alleles_scored"], summary["rejected_by_reason"])
     for problem in problems:
         log.warning(problem)
+    for asked in summary["contig_aliases"]:  # met by the actors (which say nothing): said here, once
+        ref.resolve(asked)
+    aliases = [alias_message(asked, name, ref.path) for asked, name in summary["contig_aliases"].items()]
     summary["scoring_seconds"] = round(scoring_seconds, 3)  # wall time of the Ray part (actors, shards)
     summary.update({"vcf": vcf, "genome": ref.path, "rc": bool(rc), "precision": precision, "model": model_name,
-                    "model_sha256": fingerprint, "warnings": warnings + problems})
+                    "model_sha256": fingerprint, "warnings": warnings + aliases + problems})
     if vcf_out:
         summary["vcf_out"] = str(write_scores_vcf(out, ref)[0])
     if plot:

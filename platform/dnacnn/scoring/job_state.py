@@ -143,4 +143,5 @@ def summarise(out: Path, shards: list[Shard], tasks: list[str], seconds: float, 
         "seconds": round(seconds, 3),
         "shard_seconds": round(total.seconds, 3),
         "alleles_per_second": round(total.alleles / total.seconds, 1) if total.seconds else None,
+        "contig_aliases": dict(sorted(total.aliases.items())),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -118,6 +119,7 @@ def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Pa
         flush_rejects()
         counts.reasons = dict(reasons)
         counts.rejected = sum(reasons.values())
+        counts.aliases = scorer.genome.aliases()
         if counts.alleles != counts.scored + counts.rejected:
             raise RuntimeError(f"shard {shard.describe()}: {counts} does not add up; nothing written")
         if scores_part.rows != counts.scored or rejects_part.rows != counts.rejected:
@@ -158,6 +160,9 @@ class ShardWorker:
                  source: str | None = None):
         from dnacnn.scoring.scorer import VariantScorer
 
+        # A contig read under another name is said once by the driver (from the shards' counts),
+        # not once more by every actor through Ray's log forwarding.
+        logging.getLogger("dnacnn.genome").setLevel(logging.ERROR)
         self.scorer, self._problem = None, None
         try:
             self.scorer = VariantScorer(model, genome, rc=rc, batch_size=batch_size, device=device,

@@ -60,6 +60,7 @@ class ShardCounts:
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    aliases: dict[str, str] = field(default_factory=dict)  # contig names read as another (Genome.aliases)
 
     def add(self, other: ShardCounts) -> None:
         self.records += other.records
@@ -69,6 +70,7 @@ class ShardCounts:
         self.seconds += other.seconds
         for reason, n in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + n
+        self.aliases.update(other.aliases)
 
 
 def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
