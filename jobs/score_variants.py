@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--shard-variants", type=int, default=2500, help="VCF records per shard")
     parser.add_argument("--num-actors", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs (torch threads) per scoring actor")
+    parser.add_argument("--actors-per-gpu", type=int, default=None,
+                        help="with --device cuda: actors sharing one GPU (default: the node's CPUs per GPU)")
     parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
     parser.add_argument("--vcf-out", action="store_true", help="also write scores.vcf.gz")
     parser.add_argument("--strict", action="store_true", help="stop when the VCF does not fit the genome")
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = score_vcf(
         model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
         batch_size=args.batch_size, precision=args.precision, shard_variants=args.shard_variants,
-        num_actors=args.num_actors, device=args.device, vcf_out=args.vcf_out, address=args.address,
+        num_actors=args.num_actors, device=args.device, cpus_per_actor=args.cpus_per_actor,
+        actors_per_gpu=args.actors_per_gpu, vcf_out=args.vcf_out, address=args.address,
         strict=args.strict, wait_for_resources=args.wait_for_resources,
     )
     print(json.dumps(summary, indent=2))

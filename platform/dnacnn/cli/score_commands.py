@@ -25,9 +25,12 @@ def score(
         "fp32", help="fp32 (exact: deltas within 1e-5 of whole windows) or bf16 (the fast path: bf16 autocast)."
     ),
     shard_variants: int = typer.Option(2500, min=1, help="VCF records per shard (the unit of work and restart)."),
-    num_actors: int = typer.Option(0, min=0, help="Scorer actors (0: one per CPU of the cluster)."),
+    num_actors: int = typer.Option(0, min=0, help="Scorer actors (0: as many as the cluster places at once)."),
     address: str = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)."),
-    device: str = typer.Option("cpu", help="cpu, or cuda for one GPU per actor."),
+    device: str = typer.Option("cpu", help="cpu, or cuda (actors share each GPU: --actors-per-gpu)."),
+    actors_per_gpu: int = typer.Option(
+        0, min=0, help="With --device cuda: actors per GPU, their CPU work in parallel (0: the node's CPUs per GPU)."
+    ),
     wait_for_resources: float = typer.Option(
         0.0, min=0, help="On a joined cluster, seconds to wait for a GPU node to join (--device cuda)."
     ),
@@ -44,6 +47,7 @@ def score(
         summary = score_vcf(
             model=model, genome=genome, vcf=vcf, out_dir=out, rc=rc, batch_size=batch_size, precision=precision,
             shard_variants=shard_variants, num_actors=num_actors or None, device=device,
+            actors_per_gpu=actors_per_gpu or None,
             vcf_out=vcf_out, plot=plot, address=address, strict=strict, wait_for_resources=wait_for_resources,
         )
         typer.echo(json.dumps(summary, indent=2))

@@ -63,6 +63,7 @@ from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
+from dnacnn.scoring.actor_layout import node_resources, plan_actors
 from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
 from dnacnn.scoring.job_state import (
     JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
@@ -88,7 +89,8 @@ SHARD_VARIANTS = 2500
 
 
 def check_options(batch_size: int, shard_variants: int, num_actors: int | None, cpus_per_actor: float,
-                  device: str, wait_for_resources: float, precision: str = "fp32") -> None:
+                  device: str, wait_for_resources: float, precision: str = "fp32",
+                  actors_per_gpu: int | None = None) -> None:
     """Refuse out-of-range options by name, before anything runs.
 
     Raises:
@@ -96,7 +98,7 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
     """
     for name, value, low in (("--batch-size", batch_size, 1), ("--shard-variants", shard_variants, 1),
                              ("--num-actors", num_actors, 1), ("--cpus-per-actor", cpus_per_actor, 1e-9),
-                             ("--wait-for-resources", wait_for_resources, 0)):
+                             ("--wait-for-resources", wait_for_resources, 0), ("--actors-per-gpu", actors_per_gpu, 1)):
         if value is not None and value < low:
             bound = "> 0" if low == 1e-9 else f">= {low}"
             raise ValueError(f"{name} must be {bound}, got {value}")
@@ -117,6 +119,7 @@ def score_vcf(
     num_actors: int | None = None,
     cpus_per_actor: float = 1.0,
     device: str = "cpu",
+    actors_per_gpu: int | None = None,
     vcf_out: bool = False,
     plot: bool = True,
     address: str | None = None,
@@ -138,10 +141,12 @@ def score_vcf(
             windows) or "bf16" (the fast path: bf16 autocast on top of it); recorded in
             summary.json and the Parquet schema metadata.
         shard_variants: VCF records per shard (the unit of work and of restart).
-        num_actors: scorer actors (default: the cluster's CPUs / ``cpus_per_actor``,
-            at most one per shard).
+        num_actors: scorer actors (default: as many as the cluster's nodes place at once,
+            at most one per shard; :mod:`dnacnn.scoring.actor_layout`).
         cpus_per_actor: CPUs (and torch threads) of each actor.
-        device: "cpu", or "cuda" for one GPU per actor.
+        device: "cpu", or "cuda" for actors sharing the GPUs.
+        actors_per_gpu: with "cuda", actors sharing one GPU (their CPU work in parallel
+            keeps it fed); default: the GPU nodes' CPUs per GPU / ``cpus_per_actor``.
         vcf_out: also write ``scores.vcf.gz`` (+ .tbi).
         plot: write ``top_effects.png``.
         address: Ray cluster address; a local cluster when None (and no RAY_ADDRESS).
@@ -152,7 +157,8 @@ def score_vcf(
         the summary (also ``out_dir/summary.json``).
     """
     t0 = time.monotonic()
-    check_options(batch_size, shard_variants, num_actors, cpus_per_actor, device, wait_for_resources, precision)
+    check_options(batch_size, shard_variants, num_actors, cpus_per_actor, device, wait_for_resources, precision,
+                  actors_per_gpu)
     ref = Genome(genome)
     vcf = str(vcf)
     info = inspect_vcf(vcf)
@@ -206,7 +212,8 @@ def score_vcf(
             t_run = time.monotonic()
             worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
                                       os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
-                                      num_actors, cpus_per_actor, device, source=vcf)
+                                      num_actors, cpus_per_actor, device, source=vcf,
+                                      actors_per_gpu=actors_per_gpu)
             scoring_seconds = time.monotonic() - t_run
             for sub in JOB_FOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
@@ -312,7 +319,7 @@ def _keep_fetched_model(fetched: Path, target: Path) -> Path:
 
 def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,
                 rc: bool, batch_size: int, precision: str, num_actors: int | None, cpus_per_actor: float,
-                device: str, source: str) -> set[int]:
+                device: str, source: str, actors_per_gpu: int | None = None) -> set[int]:
     """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call (``source``:
     the user's VCF, which the rejects' messages name).
 
@@ -333,20 +340,18 @@ def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_p
 
     from dnacnn.scoring.shard_run import ShardWorker
 
-    if num_actors is None:
-        cpus = ray.cluster_resources().get("CPU", 1)
-        num_actors = max(1, int(cpus // cpus_per_actor))
-    num_actors = max(1, min(num_actors, len(pending)))
-    worker = ray.remote(ShardWorker).options(
-        num_cpus=cpus_per_actor, num_gpus=1 if str(device).startswith("cuda") else 0, max_restarts=0,
-    )
+    layout = plan_actors(node_resources(ray.nodes()), len(pending), cpus_per_actor, device, num_actors,
+                         actors_per_gpu)
+    if layout.note:
+        log.warning(layout.note)
+    worker = ray.remote(ShardWorker).options(num_cpus=layout.cpus, num_gpus=layout.gpus, max_restarts=0)
 
     def new_actor():
         return worker.remote(model=model, genome=genome_path, vcf=vcf_path, source=source, out_dir=str(out), rc=rc,
                              batch_size=batch_size, precision=precision, device=device,
                              num_threads=max(1, int(cpus_per_actor)))
 
-    live = [new_actor() for _ in range(num_actors)]
+    live = [new_actor() for _ in range(layout.actors)]
     idle, queue, running = list(live), list(pending), {}
     tries: dict[int, int] = {}
     t0 = time.monotonic()
