@@ -19,6 +19,7 @@ import sys
 
 from dnacnn.cli.errors import USER_ERRORS
 from dnacnn.config import load_config
+from dnacnn.ray_cluster import Interrupted
 from dnacnn.train.trainer import train_and_register
 
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs else [])
     try:
         summary = train_and_register(load_config(args.config, overrides), args.address).to_dict()
+    except Interrupted as err:  # Ctrl-C (SIGINT): where the run is, how to resume
+        print(err, file=sys.stderr)
+        return 130
     except USER_ERRORS as err:  # a bad input: one line, as the dnacnn command prints it
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ naming the key or option and the reason, no traceback, no Ray run, nothing train
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,30 @@ def test_more_workers_than_the_local_cluster_has_cpus_fail_at_once(tmp_path, env
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the local Ray cluster") and "train.num_workers is 64" in last, last
+
+
+def test_ctrl_c_says_where_the_run_is_and_how_to_resume(tmp_path, env):
+    """SIGINT during training: Ray Train aborts the run and ends with sys.exit (the command
+    used to exit 1, or 0, with nothing said); now one line says where the checkpoints are and
+    how to resume, and the exit status is 130."""
+    job = write_job(tmp_path, 100, MULTISCALE)
+    config = yaml.safe_load(job.read_text())
+    config["train"].update(epochs=500, early_stopping_patience=500, run_name="stopped")
+    job.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen([sys.executable, "-c", "from dnacnn.cli import app; app()", "train", "--config", str(job)],
+                            cwd=tmp_path, env={**env, "DNACNN_PROGRESS": "0"}, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # the first epoch done: a checkpoint exists
+            if "epoch 1/500 done" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130, rest[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [line for line in rest.splitlines() if line.strip() and "RayTrainWorker" not in line]
+    assert lines[-1] == (f"training interrupted: run stopped keeps its checkpoints in {tmp_path / 'runs'}/stopped; "
+                         "run the same command again to resume it"), rest[-2000:]
+    assert "Traceback" not in rest and any((tmp_path / "runs" / "stopped").glob("checkpoint_*"))

@@ -33,6 +33,7 @@ RAY_NOTICES = re.compile(
     r"|Progress bars disabled\. To enable, set"
     r"|Dataset \S+ execution finished in [0-9.]+ seconds"
     r"|Task ServeController\.graceful_shutdown failed"  # the service stopping: Serve kills its controller
+    r"|Failed to query Ray Train Controller actor state"  # a training run stopped by Ctrl-C
 )
 
 
@@ -42,6 +43,10 @@ class RayConnectionError(ConnectionError):
 
 class ClusterResourceError(RuntimeError):
     """The cluster does not have (or did not get in time) what the job needs."""
+
+
+class Interrupted(Exception):
+    """The user stopped the work (Ctrl-C); the message says what was kept and how to go on."""
 
 
 def configure_data_context() -> None:

@@ -13,7 +13,7 @@ import typer
 
 from dnacnn.genome import UnknownContigError
 from dnacnn.output_folder import OutputFolderError
-from dnacnn.ray_cluster import ClusterResourceError, RayConnectionError
+from dnacnn.ray_cluster import ClusterResourceError, Interrupted, RayConnectionError
 from dnacnn.reference_data import ReferenceDataError
 from dnacnn.scoring.shards import ShardFailure
 from dnacnn.variants import VcfFormatError
@@ -42,9 +42,12 @@ def path_option(default, *names: str, **kwargs):
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Print the message of an input error on one line and exit 2."""
+    """Print the message of an input error on one line and exit 2 (an interruption: exit 130)."""
     try:
         yield
+    except Interrupted as err:  # Ctrl-C: what was kept and how to go on, exit 130 (the shell's SIGINT status)
+        typer.secho(str(err), fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(130) from None
     except USER_ERRORS as err:
         logging.getLogger("dnacnn").debug("input error", exc_info=True)
         message = " ".join(str(err).split())  # one line, whatever the message holds

@@ -207,7 +207,7 @@ def fit(job: JobConfig, address: str | None = None,
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
     """
-    from dnacnn.ray_cluster import ClusterResourceError, init_ray
+    from dnacnn.ray_cluster import ClusterResourceError, Interrupted, init_ray
 
     description = DatasetDescription.load(job.data.dataset)
     if description.empty_splits():
@@ -241,6 +241,9 @@ def fit(job: JobConfig, address: str | None = None,
              description.name, job.train.num_workers, name, storage)
     try:
         result = build_trainer(spec, datasets, name, storage).fit()
+    except SystemExit:  # Ray Train's SIGINT handler ends an aborted run with sys.exit (status 0 or 1)
+        raise Interrupted(f"training interrupted: run {name} keeps its checkpoints in {storage}/{name}; "
+                          "run the same command again to resume it") from None
     finally:
         if "://" not in storage:
             record_run_identity(Path(storage) / name)
