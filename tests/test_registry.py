@@ -95,6 +95,23 @@ def test_alias_rule_champion_only_when_better(mlflow_uri, tmp_path):
     assert mlflow.get_tracking_uri() == mlflow_uri
 
 
+def test_the_same_weights_are_logged_and_registered_once(mlflow_uri, tmp_path):
+    """Running a finished training job again gives its final checkpoint again: it is not
+    logged as another run nor registered as another version; its alias is the current one."""
+    from mlflow.tracking import MlflowClient
+
+    first = log_run(make_checkpoint(tmp_path / "a"), 0.50)
+    better = log_run(make_checkpoint(tmp_path / "b", seed=1), 0.40)
+    again = log_run(make_checkpoint(tmp_path / "a2"), 0.50)  # the same weights, another folder
+    assert (again.run_id, again.version, again.model_uri) == (first.run_id, "1", first.model_uri)
+    assert (first.alias, better.alias, again.alias) == ("champion", "champion", None)  # champion moved on
+    client = MlflowClient()
+    assert len(client.search_model_versions("name = 'simple-toy'")) == 2
+    assert len(client.search_runs([first.experiment_id])) == 2
+    elsewhere = log_run(make_checkpoint(tmp_path / "a3"), 0.50, name="other-name")  # registered under another name
+    assert elsewhere.run_id != first.run_id and elsewhere.version == "1"
+
+
 def test_alias_rule_max_mode_and_nan(mlflow_uri, tmp_path):
     from mlflow.tracking import MlflowClient
 

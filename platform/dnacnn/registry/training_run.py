@@ -11,6 +11,7 @@ whole history (steps = epochs).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import dnacnn
+from dnacnn.checkpoint_files import weights_sha256
 from dnacnn.config import MlflowConfig
 from dnacnn.registry.aliases import (
     LINEAGE_TAG, Lineage, assign_alias, check_lineage, registered_model_name, start_lineage,
@@ -29,6 +31,11 @@ from dnacnn.registry.aliases import (
 from dnacnn.registry.provenance import flatten, git_state, input_files
 from dnacnn.registry.pyfunc import log_pyfunc_model
 from dnacnn.registry.tracking import setup_tracking
+
+log = logging.getLogger(__name__)
+
+#: The run's tag holding the sha256 of the weights it logged (a run is logged once per weights).
+WEIGHTS_TAG = "dnacnn.weights_sha256"
 
 
 @dataclass
@@ -96,6 +103,12 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
     experiment_id = setup_tracking(cfg)
     name = registered_model_name(run.model_name, run.dataset_name, cfg)
     new_lineage = cfg.register and check_lineage(name, run.lineage, cfg.new_lineage)
+    weights = weights_sha256(run.checkpoint_dir)
+    logged = logged_before(experiment_id, weights, name if cfg.register else None)
+    if logged is not None:
+        log.info("these weights were logged before (MLflow run %s%s): nothing logged again", logged.run_id,
+                 f", version {logged.version} of {name}" if logged.version else "")
+        return logged
     git = git_state()
     tags = {
         "dnacnn.version": dnacnn.__version__,
@@ -104,6 +117,7 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
         "dnacnn.task_type": run.task_type,
         "mlflow.source.git.commit": git["commit"] or "unknown",
         "dnacnn.git_dirty": str(git["dirty"]),
+        WEIGHTS_TAG: weights,
         **run.tags,
     }
     with mlflow.start_run(run_name=run.run_name, tags=tags) as active:
@@ -127,6 +141,7 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
         info = log_pyfunc_model(run.checkpoint_dir, run.tasks, run.task_type, run.example)
         result = LoggedRun(run_id=active.info.run_id, experiment_id=experiment_id,
                            tracking_uri=mlflow.get_tracking_uri(), model_uri=info.model_uri)
+        mlflow.set_tag("dnacnn.model_uri", info.model_uri)
         if cfg.register:
             client = MlflowClient()
             version = register_version(client, name, info.model_uri, info.model_id,
@@ -141,6 +156,30 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
                              "dnacnn.registered_version": version, "dnacnn.alias": alias})
             result.registered_name, result.version, result.alias = name, version, alias
     return result
+
+
+def logged_before(experiment_id: str, weights: str, registered_name: str | None) -> LoggedRun | None:
+    """The finished run of the experiment that logged these weights (and, with a
+    ``registered_name``, registered them under it), or None. Running a finished training
+    job again (same ``train.run_name``) gives the same final checkpoint: it is not logged
+    and registered a second time."""
+    client = MlflowClient()
+    query = f"tags.`{WEIGHTS_TAG}` = '{weights}' and attributes.status = 'FINISHED'"  # a hex digest: no quoting
+    for found in client.search_runs([experiment_id], query, max_results=100, order_by=["attributes.start_time ASC"]):
+        tags = found.data.tags
+        if "dnacnn.model_uri" not in tags or tags.get("dnacnn.registered_model") != registered_name:
+            continue
+        version, alias = tags.get("dnacnn.registered_version"), None
+        if registered_name is not None:
+            try:  # its alias now (a later, better version may have taken "champion")
+                aliases = client.get_model_version(registered_name, version).aliases
+            except MlflowException:  # the version was deleted since: register these weights again
+                continue
+            alias = aliases[0] if aliases else None
+        return LoggedRun(run_id=found.info.run_id, experiment_id=experiment_id,
+                         tracking_uri=mlflow.get_tracking_uri(), model_uri=tags["dnacnn.model_uri"],
+                         registered_name=registered_name, version=version, alias=alias)
+    return None
 
 
 def register_version(client: MlflowClient, name: str, model_uri: str, model_id: str | None,
