@@ -552,3 +552,12 @@ def test_the_command_leaves_no_process_behind(model_dir, tmp_path):
     assert "starting a local Ray cluster" in result.stderr and "Started a local Ray instance" not in result.stderr
     assert ray_processes_left(ray_tmp) == []
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_shards_tile_each_contig_and_say_where_they_are():
+    shards = plan_shards(str(FIXTURE_VCF), True, 50)
+    assert [s.index for s in shards] == list(range(len(shards))) and len(shards) == 4
+    for before, after in zip(shards, shards[1:]):
+        assert (before.chrom, before.end) == (after.chrom, after.start)  # no gap, no overlap
+    assert shards[0].start == 0 and shards[0].describe() == f"20:0-{shards[0].end}"
+    assert shards[-1].describe() == f"20:{shards[-1].start}-end"  # open to the contig's end

@@ -47,7 +47,9 @@ class Shard:
         return None if self.whole_file else (self.chrom, self.start, self.end)
 
     def describe(self) -> str:
-        return "the whole VCF" if self.whole_file else f"{self.chrom}:{self.start}-{self.end}"
+        if self.whole_file:
+            return "the whole VCF"
+        return f"{self.chrom}:{self.start}-" + ("end" if self.end == OPEN_END else str(self.end))
 
 
 @dataclass
