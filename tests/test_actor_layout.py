@@ -48,8 +48,6 @@ def test_impossible_layouts_are_refused_by_option():
         plan_actors([node(16)], shards=4, device="cuda")
     with pytest.raises(ValueError, match="--cpus-per-actor"):
         plan_actors([node(2)], shards=4, cpus_per_actor=4)
-    with pytest.raises(ValueError, match="--actors-per-gpu"):
-        plan_actors([node(2, 1)], shards=4, device="cuda", actors_per_gpu=0)
 
 
 def test_dead_nodes_do_not_count():

@@ -82,6 +82,7 @@ def uniform_genome(path: Path, contig: str, length: int, base: str = "A") -> Pat
     ("--shard-variants", "0", "--shard-variants"),
     ("--wait-for-resources", "-1", "--wait-for-resources"),
     ("--precision", "fp16", "--precision"),
+    ("--actors-per-gpu", "-1", "--actors-per-gpu"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(model_dir, tmp_path, option, value, named):
     out = tmp_path / "out"

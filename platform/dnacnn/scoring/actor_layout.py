@@ -54,11 +54,9 @@ def plan_actors(nodes: list[dict[str, float]], shards: int, cpus_per_actor: floa
         actors_per_gpu: actors sharing one GPU; default: the GPU nodes' CPUs per GPU
             divided by ``cpus_per_actor`` (the fewest of any GPU node), at least 1.
     Raises:
-        ValueError: a GPU device on nodes without a GPU, or an option out of range.
+        ValueError: a GPU device on nodes without a GPU, or actors too big for every node
+            (the options' ranges are checked before, by ``batch.check_options``).
     """
-    if cpus_per_actor <= 0 or (actors_per_gpu is not None and actors_per_gpu < 1):
-        raise ValueError(f"--cpus-per-actor must be > 0 and --actors-per-gpu >= 1, got "
-                         f"{cpus_per_actor} and {actors_per_gpu}")
     gpus = 0.0
     if device.startswith("cuda"):
         gpu_nodes = [n for n in nodes if n["GPU"] >= 1 - _EPS]
