@@ -83,6 +83,7 @@ def uniform_genome(path: Path, contig: str, length: int, base: str = "A") -> Pat
     ("--wait-for-resources", "-1", "--wait-for-resources"),
     ("--precision", "fp16", "--precision"),
     ("--actors-per-gpu", "-1", "--actors-per-gpu"),
+    ("--device", "cuda:1", "--device must be cpu or cuda"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(model_dir, tmp_path, option, value, named):
     out = tmp_path / "out"

@@ -102,8 +102,8 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
         if value is not None and value < low:
             bound = "> 0" if low == 1e-9 else f">= {low}"
             raise ValueError(f"{name} must be {bound}, got {value}")
-    if not (device == "cpu" or device == "cuda" or device.startswith("cuda:")):
-        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if device not in ("cpu", "cuda"):  # not cuda:N: Ray gives each actor its GPU (CUDA_VISIBLE_DEVICES)
+        raise ValueError(f"--device must be cpu or cuda (Ray assigns each scoring actor its GPU), got {device!r}")
     check_precision(precision, "--precision")
 
 
