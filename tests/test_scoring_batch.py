@@ -210,9 +210,11 @@ def test_plain_gzip_vcf_as_debian_ships_it_scores_the_same_rows(clean_run, model
     assert_same_rows(read_scores(out), read_scores(clean_run[0]))
 
 
-def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, model_dir, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, model_dir, tmp_path, stop):
     """SIGKILL the job's driver (another process on this Ray cluster) once its first shard is
-    recorded, then run it again with the same output folder."""
+    recorded, or Ctrl-C it (SIGINT: it says how many shards are done and how to go on), then
+    run it again with the same output folder."""
     import ray
 
     out = tmp_path / "out"
@@ -222,6 +224,7 @@ def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, mode
         import ray
         from dnacnn import models
         from dnacnn.models.simple import SimpleCNN
+        from dnacnn.ray_cluster import Interrupted
         from dnacnn.scoring.batch import score_vcf
 
         class SlowSimple(SimpleCNN):  # same weights and outputs, 0.25 s per forward pass
@@ -235,7 +238,11 @@ def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, mode
         slow.load_state_dict(loaded.model.state_dict())
         loaded.model = slow.eval()
         ray.init(address=address)
-        score_vcf(loaded, genome, vcf, out, shard_variants=int(shard), num_actors=1, plot=False)
+        try:
+            score_vcf(loaded, genome, vcf, out, shard_variants=int(shard), num_actors=1, plot=False)
+        except Interrupted as err:
+            print(err)
+            sys.exit(130)
     """))
     total = len(plan_shards(str(FIXTURE_VCF), True, SHARD))
     address = ray.get_runtime_context().gcs_address
@@ -251,11 +258,15 @@ def test_killed_run_restarts_to_the_rows_of_an_uninterrupted_run(clean_run, mode
             assert time.monotonic() < deadline, "no shard finished in 120 s"
             time.sleep(0.02)
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.kill(proc.pid, stop)
+        status = proc.wait(timeout=60)
         log.close()
     finished = len(list((out / "_shards").glob("0*.json")))
     assert 1 <= finished < total  # killed mid-way
+    if stop == signal.SIGINT:
+        said = (tmp_path / "job.log").read_text().strip().splitlines()[-1]
+        assert status == 130 and said == (f"scoring interrupted: {finished} of {total} shards are done in {out}; "
+                                          "run the same command again to score the rest"), said
     assert not (out / "summary.json").exists()
 
     summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD)

@@ -63,6 +63,7 @@ from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
+from dnacnn.ray_cluster import Interrupted
 from dnacnn.scoring.actor_layout import node_resources, plan_actors
 from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
 from dnacnn.scoring.job_state import (
@@ -184,6 +185,7 @@ def score_vcf(
         raise
     model_name, tasks, fingerprint = about.name, list(about.tasks), about.sha256
     pending: list[Shard] = []
+    shards: list[Shard] = []
     worker_pids: set[int] = set()
     started = False
     created = [path for path in [out, *(out / name for name in (*JOB_FOLDERS, "job.json", "tasks.txt"))]
@@ -217,11 +219,17 @@ def score_vcf(
             scoring_seconds = time.monotonic() - t_run
             for sub in JOB_FOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
-    except BaseException:
+    except BaseException as err:
         if started:
             stop_cluster(worker_pids)
-        if not any((out / "_shards").glob("*.json")):  # no shard done: nothing to resume
+        finished = sum(1 for _ in (out / "_shards").glob("*.json"))
+        if not finished:  # no shard done: nothing to resume
             _remove(created)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted(
+                f"scoring interrupted: {finished} of {len(shards)} shards are done in {out}; run the same command "
+                "again to score the rest" if finished else "scoring interrupted before any shard was done; nothing kept"
+            ) from None
         raise
     # This call's own cluster stops (about a second of waiting for its processes) while the
     # outputs are written; the call returns after it, so no shard worker outlives the job.
