@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
+from dnacnn.cli.errors import USER_ERRORS
+from dnacnn.ray_cluster import Interrupted
 from dnacnn.scoring.batch import score_vcf
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="models:/NAME@alias, models:/NAME/VERSION, runs:/... or a checkpoint folder")
     parser.add_argument("--genome", required=True, help="indexed FASTA")
@@ -39,16 +42,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--wait-for-resources", type=float, default=0.0, help="seconds to wait for a GPU node")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = score_vcf(
-        model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
-        batch_size=args.batch_size, precision=args.precision, shard_variants=args.shard_variants,
-        num_actors=args.num_actors, device=args.device, cpus_per_actor=args.cpus_per_actor,
-        actors_per_gpu=args.actors_per_gpu, vcf_out=args.vcf_out, address=args.address,
-        strict=args.strict, wait_for_resources=args.wait_for_resources,
-    )
+    try:
+        summary = score_vcf(
+            model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
+            batch_size=args.batch_size, precision=args.precision, shard_variants=args.shard_variants,
+            num_actors=args.num_actors, device=args.device, cpus_per_actor=args.cpus_per_actor,
+            actors_per_gpu=args.actors_per_gpu, vcf_out=args.vcf_out, address=args.address,
+            strict=args.strict, wait_for_resources=args.wait_for_resources,
+        )
+    except Interrupted as err:  # Ctrl-C (SIGINT): the shards done, how to go on
+        print(err, file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:  # a bad input: one line, as the dnacnn command prints it
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
-    return summary
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

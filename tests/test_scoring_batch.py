@@ -454,7 +454,7 @@ def test_real_vcfs_on_real_chr20(ray_session, basset_dir, tmp_path, name, sites,
 # ---- the command line and the Ray job entrypoint --------------------------------------------
 
 
-def test_cli_score_and_job_entrypoint(ray_session, model_dir, tmp_path):
+def test_cli_score_and_job_entrypoint(ray_session, model_dir, tmp_path, capsys):
     from typer.testing import CliRunner
 
     from dnacnn.cli import app
@@ -473,10 +473,15 @@ def test_cli_score_and_job_entrypoint(ray_session, model_dir, tmp_path):
 
     job = runpy.run_path(str(Path(__file__).resolve().parents[1] / "jobs" / "score_variants.py"))
     job_out = tmp_path / "job"
-    job["main"](["--model", str(model_dir), "--genome", str(FIXTURE_FASTA), "--vcf",
-                                   str(FIXTURE_VCF), "--out", str(job_out), "--rc", "--batch-size", "64",
-                                   "--shard-variants", "1000"])
+    assert job["main"](["--model", str(model_dir), "--genome", str(FIXTURE_FASTA), "--vcf",
+                        str(FIXTURE_VCF), "--out", str(job_out), "--rc", "--batch-size", "64",
+                        "--shard-variants", "1000"]) == 0
     assert_same_rows(read_scores(job_out), read_scores(out))
+    capsys.readouterr()
+    assert job["main"](["--model", str(model_dir), "--genome", str(FIXTURE_FASTA), "--vcf",
+                        str(tmp_path / "nope.vcf"), "--out", str(tmp_path / "y")]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("error: ") and "VCF not found" in said[0], said
 
 
 # ---- a registered model -------------------------------------------------------------------
