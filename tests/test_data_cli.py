@@ -315,3 +315,10 @@ def test_data_tiles_console_shows_the_commands_lines_not_ray_datas(tmp_path):
     assert "wrote 17 train rows" in proc.stderr
     for noise in ("Token authentication", "Execution plan", "execution finished", "Data sink Parquet"):
         assert noise not in proc.stderr, noise
+
+
+def test_an_empty_output_path_is_refused_for_python_callers_too():
+    from dnacnn.output_folder import OutputFolderError, check_output_folder
+
+    with pytest.raises(OutputFolderError, match=r'--out is empty: give the folder to write to \("\." for this one\)'):
+        check_output_folder("", "--out")
