@@ -264,6 +264,24 @@ def test_reading_a_model_never_creates_a_store(tmp_path):
     assert not missing.parent.exists()
 
 
+@pytest.mark.parametrize("kind,reason", [("folder", "is a folder, not an SQLite file"),
+                                         ("empty", "is an empty file, not an MLflow store"),
+                                         ("text", "is not an SQLite database")])
+def test_a_sqlite_store_that_is_not_a_database_is_refused_in_one_line(tmp_path, kind, reason):
+    """MLFLOW_TRACKING_URI=sqlite:///X where X is a folder (MLflow retried for 100 s, then an
+    sqlalchemy OperationalError), a text file (sqlalchemy DatabaseError) or an empty file
+    (MLflow wrote a new store into it): a ValueError naming the URI, the file left as it was."""
+    store = tmp_path / "mlflow.db"
+    if kind == "folder":
+        store.mkdir()
+    else:
+        store.write_text("" if kind == "empty" else ">seq\nACGT\n")
+    before = None if kind == "folder" else store.read_bytes()
+    with pytest.raises(ValueError, match=f"the MLflow tracking store sqlite:///{store} \\(given\\) {reason}"):
+        registry.load_model("models:/x@champion", tracking_uri=f"sqlite:///{store}")
+    assert kind == "folder" or store.read_bytes() == before
+
+
 def test_the_one_model_uri_check_needs_no_mlflow():
     """The scorer and the CLI ask ``registry.is_model_uri``; importing it loads no MLflow."""
     import subprocess
