@@ -156,6 +156,22 @@ def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     np.testing.assert_allclose(out.to_numpy(), reference_probs(checkpoint, seqs), rtol=0, atol=1e-7)
 
 
+def test_pyfunc_keeps_the_index_of_its_input(mlflow_uri, checkpoint):
+    """A frame indexed 5, 7 gave rows indexed 0, 1: joining them to the input paired nothing
+    (NaN rows, no error)."""
+    import mlflow
+
+    log_run(checkpoint, 0.5)
+    model = mlflow.pyfunc.load_model("models:/simple-toy@champion")
+    seqs = sequences(2)
+    frame = pd.DataFrame({"sequence": seqs, "id": ["a", "b"]}, index=[5, 7])
+    out = model.predict(frame)
+    assert list(out.index) == [5, 7] and list(out.columns) == TASKS
+    joined = frame.join(out)
+    np.testing.assert_allclose(joined[TASKS].to_numpy(), reference_probs(checkpoint, seqs), atol=1e-7)
+    assert len(model.predict(pd.DataFrame({"sequence": pd.Series([], dtype=str)}))) == 0
+
+
 def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):
     import mlflow
 
