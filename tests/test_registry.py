@@ -172,6 +172,21 @@ def test_pyfunc_keeps_the_index_of_its_input(mlflow_uri, checkpoint):
     assert len(model.predict(pd.DataFrame({"sequence": pd.Series([], dtype=str)}))) == 0
 
 
+def test_pyfunc_refuses_missing_or_non_string_rows(mlflow_uri, checkpoint):
+    """None / NaN / bytes rows were read as their text ('nan': 'sequence 1 has 3 bases');
+    now the row and what it holds are named."""
+    import mlflow
+
+    log_run(checkpoint, 0.5)
+    model = mlflow.pyfunc.load_model("models:/simple-toy@champion")
+    seqs = sequences(2)
+    for missing in (None, np.nan, seqs[1].encode()):
+        with pytest.raises(ValueError, match="sequence 1 is .* not a string of bases"):
+            model.predict(pd.DataFrame({"sequence": [seqs[0], missing]}, dtype=object))
+    with pytest.raises(ValueError, match="sequence 0 has 'X' at position 3"):
+        model.predict(pd.DataFrame({"sequence": ["ACGX" + seqs[0][4:]]}))
+
+
 def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):
     import mlflow
 
