@@ -104,3 +104,20 @@ def test_ism_command_for_a_variant_window_writes_tables_plots_and_page(tmp_path)
     bad = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
                                    str(FIXTURE_FASTA), "--variant", "20:60101:C>A", "--out", str(out)])
     assert bad.exit_code == 2 and "does not match the reference 'G'" in bad.output
+
+
+def test_ism_command_refuses_a_fasta_record_with_characters_that_are_not_dna(tmp_path):
+    """'XZ*1' in a record was read as four N bases and the mutagenesis reported without a word."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">ok\n{'ACGT' * 16}\n>lower_iupac\n{'acgtRYKMN' * 7}A\n>junk\n{'ACGT' * 15}XZ*1\n")
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta",
+                                    str(fasta), "--out", str(tmp_path / "ism")])
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert f"{fasta}: record junk has 'X' at position 60" in " ".join(done.output.split())
+    assert not (tmp_path / "ism").exists()

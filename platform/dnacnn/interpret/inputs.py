@@ -99,7 +99,8 @@ def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
 
 
 def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
-    """Every record of a FASTA file; each must have ``seq_len`` bases when given."""
+    """Every record of a FASTA file; each must have ``seq_len`` bases when given, and
+    only bases and IUPAC codes (read as unknown), never other characters read as N."""
     from dnacnn.data.labelled_fasta import read_fasta_records
 
     names, seqs = [], []
@@ -109,6 +110,8 @@ def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
                 f"{path}: record {name} has {len(seq)} bases; this model "
                 f"takes exactly {seq_len}: cut or pad it to {seq_len} bp"
             )
+        if problem := sequence.non_dna(seq):
+            raise ValueError(f"{path}: record {name} {problem}")
         names.append(name)
         seqs.append(seq)
     if len({len(s) for s in seqs}) > 1:
