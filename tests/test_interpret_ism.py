@@ -121,3 +121,23 @@ def test_ism_command_refuses_a_fasta_record_with_characters_that_are_not_dna(tmp
     assert done.exit_code == 2 and "Traceback" not in done.output
     assert f"{fasta}: record junk has 'X' at position 60" in " ".join(done.output.split())
     assert not (tmp_path / "ism").exists()
+
+
+@pytest.mark.parametrize("command", ["ism", "filters", "attention"])
+def test_interpret_commands_refuse_an_out_that_is_a_file_before_any_work(tmp_path, command):
+    """--out naming a file: '[Errno 17] File exists' after the model and sequences were read
+    (for filters, before TomTom); now the one output-folder check, first."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 16}\n")
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for out, reason in ((taken, "is a file, not a folder"), (taken / "sub", f"cannot be created: {taken} is a file")):
+        done = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
+                                        str(fasta), "--out", str(out)])
+        assert done.exit_code == 2 and f"--out {out} {reason}" in " ".join(done.output.split()), done.output

@@ -11,6 +11,7 @@ from dnacnn.interpret import inputs
 from dnacnn.interpret.artifacts import log_beside_model
 from dnacnn.interpret.report import attention_report, filter_report, ism_report
 from dnacnn.models import LoadedModel
+from dnacnn.output_folder import check_output_folder
 from dnacnn.registry import is_model_uri, load_model
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="t
     For a simulated dataset that recorded its implanted motifs, the summary counts
     the recovered ones.
     """
+    check_output_folder(out, "--out")
     targets = read_meme(motifs) if motifs else None
     loaded = _model(model)
     seqs = _sequences(loaded, dataset, split, fasta, genome, bed, max_sequences)
@@ -75,6 +77,7 @@ def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="t
 def interpret_attention(model: str | Path, out: str | Path, dataset=None, split="test", fasta=None,
                         max_sequences: int | None = 500, pad: int = 3, max_plots: int = 12) -> dict:
     """``dnacnn interpret attention``: attention maps of a multi-scale model."""
+    check_output_folder(out, "--out")
     loaded = _model(model)
     if loaded.name != "multiscale":
         raise ValueError(f"--model {model} is a {loaded.name} model; attention maps need a "
@@ -94,6 +97,7 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
                          f"got {given or 'none'}")
     if (region or variant) and not genome:
         raise ValueError(f"{given[0]} needs --genome (an indexed FASTA)")
+    check_output_folder(out, "--out")
     loaded = _model(model)
     if fasta:
         seqs = inputs.fasta_sequences(fasta, _fixed_len(loaded))
