@@ -141,3 +141,31 @@ def test_interpret_commands_refuse_an_out_that_is_a_file_before_any_work(tmp_pat
         done = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
                                         str(fasta), "--out", str(out)])
         assert done.exit_code == 2 and f"--out {out} {reason}" in " ".join(done.output.split()), done.output
+
+
+def test_a_place_off_its_contig_is_refused_not_read_as_an_all_n_window(tmp_path):
+    """--region 20:99999999-100000009 (contig 20 has 63,025,520 bp), --region 20:0-10 (no
+    base 0 in 1-based coordinates) and a BED interval past the contig's end were
+    interpreted as windows of N, exit 0; a variant there was said not to match 'N'."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    from conftest import FIXTURE_FASTA
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    bed = tmp_path / "past.bed"
+    bed.write_text("20\t60000\t60100\n20\t99999999\t100000100\n")
+    contig = "is not within contig '20' (1-based 1-63025520)"
+    for args, what in (
+        (["ism", "--region", "20:99999999-100000009"], "--region 20:99999999-100000009"),
+        (["ism", "--region", "20:0-10"], "--region 20:0-10"),
+        (["ism", "--variant", "20:0:A>G"], "--variant 20:0:A>G"),
+        (["ism", "--variant", "20:63025520:AC>A"], "--variant 20:63025520:AC>A"),
+        (["filters", "--bed", str(bed)], f"{bed}: interval 20:99999999-100000100"),
+    ):
+        done = CliRunner().invoke(app, ["interpret", *args, "--model", str(tmp_path / "model"), "--genome",
+                                        str(FIXTURE_FASTA), "--out", str(tmp_path / "out")])
+        assert done.exit_code == 2 and f"{what} {contig}" in " ".join(done.output.split()), done.output
+    assert not (tmp_path / "out").exists()

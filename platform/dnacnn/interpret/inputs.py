@@ -119,11 +119,27 @@ def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
     return Sequences(names, sequence.encode_batch(seqs, len(seqs[0])))
 
 
+def _check_on_contig(g: Genome, chrom: str, start: int, end: int, what: str) -> None:
+    """Refuse ``[start, end)`` (0-based) unless it lies on its contig: a window around a
+    place past the contig's end (or before its start) would be all N, and read as data.
+
+    Raises:
+        ValueError: ``what`` (the option or file and the place, as given) is not within
+            the contig, whose extent it names.
+    """
+    size = g.length(chrom)
+    if start < 0 or end > size:
+        raise ValueError(f"{what} is not within contig {g.resolve(chrom)!r} (1-based 1-{size}); "
+                         "check the coordinates and the genome build")
+
+
 def bed_sequences(genome: str | Path, bed: str | Path, seq_len: int) -> Sequences:
-    """A ``seq_len`` window centred on each interval of a BED file (N past contig ends)."""
+    """A ``seq_len`` window centred on each interval of a BED file (N where the window,
+    not the interval, runs past a contig's end)."""
     g = Genome(genome)
     names, onehot = [], []
     for chrom, start, end in read_bed(bed):
+        _check_on_contig(g, chrom, start, end, f"{bed}: interval {chrom}:{start}-{end}")
         lo = (start + end) // 2 - seq_len // 2
         names.append(f"{chrom}:{lo}-{lo + seq_len}")
         onehot.append(g.fetch_onehot(chrom, lo, lo + seq_len))
@@ -147,8 +163,10 @@ def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
     if end <= start or end - start > seq_len:
         raise ValueError(f"--region {region}: needs 1 to {seq_len} bp (the model's window), "
                          f"got {end - start}")
+    g = Genome(genome)
+    _check_on_contig(g, chrom, start, end, f"--region {region}")
     lo = (start + end) // 2 - seq_len // 2
-    onehot = Genome(genome).fetch_onehot(chrom, lo, lo + seq_len)
+    onehot = g.fetch_onehot(chrom, lo, lo + seq_len)
     sites = pd.DataFrame([(0, start - lo, end - lo, region)], columns=["sequence", "start", "end", "motif"])
     return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None], sites=sites)
 
@@ -161,6 +179,7 @@ def variant_sequence(genome: str | Path, variant: str, seq_len: int) -> Sequence
         raise ValueError(f"--variant {variant!r} is not chr:pos:ref>alt (e.g. chr20:1000000:A>G)")
     chrom, pos, ref = match.group(1), int(match.group(2)) - 1, match.group(3).upper()
     g = Genome(genome)
+    _check_on_contig(g, chrom, pos, pos + len(ref), f"--variant {variant}")
     found = g.fetch(chrom, pos, pos + len(ref))
     if found != ref:
         raise ValueError(f"--variant {variant}: REF {ref!r} does not match the reference {found!r} "
