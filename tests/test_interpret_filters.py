@@ -330,3 +330,29 @@ def test_filters_command_refuses_bad_input_in_one_line(trained, tmp_path):
     done = _dnacnn("interpret", "filters", "--model", str(tmp_path / "nope"), "--dataset",
                    str(trained["root"] / "dataset"), "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "--model" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_filters_on_a_dataset_of_other_tasks_are_refused_in_one_line(tmp_path):
+    """A 3-task model with a 1-task dataset stopped after the PFMs and TomTom with torch's
+    'Target size (torch.Size([40, 1])) must be the same as input size (torch.Size([40, 3]))';
+    a dataset of as many tasks under other names gave an influence against the wrong labels."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    torch.manual_seed(0)
+    cfg = BassetConfig(seq_len=L, n_tasks=3, conv_filters=(4, 4), conv_widths=(7, 3), pool_widths=(4, 4),
+                       hidden_units=(8,), hidden_dropouts=(0.1,))
+    save(build("basset", cfg).eval(), tmp_path / "model", ["a", "b", "c"], task_type="multitask")
+    onehot = np.eye(4, dtype=np.uint8)[np.random.default_rng(0).integers(0, 4, (8, L))]
+    for tasks, named in ((["motif"], "motif"), (["a", "c", "b"], "a, c, b")):
+        labels = np.zeros((8, len(tasks)), dtype=np.float32)
+        dataset = tmp_path / f"dataset_{len(tasks)}"
+        write_arrays(dataset, DatasetDescription(name="other", task_type="multitask", tasks=tasks, seq_len=L),
+                     onehot, labels, np.array(["test"] * 8))
+        done = CliRunner().invoke(app, ["interpret", "filters", "--model", str(tmp_path / "model"),
+                                        "--dataset", str(dataset), "--out", str(tmp_path / "out")])
+        assert done.exit_code == 2, done.output
+        assert (f"{dataset}: its labels are for the task(s) {named}, the model predicts a, b, c"
+                in " ".join(done.output.split())), done.output
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ recorded them), FASTA records, BED intervals, a genomic region or the window aro
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,14 +40,23 @@ class Sequences:
 
 
 def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: int | None = None,
-                      seed: int = 0) -> Sequences:
+                      seed: int = 0, tasks: Sequence[str] | None = None) -> Sequences:
     """The sequences, labels and (when recorded) motif sites of a dataset split.
 
     Args:
         max_sequences: keep a random subset of this many rows (seeded); None keeps all.
+        tasks: the model's T task names, when its outputs are compared with the labels
+            (the filters' influence): the dataset's tasks must be these, in this order.
+    Raises:
+        ValueError: a folder that is not a dataset, an empty split, or other tasks.
     """
     dataset = Path(dataset)
-    DatasetDescription.load(dataset)  # refuses a folder that is not a dataset
+    description = DatasetDescription.load(dataset)  # refuses a folder that is not a dataset
+    if tasks is not None and list(description.tasks) != list(tasks):
+        raise ValueError(
+            f"{dataset}: its labels are for the task(s) {_listed(description.tasks)}, the model "
+            f"predicts {_listed(tasks)}; give the dataset the model was trained on (or --fasta "
+            "or --bed, which have no labels)")
     table = pq.read_table(split_dir(dataset, split))
     if table.num_rows == 0:
         raise ValueError(f"{dataset}: split {split!r} has no rows")
@@ -63,6 +73,11 @@ def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: i
         labels=column_to_numpy(table.column("labels")) if "labels" in table.column_names else None,
         sites=_known_sites(dataset, chrom, start),
     )
+
+
+def _listed(names: Sequence[str], most: int = 5) -> str:
+    """``a, b, c`` (the first ``most``, then how many more)."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _known_sites(dataset: Path, chrom: list[str], start: np.ndarray) -> pd.DataFrame:

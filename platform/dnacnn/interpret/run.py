@@ -30,12 +30,15 @@ def _fixed_len(loaded: LoadedModel) -> int | None:
 
 
 def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, genome=None, bed=None,
-               max_sequences=None) -> inputs.Sequences:
+               max_sequences=None, labelled: bool = False) -> inputs.Sequences:
+    """The sequences of the one source given; ``labelled``: a dataset's labels will be
+    compared with the model's outputs, so its tasks must be the model's."""
     given = [name for name, v in (("--dataset", dataset), ("--fasta", fasta), ("--bed", bed)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of --dataset, --fasta, --bed (with --genome); got {given or 'none'}")
     if dataset:
-        return inputs.dataset_sequences(dataset, split, max_sequences)
+        return inputs.dataset_sequences(dataset, split, max_sequences,
+                                        tasks=loaded.tasks if labelled else None)
     if fasta:
         return inputs.fasta_sequences(fasta, _fixed_len(loaded))
     if not genome:
@@ -65,7 +68,7 @@ def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="t
     check_output_folder(out, "--out")
     targets = read_meme(motifs) if motifs else None
     loaded = _model(model)
-    seqs = _sequences(loaded, dataset, split, fasta, genome, bed, max_sequences)
+    seqs = _sequences(loaded, dataset, split, fasta, genome, bed, max_sequences, labelled=True)
     implanted = inputs.implanted_motifs(dataset) if dataset else None
     out = Path(out)
     summary = filter_report(loaded, seqs, out, targets=targets, implanted=implanted,
