@@ -356,3 +356,25 @@ def test_filters_on_a_dataset_of_other_tasks_are_refused_in_one_line(tmp_path):
         assert (f"{dataset}: its labels are for the task(s) {named}, the model predicts a, b, c"
                 in " ".join(done.output.split())), done.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command,option,value", [
+    ("filters", "--max-sequences", "-5"), ("filters", "--max-sequences", "0"),
+    ("filters", "--influence-sequences", "0"), ("filters", "--influence-sequences", "-1"),
+    ("filters", "--max-logos", "-1"), ("attention", "--max-sequences", "0"),
+    ("attention", "--pad", "-1"), ("attention", "--max-plots", "-1"),
+])
+def test_counts_out_of_range_are_refused_in_one_line(tmp_path, command, option, value):
+    """--max-sequences -5 stopped with numpy's 'negative dimensions are not allowed';
+    --max-sequences 0 reported on no sequences and --influence-sequences 0 an influence of 0
+    for every filter; --influence-sequences -1 and --max-logos -1 dropped the last sequence or
+    logo (Python's [:-1]). Each is a usage error naming the option."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 25}\n")
+    done = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
+                                    str(fasta), "--out", str(tmp_path / "out"), option, value])
+    assert done.exit_code == 2 and f"Invalid value for '{option}'" in done.output, done.output

@@ -26,10 +26,10 @@ def filters(
     fasta: Path = typer.Option(None, help="FASTA of sequences of the model's length (instead of --dataset)."),
     genome: Path = typer.Option(None, help="Indexed FASTA, with --bed."),
     bed: Path = typer.Option(None, help="BED intervals; a window of the model's length centred on each."),
-    max_sequences: int = typer.Option(None, help="Use a random subset of this many dataset rows."),
-    influence_sequences: int = typer.Option(2000, help="Sequences used for the influence (the filter at its mean, per filter)."),
+    max_sequences: int = typer.Option(None, min=1, help="Use a random subset of this many dataset rows."),
+    influence_sequences: int = typer.Option(2000, min=1, help="Sequences used for the influence (the filter at its mean, per filter)."),
     motifs: Path = typer.Option(None, help="MEME file to match against (default: JASPAR 2024 CORE vertebrates)."),
-    max_logos: int = typer.Option(None, help="Logos for this many filters, most influential first (default all)."),
+    max_logos: int = typer.Option(None, min=0, help="Logos for this many filters, most influential first (default all)."),
 ) -> None:
     """First-layer filters as motifs: PFMs, influence, TomTom matches against JASPAR, logos."""
     from dnacnn.interpret.run import interpret_filters
@@ -48,9 +48,9 @@ def attention(
     dataset: Path = typer.Option(None, help="Dataset folder; known motif sites are marked when recorded."),
     split: str = typer.Option("test", help="train, valid or test."),
     fasta: Path = typer.Option(None, help="FASTA of sequences (instead of --dataset)."),
-    max_sequences: int = typer.Option(500, help="Random subset of this many dataset rows."),
-    pad: int = typer.Option(3, help="bp around a motif site counted as the site."),
-    max_plots: int = typer.Option(12, help="Sequences plotted."),
+    max_sequences: int = typer.Option(500, min=1, help="Random subset of this many dataset rows."),
+    pad: int = typer.Option(3, min=0, help="bp around a motif site counted as the site."),
+    max_plots: int = typer.Option(12, min=0, help="Sequences plotted."),
 ) -> None:
     """Attention maps of a multi-scale model, one track per branch width."""
     from dnacnn.interpret.run import interpret_attention
