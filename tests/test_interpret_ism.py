@@ -169,3 +169,19 @@ def test_a_place_off_its_contig_is_refused_not_read_as_an_all_n_window(tmp_path)
                                         str(FIXTURE_FASTA), "--out", str(tmp_path / "out")])
         assert done.exit_code == 2 and f"{what} {contig}" in " ".join(done.output.split()), done.output
     assert not (tmp_path / "out").exists()
+
+
+def test_fasta_records_with_one_name_or_of_two_lengths_are_named_in_the_error(tmp_path):
+    """Two records named 'a' were both reported under 'a' (ism.parquet could not tell them
+    apart); records of two lengths (a model of any length) were refused without a name."""
+    from dnacnn.interpret.inputs import fasta_sequences
+
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 16}\n>b\n{'ACGT' * 16}\n>a\n{'TGCA' * 16}\n")
+    with pytest.raises(ValueError, match="seqs.fa: record a is the name of record 1 too \\(record 3\\)"):
+        fasta_sequences(fasta, 64)
+    fasta.write_text(f">a\n{'ACGT' * 16}\n>b\n{'ACGT' * 20}\n")
+    with pytest.raises(ValueError, match="seqs.fa: record b has 80 bases; record a has 64"):
+        fasta_sequences(fasta, None)
+    fasta.write_text(f">a x\n{'ACGT' * 16}\n>a y\n{'ACGT' * 16}\n")  # names with their descriptions
+    assert fasta_sequences(fasta, 64).names == ["a x", "a y"]

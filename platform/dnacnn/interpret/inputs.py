@@ -114,23 +114,25 @@ def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
 
 
 def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
-    """Every record of a FASTA file; each must have ``seq_len`` bases when given, and
-    only bases and IUPAC codes (read as unknown), never other characters read as N."""
+    """Every record of a FASTA file; each must have ``seq_len`` bases when given (else the
+    first record's length), only bases and IUPAC codes (read as unknown), never other
+    characters read as N, and a name no other record has (the outputs are keyed by it)."""
     from dnacnn.data.labelled_fasta import read_fasta_records
 
     names, seqs = [], []
     for name, seq in read_fasta_records(path):
-        if seq_len is not None and len(seq) != seq_len:
-            raise ValueError(
-                f"{path}: record {name} has {len(seq)} bases; this model "
-                f"takes exactly {seq_len}: cut or pad it to {seq_len} bp"
-            )
+        length = seq_len if seq_len is not None else len(seqs[0]) if seqs else len(seq)
+        if len(seq) != length:
+            takes = "this model takes exactly" if seq_len is not None else f"record {names[0]} has"
+            raise ValueError(f"{path}: record {name} has {len(seq)} bases; {takes} {length}: "
+                             f"cut or pad it to {length} bp")
         if problem := sequence.non_dna(seq):
             raise ValueError(f"{path}: record {name} {problem}")
+        if name in names:
+            raise ValueError(f"{path}: record {name} is the name of record {names.index(name) + 1} too "
+                             f"(record {len(names) + 1}); give each record its own name")
         names.append(name)
         seqs.append(seq)
-    if len({len(s) for s in seqs}) > 1:
-        raise ValueError(f"{path}: records of different lengths; give records of one length")
     return Sequences(names, sequence.encode_batch(seqs, len(seqs[0])))
 
 
