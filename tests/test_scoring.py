@@ -129,6 +129,19 @@ def test_score_dataframe_scores_good_rows_and_rejects_bad_ones_with_reasons(geno
         scorer.score_dataframe(df.drop(columns=["alt"]))
 
 
+def test_a_dataframe_with_an_input_column_twice_is_refused(genome):
+    """Two 'alt' columns: AttributeError: 'DataFrame' object has no attribute 'tolist' from
+    score_dataframe and from __call__; now a ValueError naming the column."""
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 2)
+    twice = pd.concat([df, df[["alt"]]], axis=1)
+    for score in (scorer.score_dataframe, scorer):
+        with pytest.raises(ValueError, match="the DataFrame has column\\(s\\) alt more than once"):
+            score(twice)
+    extra = pd.concat([df, pd.DataFrame({"note": ["a", "b"]}), pd.DataFrame({"note": ["c", "d"]})], axis=1)
+    assert list(scorer.score_dataframe(extra)["kind"]) == ["SNV", "SNV"]  # other repeated columns pass through
+
+
 def test_checkpoint_folder_and_module_score_alike(genome, model_dir):
     df = real_snvs(genome, 6)
     from_dir = VariantScorer(str(model_dir), genome).score_dataframe(df)

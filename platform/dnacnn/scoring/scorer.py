@@ -317,6 +317,7 @@ class VariantScorer:
         if isinstance(batch, pa.Table):
             cols = {name: batch.column(name).to_pylist() for name in INPUT_COLUMNS if name in batch.column_names}
         elif isinstance(batch, pd.DataFrame):
+            _check_single_columns(batch)
             cols = {name: batch[name].tolist() for name in INPUT_COLUMNS if name in batch.columns}
         else:
             cols = {name: list(batch[name]) for name in INPUT_COLUMNS if name in batch}
@@ -380,6 +381,7 @@ class VariantScorer:
                 f"the DataFrame lacks column(s) {', '.join(missing)}; give one row per "
                 f"(variant, ALT allele) with {', '.join(INPUT_COLUMNS)} (pos = 1-based VCF POS)"
             )
+        _check_single_columns(df)
         out = df.reset_index(drop=True).copy()
         if "id" not in out.columns:
             out.insert(min(2, len(out.columns)), "id", ".")
@@ -387,6 +389,12 @@ class VariantScorer:
             out["chrom"].tolist(), out["pos"].tolist(), out["ref"].tolist(), out["alt"].tolist()
         )
         return _assign_pandas(out, scores)
+
+
+def _check_single_columns(df: pd.DataFrame) -> None:
+    """Refuse an input column held twice (``df["alt"]`` would be a frame of both)."""
+    if twice := sorted(set(df.columns[df.columns.duplicated()]) & set(INPUT_COLUMNS)):
+        raise ValueError(f"the DataFrame has column(s) {', '.join(twice)} more than once; keep one of each")
 
 
 def _assign_pandas(df: pd.DataFrame, scores: dict[str, np.ndarray]) -> pd.DataFrame:
