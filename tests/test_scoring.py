@@ -142,6 +142,17 @@ def test_a_dataframe_with_an_input_column_twice_is_refused(genome):
     assert list(scorer.score_dataframe(extra)["kind"]) == ["SNV", "SNV"]  # other repeated columns pass through
 
 
+def test_a_module_with_names_or_a_length_it_contradicts_is_refused(genome):
+    """VariantScorer(model with 4 outputs, tasks=['a']) was built, then scoring failed with
+    numpy's 'cannot reshape array of size 4 into shape (1,1,1)'; seq_len=50 for a 100 bp
+    model with torch's 'mat1 and mat2 shapes cannot be multiplied'."""
+    with pytest.raises(ValueError, match="1 task name\\(s\\) for a model with 4 outputs"):
+        VariantScorer(tiny_model(), genome, tasks=["a"])
+    with pytest.raises(ValueError, match="seq_len 50 for a model built for 100 bp windows"):
+        VariantScorer(tiny_model(), genome, tasks=TASKS, seq_len=50)
+    assert VariantScorer(tiny_model(), genome, tasks=TASKS, seq_len=100).seq_len == 100
+
+
 def test_checkpoint_folder_and_module_score_alike(genome, model_dir):
     df = real_snvs(genome, 6)
     from_dir = VariantScorer(str(model_dir), genome).score_dataframe(df)
