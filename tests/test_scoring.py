@@ -153,6 +153,17 @@ def test_a_module_with_names_or_a_length_it_contradicts_is_refused(genome):
     assert VariantScorer(tiny_model(), genome, tasks=TASKS, seq_len=100).seq_len == 100
 
 
+def test_columns_of_different_lengths_are_refused_not_cut_to_the_shortest(genome):
+    """scorer({'chrom': 2 values, 'pos'/'ref'/'alt': 1}) returned 1 score beside 2 chroms
+    (zip cut the rows); score_alleles raised numpy's 'cannot reshape array of size 1'."""
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 2)
+    ragged = {"chrom": list(df["chrom"]), **{k: list(df[k][:1]) for k in ("pos", "ref", "alt")}}
+    for score in (lambda: scorer(ragged), lambda: scorer.score_alleles(*ragged.values())):
+        with pytest.raises(ValueError, match="chrom, pos, ref, alt have 2, 1, 1, 1 rows"):
+            score()
+
+
 def test_checkpoint_folder_and_module_score_alike(genome, model_dir):
     df = real_snvs(genome, 6)
     from_dir = VariantScorer(str(model_dir), genome).score_dataframe(df)

@@ -245,7 +245,7 @@ class VariantScorer:
             :meth:`score_onehot`'s dict plus ``max_abs_delta`` (N,) float32 and
             ``max_task`` (N,) object (task names).
         """
-        n = len(chrom)
+        n = _rows(chrom, pos, ref, alt)
         pos0 = np.asarray(pos, dtype=np.int64).reshape(n) - 1
         # reference windows in one coordinate system (contigs 2**40 apart): near ones share work
         contig_base = {name: (k + 1) << 40 for k, name in enumerate(self.genome.contigs)}
@@ -278,7 +278,7 @@ class VariantScorer:
             dict: ``kind``, ``reason``, ``message``, ``max_task`` (N,) object;
             ``delta``, ``logit_delta`` (N, T) float32; ``max_abs_delta`` (N,) float32.
         """
-        n = len(chrom)
+        n = _rows(chrom, pos, ref, alt)
         checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
         kind = np.array([c[0] for c in checks], dtype=object)
         reason = np.array([c[1] for c in checks], dtype=object)
@@ -389,6 +389,15 @@ class VariantScorer:
             out["chrom"].tolist(), out["pos"].tolist(), out["ref"].tolist(), out["alt"].tolist()
         )
         return _assign_pandas(out, scores)
+
+
+def _rows(chrom, pos, ref, alt) -> int:
+    """N, the length of each of the four columns; columns of different lengths are refused
+    (zip would score the shortest and leave the other rows out)."""
+    lengths = [len(chrom), len(pos), len(ref), len(alt)]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"chrom, pos, ref, alt have {', '.join(map(str, lengths))} rows; give one value per row in each")
+    return lengths[0]
 
 
 def _check_single_columns(df: pd.DataFrame) -> None:
