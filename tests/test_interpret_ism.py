@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,3 +187,25 @@ def test_fasta_records_with_one_name_or_of_two_lengths_are_named_in_the_error(tm
         fasta_sequences(fasta, None)
     fasta.write_text(f">a x\n{'ACGT' * 16}\n>a y\n{'ACGT' * 16}\n")  # names with their descriptions
     assert fasta_sequences(fasta, 64).names == ["a x", "a y"]
+
+
+def test_ism_command_plots_the_first_max_plots_sequences_and_tabulates_all(tmp_path):
+    """A FASTA of 40 records drew 40 x 3 figures (92 s here; 10,000 records, 30,000 figures
+    in one page); now the tables hold every record and --max-plots (default 12) are drawn."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 64))}\n" for i in range(5)))
+    out = tmp_path / "ism"
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta", str(fasta),
+                                    "--task", "t0", "--task", "t2", "--max-plots", "2", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["ism_0_0.png", "ism_0_1.png", "ism_1_0.png", "ism_1_1.png"]
+    assert list(pd.read_parquet(out / "importance.parquet")["sequence"].unique()) == [f"r{i}" for i in range(5)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sequences"] == 5 and summary["plotted"] == 2

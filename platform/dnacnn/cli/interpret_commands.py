@@ -71,11 +71,12 @@ def ism(
     fasta: Path = typer.Option(None, help="FASTA of sequences of the model's length."),
     task: list[str] = typer.Option([], help="Task(s) to report (repeatable; default the first 4)."),
     scale: str = typer.Option("probability", help="probability, or link (logits / log-probabilities)."),
+    max_plots: int = typer.Option(12, min=0, help="Sequences plotted (the first ones; the tables hold all)."),
 ) -> None:
     """In-silico saturation mutagenesis: (L, 4, T) mutant - reference, heat map and importance logo."""
     from dnacnn.interpret.run import interpret_ism
 
     with user_errors():
         summary = interpret_ism(model, out, genome=genome, region=region, variant=variant, fasta=fasta,
-                                tasks=task or None, scale=scale)
+                                tasks=task or None, scale=scale, max_plots=max_plots)
     typer.echo(json.dumps(summary, indent=2))

@@ -197,12 +197,13 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
 
 def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
                tasks: Sequence[str] | None = None, scale: str = "probability",
-               batch_size: int = 256) -> dict:
+               batch_size: int = 256, max_plots: int = 12) -> dict:
     """Saturation mutagenesis of each sequence, for the chosen tasks (default: the first 4).
 
     Writes ism.parquet (sequence, position, ref, base, one column per task: mutant -
-    reference), importance.parquet (sequence, position, ref, one column per task),
-    ism_<i>_<task>.png (heat map over an importance logo), index.html.
+    reference) and importance.parquet (sequence, position, ref, one column per task) for
+    every sequence; ism_<i>_<k>.png (heat map over an importance logo, task k) for the
+    first ``max_plots`` sequences; index.html.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +228,7 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
     long.to_parquet(out / "ism.parquet", index=False)
     per_pos.to_parquet(out / "importance.parquet", index=False)
     images = []
-    for i in range(n):
+    for i in range(min(n, max_plots)):
         for k, task in enumerate(tasks):
             _, axes = plots.plt.subplots(2, 1, figsize=(min(20, 2 + 0.05 * length), 4.5))
             plots.plot_ism_heatmap(effects[i, :, :, k], seqs.onehot[i], f"{seqs.names[i]}, {task}: ISM ({scale})",
@@ -242,7 +243,7 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
                 axes[1].axvspan(row.start - 0.5, row.end - 0.5, color="tab:orange", alpha=0.2)
             images.append((f"ism_{i}_{k}.png", f"{seqs.names[i]}, {task}"))
             plots.save(axes[0], out / images[-1][0])
-    summary = {"sequences": n, "length": length, "tasks": tasks, "scale": scale,
+    summary = {"sequences": n, "plotted": min(n, max_plots), "length": length, "tasks": tasks, "scale": scale,
                "max_abs_effect": {t: float(np.abs(effects[..., k]).max()) for k, t in enumerate(tasks)}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, "In-silico saturation mutagenesis", summary,

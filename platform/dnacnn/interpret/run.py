@@ -91,9 +91,10 @@ def interpret_attention(model: str | Path, out: str | Path, dataset=None, split=
 
 
 def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, variant=None,
-                  fasta=None, tasks: list[str] | None = None, scale: str = "probability") -> dict:
+                  fasta=None, tasks: list[str] | None = None, scale: str = "probability",
+                  max_plots: int = 12) -> dict:
     """``dnacnn interpret ism``: saturation mutagenesis of a region, a variant's window or
-    FASTA records."""
+    FASTA records (tables of all, plots of the first ``max_plots``)."""
     given = [n for n, v in (("--region", region), ("--variant", variant), ("--fasta", fasta)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of --region, --variant (both with --genome) or --fasta; "
@@ -109,7 +110,7 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
     else:
         seqs = inputs.variant_sequence(genome, variant, loaded.seq_len)
     out = Path(out)
-    return _publish(model, out, "ism", ism_report(loaded, seqs, out, tasks, scale))
+    return _publish(model, out, "ism", ism_report(loaded, seqs, out, tasks, scale, max_plots=max_plots))
 
 
 def main_job_filter_report(model_uri: str, dataset: str | Path, out: str | Path,
