@@ -57,7 +57,10 @@ def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: i
             f"{dataset}: its labels are for the task(s) {_listed(description.tasks)}, the model "
             f"predicts {_listed(tasks)}; give the dataset the model was trained on (or --fasta "
             "or --bed, which have no labels)")
-    table = pq.read_table(split_dir(dataset, split))
+    folder = split_dir(dataset, split)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{dataset} has no {split} split (no folder {folder})")
+    table = pq.read_table(folder)
     if table.num_rows == 0:
         raise ValueError(f"{dataset}: split {split!r} has no rows")
     rows = np.arange(table.num_rows)
