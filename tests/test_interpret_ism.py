@@ -209,3 +209,31 @@ def test_ism_command_plots_the_first_max_plots_sequences_and_tabulates_all(tmp_p
     assert list(pd.read_parquet(out / "importance.parquet")["sequence"].unique()) == [f"r{i}" for i in range(5)]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sequences"] == 5 and summary["plotted"] == 2
+
+
+def test_ism_report_keeps_only_the_chosen_tasks_of_a_few_sequences_at_a_time(tmp_path):
+    """ism_report computed the (N, L, 4, T) effects of every task for all N sequences at once
+    and then kept the chosen ones: for a Basset of 164 tasks and 600 bp, 3 MB per sequence
+    and array, so a FASTA of 10,000 records needed about 100 GB. Now ISM_CHUNK sequences at a
+    time; the numbers are those of one call."""
+    import tracemalloc
+
+    from dnacnn.interpret.inputs import Sequences
+    from dnacnn.interpret.report import ISM_CHUNK, ism_report
+    from dnacnn.models import LoadedModel
+
+    model, n, length, tasks = _basset(n_tasks=164, seq_len=32), 4 * ISM_CHUNK, 32, [f"t{i}" for i in range(164)]
+    loaded = LoadedModel(model, "basset", model.config, tasks, length, "multitask")
+    onehot = _onehot(n, length)
+    seqs = Sequences([f"s{i}" for i in range(n)], onehot)
+    tracemalloc.start()
+    try:
+        ism_report(loaded, seqs, tmp_path / "ism", tasks=["t7"], max_plots=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole = n * length * 4 * len(tasks) * 8  # one float64 (N, L, 4, T) array: 43 MB
+    assert peak < whole, (peak, whole)
+    table = pd.read_parquet(tmp_path / "ism" / "ism.parquet")
+    expected = ism(model, onehot, "multitask")[..., 7]  # (N, L, 4)
+    np.testing.assert_allclose(table["t7"].to_numpy().reshape(n, length, 4), expected, rtol=0, atol=1e-12)

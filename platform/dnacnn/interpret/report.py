@@ -195,6 +195,10 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     return summary
 
 
+#: Sequences per call of ``ism`` in :func:`ism_report` (each call holds (n, L, 4, T) arrays).
+ISM_CHUNK = 64
+
+
 def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
                tasks: Sequence[str] | None = None, scale: str = "probability",
                batch_size: int = 256, max_plots: int = 12) -> dict:
@@ -213,7 +217,10 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
         raise ValueError(f"--task {unknown[0]!r} is not a task of this model; its tasks: "
                          f"{', '.join(loaded.tasks[:10])}{' ...' if len(loaded.tasks) > 10 else ''}")
     cols = [loaded.tasks.index(t) for t in tasks]
-    effects = ism(loaded.model, seqs.onehot, loaded.task_type, scale, batch_size)[..., cols]  # (N, L, 4, t)
+    # (N, L, 4, t): ISM of ISM_CHUNK sequences at a time, of which only the chosen tasks are
+    # kept: all T tasks of every sequence at once (Basset: 164) would be N x 3 MB, times 3
+    effects = np.concatenate([ism(loaded.model, seqs.onehot[lo:lo + ISM_CHUNK], loaded.task_type, scale,
+                                  batch_size)[..., cols] for lo in range(0, len(seqs.onehot), ISM_CHUNK)])
     imp = importance(effects, seqs.onehot)  # (N, L, t)
     n, length = seqs.onehot.shape[:2]
     ref = np.array(list("ACGTN"))[np.where(seqs.onehot.any(2), seqs.onehot.argmax(2), 4)]  # (N, L)
