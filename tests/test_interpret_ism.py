@@ -237,3 +237,32 @@ def test_ism_report_keeps_only_the_chosen_tasks_of_a_few_sequences_at_a_time(tmp
     table = pd.read_parquet(tmp_path / "ism" / "ism.parquet")
     expected = ism(model, onehot, "multitask")[..., 7]  # (N, L, 4)
     np.testing.assert_allclose(table["t7"].to_numpy().reshape(n, length, 4), expected, rtol=0, atol=1e-12)
+
+
+def test_ism_of_models_name_latest_is_logged_to_the_run_of_that_version(tmp_path, mlflow_uri):
+    """--model models:/NAME/latest (a URI MLflow loads) ran the whole report and then failed:
+    "'models:/NAME/latest' is not a model URI", nothing logged. The run is now found right
+    after the model loads (MLflow resolves 'latest'), before the work."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from dnacnn import registry
+    from dnacnn.cli import app
+    from dnacnn.config import MlflowConfig
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    logged = registry.log_training_run(registry.TrainingRun(
+        config={"model": {"name": "basset"}}, checkpoint_dir=tmp_path / "model",
+        history=[{"epoch": 1, "val_loss": 0.2}], final_metrics={"best_val_loss": 0.2},
+        tasks=["t0", "t1", "t2"], task_type="multitask", seq_len=64, model_name="basset",
+        dataset_name="toy", example=["A" * 64, "C" * 64],
+    ), MlflowConfig(experiment="interpret", registered_model="toy-ism"))
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 16}\n")
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", "models:/toy-ism/latest", "--fasta", str(fasta),
+                                    "--task", "t0", "--out", str(tmp_path / "ism")])
+    assert done.exit_code == 0, done.output
+    run_id = mlflow.MlflowClient().get_model_version("toy-ism", logged.version).run_id
+    names = {a.path.rsplit("/", 1)[-1] for a in mlflow.MlflowClient().list_artifacts(run_id, "interpretation/ism")}
+    assert {"ism.parquet", "index.html"} <= names
