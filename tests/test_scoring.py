@@ -127,6 +127,8 @@ def test_score_dataframe_scores_good_rows_and_rejects_bad_ones_with_reasons(geno
     assert out["max_abs_delta"][3:].isna().all() and all(np.isnan(d).all() for d in out["delta"][3:])
     with pytest.raises(ValueError, match="alt"):
         scorer.score_dataframe(df.drop(columns=["alt"]))
+    with pytest.raises(TypeError, match="score_dataframe takes a pandas DataFrame, got a dict"):
+        scorer.score_dataframe(df.to_dict("list"))  # was AttributeError: 'dict' ... 'columns'
 
 
 def test_a_dataframe_with_an_input_column_twice_is_refused(genome):

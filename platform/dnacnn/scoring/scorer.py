@@ -374,7 +374,12 @@ class VariantScorer:
             ``kind``, ``delta`` and ``logit_delta`` ((T,) float32 arrays in the order
             of ``self.tasks``), ``max_abs_delta``, ``max_task``, and ``reason`` /
             ``message`` (None / '' for scored rows; NaN scores for rejected ones).
+        Raises:
+            TypeError: ``df`` is not a DataFrame. ValueError: it lacks or repeats a column.
         """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"score_dataframe takes a pandas DataFrame, got a {type(df).__name__}: "
+                            "pd.DataFrame(...) it, or call the scorer on a dict of columns")
         missing = [name for name in INPUT_COLUMNS if name not in df.columns]
         if missing:
             raise ValueError(
