@@ -358,6 +358,30 @@ def test_filters_on_a_dataset_of_other_tasks_are_refused_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_filters_on_a_dataset_of_another_window_length_are_refused_before_any_work(tmp_path):
+    """A 100 bp model with a 64 bp dataset of its tasks wrote filters.meme and ran TomTom,
+    then stopped at the influence: 'this model was built for sequences of length 100, got
+    length 64', a half-written folder left."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    torch.manual_seed(0)
+    cfg = BassetConfig(seq_len=L, n_tasks=1, conv_filters=(4, 4), conv_widths=(7, 3), pool_widths=(4, 4),
+                       hidden_units=(8,), hidden_dropouts=(0.1,))
+    save(build("basset", cfg).eval(), tmp_path / "model", ["motif"], task_type="binary")
+    onehot = np.eye(4, dtype=np.uint8)[np.random.default_rng(0).integers(0, 4, (8, 64))]
+    write_arrays(tmp_path / "dataset", DatasetDescription(name="short", task_type="binary", tasks=["motif"],
+                                                          seq_len=64),
+                 onehot, np.zeros((8, 1), dtype=np.float32), np.array(["test"] * 8))
+    done = CliRunner().invoke(app, ["interpret", "filters", "--model", str(tmp_path / "model"),
+                                    "--dataset", str(tmp_path / "dataset"), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 2, done.output
+    assert (f"{tmp_path / 'dataset'} holds 64 bp windows; this model takes exactly {L} bp"
+            in " ".join(done.output.split())), done.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command,option,value", [
     ("filters", "--max-sequences", "-5"), ("filters", "--max-sequences", "0"),
     ("filters", "--influence-sequences", "0"), ("filters", "--influence-sequences", "-1"),

@@ -40,15 +40,18 @@ class Sequences:
 
 
 def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: int | None = None,
-                      seed: int = 0, tasks: Sequence[str] | None = None) -> Sequences:
+                      seed: int = 0, tasks: Sequence[str] | None = None,
+                      seq_len: int | None = None) -> Sequences:
     """The sequences, labels and (when recorded) motif sites of a dataset split.
 
     Args:
         max_sequences: keep a random subset of this many rows (seeded); None keeps all.
         tasks: the model's T task names, when its outputs are compared with the labels
             (the filters' influence): the dataset's tasks must be these, in this order.
+        seq_len: the model's window, when it takes only one: the dataset's must be it.
     Raises:
-        ValueError: a folder that is not a dataset, an empty split, or other tasks.
+        ValueError: a folder that is not a dataset, an empty split, other tasks or
+            another window length.
     """
     dataset = Path(dataset)
     description = DatasetDescription.load(dataset)  # refuses a folder that is not a dataset
@@ -57,6 +60,9 @@ def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: i
             f"{dataset}: its labels are for the task(s) {_listed(description.tasks)}, the model "
             f"predicts {_listed(tasks)}; give the dataset the model was trained on (or --fasta "
             "or --bed, which have no labels)")
+    if seq_len is not None and description.seq_len != seq_len:
+        raise ValueError(f"{dataset} holds {description.seq_len} bp windows; this model takes exactly "
+                         f"{seq_len} bp: give a dataset of its window length")
     folder = split_dir(dataset, split)
     if not folder.is_dir():
         raise FileNotFoundError(f"{dataset} has no {split} split (no folder {folder})")

@@ -42,7 +42,7 @@ def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, geno
     if len(given) != 1:
         raise ValueError(f"give exactly one of --dataset, --fasta, --bed (with --genome); got {given or 'none'}")
     if dataset:
-        return inputs.dataset_sequences(dataset, split, max_sequences,
+        return inputs.dataset_sequences(dataset, split, max_sequences, seq_len=_fixed_len(loaded),
                                         tasks=loaded.tasks if labelled else None)
     if fasta:
         return inputs.fasta_sequences(fasta, _fixed_len(loaded))
