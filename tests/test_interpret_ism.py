@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -209,6 +210,34 @@ def test_ism_command_plots_the_first_max_plots_sequences_and_tabulates_all(tmp_p
     assert list(pd.read_parquet(out / "importance.parquet")["sequence"].unique()) == [f"r{i}" for i in range(5)]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sequences"] == 5 and summary["plotted"] == 2
+
+
+def test_a_second_report_in_the_same_folder_leaves_none_of_the_firsts_figures(tmp_path):
+    """Re-running into one --out kept the figures of a longer earlier run (ism_2_0.png ...
+    of other sequences, or of another model) beside the new page, and for a registry model
+    logged them to its run as its own. A bad --task no longer creates or clears the folder."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "seqs.fa"
+    out = tmp_path / "ism"
+
+    def run(records: int, task: str = "t0", where: Path = out):
+        fasta.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 64))}\n" for i in range(records)))
+        return CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta", str(fasta),
+                                        "--task", task, "--out", str(where)])
+
+    assert run(3).exit_code == 0 and len(list(out.glob("ism_*.png"))) == 3
+    (out / "notes.txt").write_text("mine")
+    assert run(1).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["importance.parquet", "index.html", "ism.parquet", "ism_0_0.png",
+                                                    "notes.txt", "summary.json"]
+    assert run(1, task="nope").exit_code == 2 and (out / "ism_0_0.png").exists()
+    assert run(1, task="nope", where=tmp_path / "new").exit_code == 2 and not (tmp_path / "new").exists()
 
 
 def test_ism_report_keeps_only_the_chosen_tasks_of_a_few_sequences_at_a_time(tmp_path):

@@ -27,6 +27,17 @@ from dnacnn.models import LoadedModel
 
 
 
+def fresh_folder(out: Path, outputs: Sequence[str]) -> None:
+    """Create ``out`` and remove the files an earlier report of the same kind left there
+    (``outputs``: glob patterns, e.g. ``ism_*.png``): the folder, and what is logged from
+    it, is then this report's alone, not mixed with a longer earlier run's figures."""
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in outputs:
+        for path in out.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
 def write_index(out_dir: Path, title: str, summary: dict, tables: Sequence[str],
                 images: Sequence[tuple[str, str]]) -> Path:
     """``index.html``: the summary, links to the tables and files, the images with captions."""
@@ -75,7 +86,9 @@ def filter_report(
         the summary (also in summary.json), with seconds per step.
     """
     out = Path(out_dir)
-    (out / "logos").mkdir(parents=True, exist_ok=True)
+    fresh_folder(out, ["filters.meme", "filters.tsv", "influence.parquet", "influence.png", "logos/*.png",
+                       "summary.json", "index.html"])
+    (out / "logos").mkdir(exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     found = filter_motifs(loaded.model, seqs.onehot, batch_size)
@@ -154,7 +167,7 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     the known sites, and per motif (implanted motifs and decoys are told apart there).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    fresh_folder(out, ["attention.parquet", "attention_sites.tsv", "attention_*.png", "summary.json", "index.html"])
     attention, widths = attention_maps(loaded.model, seqs.onehot, batch_size)  # (N, B, L)
     pd.DataFrame({
         "sequence": np.repeat(seqs.names, len(widths)),
@@ -210,12 +223,12 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
     first ``max_plots`` sequences; index.html.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tasks = list(tasks) if tasks else loaded.tasks[:4]
     unknown = [t for t in tasks if t not in loaded.tasks]
     if unknown:
         raise ValueError(f"--task {unknown[0]!r} is not a task of this model; its tasks: "
                          f"{', '.join(loaded.tasks[:10])}{' ...' if len(loaded.tasks) > 10 else ''}")
+    fresh_folder(out, ["ism.parquet", "importance.parquet", "ism_*.png", "summary.json", "index.html"])
     cols = [loaded.tasks.index(t) for t in tasks]
     # (N, L, 4, t): ISM of ISM_CHUNK sequences at a time, of which only the chosen tasks are
     # kept: all T tasks of every sequence at once (Basset: 164) would be N x 3 MB, times 3
