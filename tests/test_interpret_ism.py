@@ -190,6 +190,20 @@ def test_fasta_records_with_one_name_or_of_two_lengths_are_named_in_the_error(tm
     assert fasta_sequences(fasta, 64).names == ["a x", "a y"]
 
 
+def test_an_empty_fasta_record_is_refused_for_a_model_of_any_length(tmp_path):
+    """For the multi-scale model (any length), FASTA records without bases reached the first
+    convolution: torch's 'Kernel size can't be greater than actual input size' stack trace,
+    exit 1; an empty first record gave 'record b has 4 bases; record a has 0: cut or pad it
+    to 0 bp'."""
+    from dnacnn.interpret.inputs import fasta_sequences
+
+    fasta = tmp_path / "seqs.fa"
+    for text in (">a\n>b\n", ">a\n\n>b\nACGT\n"):
+        fasta.write_text(text)
+        with pytest.raises(ValueError, match="seqs.fa: record a is empty"):
+            fasta_sequences(fasta, None)
+
+
 def test_ism_command_plots_the_first_max_plots_sequences_and_tabulates_all(tmp_path):
     """A FASTA of 40 records drew 40 x 3 figures (92 s here; 10,000 records, 30,000 figures
     in one page); now the tables hold every record and --max-plots (default 12) are drawn."""

@@ -123,13 +123,15 @@ def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
 
 
 def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
-    """Every record of a FASTA file; each must have ``seq_len`` bases when given (else the
-    first record's length), only bases and IUPAC codes (read as unknown), never other
+    """Every record of a FASTA file; each must have bases, ``seq_len`` of them when given
+    (else the first record's length), only bases and IUPAC codes (read as unknown), never other
     characters read as N, and a name no other record has (the outputs are keyed by it)."""
     from dnacnn.data.labelled_fasta import read_fasta_records
 
     names, seqs = [], []
     for name, seq in read_fasta_records(path):
+        if not seq:
+            raise ValueError(f"{path}: record {name} is empty (a header without bases); remove it or add its sequence")
         length = seq_len if seq_len is not None else len(seqs[0]) if seqs else len(seq)
         if len(seq) != length:
             takes = "this model takes exactly" if seq_len is not None else f"record {names[0]} has"
