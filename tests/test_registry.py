@@ -141,6 +141,20 @@ def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path, capfd,
         registry.fetch_model_dir("models:/nope@champion")
 
 
+def test_a_model_whose_artifacts_are_gone_is_refused_naming_it(mlflow_uri, checkpoint, tmp_path):
+    """With the registered model's artifacts deleted from the store, MLflow downloaded nothing
+    and load_model said 'no dnacnn checkpoint (model.json + model.safetensors) in
+    /tmp/dnacnn-fetch-...; is this a model logged by dnacnn.registry?', naming a temporary
+    folder and neither the model nor the store."""
+    import shutil
+
+    log_run(checkpoint, 0.5)
+    shutil.rmtree(tmp_path / "mlartifacts")
+    with pytest.raises(ValueError, match=f"cannot fetch models:/simple-toy@champion from {mlflow_uri}: "
+                                         "its artifacts are missing"):
+        registry.load_model("models:/simple-toy@champion")
+
+
 def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     # The same check in a fresh interpreter runs in tests/test_train.py (end to end).
     import mlflow
