@@ -155,6 +155,16 @@ def test_a_model_whose_artifacts_are_gone_is_refused_naming_it(mlflow_uri, check
         registry.load_model("models:/simple-toy@champion")
 
 
+def test_a_model_whose_stored_weights_are_truncated_is_refused_naming_the_uri(mlflow_uri, checkpoint, tmp_path):
+    """The message named the temporary folder the model was fetched into (gone by then):
+    '/tmp/dnacnn-load-320gtnmy/model.safetensors is not a whole safetensors file'."""
+    log_run(checkpoint, 0.5)
+    (stored,) = (tmp_path / "mlartifacts").rglob("model.safetensors")
+    stored.write_bytes(stored.read_bytes()[:600])
+    with pytest.raises(ValueError, match="^models:/simple-toy@champion/model.safetensors is not a whole safetensors"):
+        registry.load_model("models:/simple-toy@champion")
+
+
 def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     # The same check in a fresh interpreter runs in tests/test_train.py (end to end).
     import mlflow

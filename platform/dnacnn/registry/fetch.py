@@ -101,8 +101,15 @@ def load_model(uri_or_dir: str | Path, map_location: str = "cpu",
 
     Returns:
         ``dnacnn.models.LoadedModel`` in eval mode on ``map_location``.
+    Raises:
+        ValueError: as :func:`fetch_model_dir`; or a fetched checkpoint that does not
+            load (e.g. truncated weights), naming the URI, not the temporary folder.
     """
     if is_model_uri(uri_or_dir):
         with tempfile.TemporaryDirectory(prefix="dnacnn-load-") as tmp:
-            return load(fetch_model_dir(str(uri_or_dir), Path(tmp), tracking_uri), map_location)
+            folder = fetch_model_dir(str(uri_or_dir), Path(tmp), tracking_uri)
+            try:
+                return load(folder, map_location)
+            except (OSError, ValueError) as err:
+                raise ValueError(str(err).replace(str(folder), str(uri_or_dir))) from None
     return load(uri_or_dir, map_location)
