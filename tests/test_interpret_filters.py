@@ -193,6 +193,37 @@ def test_influence_equals_the_brute_force_definition(name, params, task_type, wr
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-6)
 
 
+def test_influence_on_a_class_without_samples_is_nan_as_the_definition_not_zero(tmp_path):
+    """A multiclass sample lacking a class (a small --max-sequences, a test split without it)
+    reported an influence of exactly 0 for every filter on that class ('no influence'),
+    where the definition (mean loss over the class's samples) is undefined: NaN now, and
+    the overall influence is the mean over the classes that have samples."""
+    from dnacnn.interpret.inputs import Sequences
+    from dnacnn.interpret.report import filter_report
+    from dnacnn.models import LoadedModel
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    params = dict(seq_len=30, widths=(3, 7), filters=5, dense=(8,), dense_dropouts=(0.2,), n_tasks=3,
+                  attention_pooling="sum")
+    model = build("multiscale", params)
+    onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (60, 30))]
+    with torch.no_grad():
+        model.train()(torch.from_numpy(onehot).float().permute(0, 2, 1))
+    model.eval()
+    labels = np.eye(3, dtype=np.float32)[rng.integers(0, 2, 60)]  # class 2 has no sample
+    means = filter_motifs(model, onehot).mean_activation
+    fast, base = filter_influence(model, onehot, labels, "multiclass", means)
+    np.testing.assert_allclose(fast, brute_force_influence(model, onehot, labels, "multiclass", means),
+                               rtol=1e-4, atol=1e-6)
+    assert np.isnan(fast[:, 2]).all() and np.isfinite(fast[:, :2]).all() and np.isnan(base[2])
+    loaded = LoadedModel(model, "multiscale", model.config, ["a", "b", "c"], 30, "multiclass")
+    filter_report(loaded, Sequences([f"s{i}" for i in range(60)], onehot, labels), tmp_path, targets=[
+        Motif(f"M{i}", f"M{i}", np.eye(4)[rng.integers(0, 4, 6)] + 0.1) for i in range(30)], max_logos=0)
+    table = pd.read_csv(tmp_path / "filters.tsv", sep="\t")
+    np.testing.assert_allclose(table["influence"], fast[:, :2].mean(axis=1), rtol=1e-5)
+
+
 def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(trained):
     jaspar = jaspar_collection()
     assert len(jaspar) == 879

@@ -111,7 +111,7 @@ def filter_report(
         n = len(seqs.onehot) if influence_sequences is None else min(influence_sequences, len(seqs.onehot))
         influence, base_loss = filter_influence(loaded.model, seqs.onehot[:n], seqs.labels[:n],
                                                 loaded.task_type, found.mean_activation, batch_size)
-        table["influence"] = influence.mean(axis=1)
+        table["influence"] = np.nanmean(influence, axis=1)  # NaN: a class without samples
         frame = pd.DataFrame(influence, columns=loaded.tasks)
         frame.insert(0, "filter", found.names)
         frame.to_parquet(out / "influence.parquet", index=False)
