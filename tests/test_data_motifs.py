@@ -45,6 +45,28 @@ def test_write_read_round_trip_and_errors(tmp_path):
         read_meme(bad)
 
 
+def test_a_matrix_of_nan_or_negative_values_or_a_repeated_id_is_refused_naming_the_file(tmp_path):
+    """A nan in a MEME matrix was read, and interpret filters --motifs died at its logo with
+    logomaker's LogomakerError stack trace; a negative value said 'motif A: negative
+    probabilities' without the file; two MOTIF lines of one id ('A a', 'A b') were both read,
+    and matches (looked up by id) showed the second's matrix for the first."""
+    head = "MEME version 4\n\nALPHABET= ACGT\n\n"
+    row = "0.1 0.2 0.3 0.4\n"
+
+    def matrix(first_row: str, motif: str = "A a") -> str:
+        return f"MOTIF {motif}\nletter-probability matrix: alength= 4 w= 2\n{first_row}{row}"
+
+    bad = tmp_path / "bad.meme"
+    for text, reason in ((head + matrix("nan 0.2 0.3 0.5\n"), "motif A: a probability that is not a number"),
+                         (head + matrix("-1 0.2 0.3 0.5\n"), "motif A: negative probabilities"),
+                         (head + matrix(row) + matrix(row, "A b"), "motif id A occurs twice")):
+        bad.write_text(text)
+        with pytest.raises(MemeFormatError, match=f"{bad}: {reason}"):
+            read_meme(bad)
+    bad.write_text(head + matrix(row) + matrix(row, "B b"))
+    assert [m.id for m in read_meme(bad)] == ["A", "B"]
+
+
 def test_sampled_instances_follow_the_matrix():
     probs = np.array([[0.9, 0.1, 0, 0], [0, 0, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]])
     motif = Motif("T", "T", probs)

@@ -131,3 +131,39 @@ def test_attention_report_tables_figures_and_page(trained, tmp_path):
     assert [ax.get_ylabel() for ax in axes] == ["w3", "w7", "w15", "w25"]
     assert axes[0].get_title() == "seq0" and axes[-1].get_xlabel() == "position (bp)"
     assert len(axes[0].patches) == 1  # the site, shaded
+
+
+def test_a_broken_dataset_folder_is_refused_in_one_line(tmp_path):
+    """A dataset.json with an unknown or a missing key, or holding a list, gave a TypeError
+    stack trace (exit 1); one that is not JSON a message not naming it; a missing split
+    'error: DIR/valid'. Each now names the file or folder and the reason."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    torch.manual_seed(0)
+    save(build("multiscale", CONFIG).eval(), tmp_path / "model", ["motif"], task_type="binary")
+    dataset = tmp_path / "dataset"
+    write_tutorial(dataset, TutorialConfig(n_samples=40, length=L, seed=1))
+    good = json.loads((dataset / "dataset.json").read_text())
+    path = dataset / "dataset.json"
+
+    def attention(*extra):
+        done = CliRunner().invoke(app, ["interpret", "attention", "--model", str(tmp_path / "model"), "--dataset",
+                                        str(dataset), "--out", str(tmp_path / "out"), *extra])
+        assert done.exit_code == 2 and not isinstance(done.exception, TypeError), done.output
+        return " ".join(done.output.split())
+
+    for text, reason in ((json.dumps({**good, "bogus": 1}), "unknown key(s) bogus"),
+                         (json.dumps({k: v for k, v in good.items() if k != "tasks"}), "missing key(s) tasks"),
+                         ("[1]", "holds a JSON list, not a dataset description"),
+                         ("{", "is not JSON (Expecting property name")):
+        path.write_text(text)
+        said = attention()
+        assert str(path) in said and reason in said, said
+    path.write_text(json.dumps(good))
+    for part in (dataset / "valid").iterdir():
+        part.unlink()
+    (dataset / "valid").rmdir()
+    assert f"{dataset} has no valid split (no folder {dataset / 'valid'})" in attention("--split", "valid")

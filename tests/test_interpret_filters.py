@@ -193,6 +193,37 @@ def test_influence_equals_the_brute_force_definition(name, params, task_type, wr
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-6)
 
 
+def test_influence_on_a_class_without_samples_is_nan_as_the_definition_not_zero(tmp_path):
+    """A multiclass sample lacking a class (a small --max-sequences, a test split without it)
+    reported an influence of exactly 0 for every filter on that class ('no influence'),
+    where the definition (mean loss over the class's samples) is undefined: NaN now, and
+    the overall influence is the mean over the classes that have samples."""
+    from dnacnn.interpret.inputs import Sequences
+    from dnacnn.interpret.report import filter_report
+    from dnacnn.models import LoadedModel
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    params = dict(seq_len=30, widths=(3, 7), filters=5, dense=(8,), dense_dropouts=(0.2,), n_tasks=3,
+                  attention_pooling="sum")
+    model = build("multiscale", params)
+    onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (60, 30))]
+    with torch.no_grad():
+        model.train()(torch.from_numpy(onehot).float().permute(0, 2, 1))
+    model.eval()
+    labels = np.eye(3, dtype=np.float32)[rng.integers(0, 2, 60)]  # class 2 has no sample
+    means = filter_motifs(model, onehot).mean_activation
+    fast, base = filter_influence(model, onehot, labels, "multiclass", means)
+    np.testing.assert_allclose(fast, brute_force_influence(model, onehot, labels, "multiclass", means),
+                               rtol=1e-4, atol=1e-6)
+    assert np.isnan(fast[:, 2]).all() and np.isfinite(fast[:, :2]).all() and np.isnan(base[2])
+    loaded = LoadedModel(model, "multiscale", model.config, ["a", "b", "c"], 30, "multiclass")
+    filter_report(loaded, Sequences([f"s{i}" for i in range(60)], onehot, labels), tmp_path, targets=[
+        Motif(f"M{i}", f"M{i}", np.eye(4)[rng.integers(0, 4, 6)] + 0.1) for i in range(30)], max_logos=0)
+    table = pd.read_csv(tmp_path / "filters.tsv", sep="\t")
+    np.testing.assert_allclose(table["influence"], fast[:, :2].mean(axis=1), rtol=1e-5)
+
+
 def test_trained_filters_recover_the_implanted_factors_and_random_ones_do_not(trained):
     jaspar = jaspar_collection()
     assert len(jaspar) == 879
@@ -330,3 +361,75 @@ def test_filters_command_refuses_bad_input_in_one_line(trained, tmp_path):
     done = _dnacnn("interpret", "filters", "--model", str(tmp_path / "nope"), "--dataset",
                    str(trained["root"] / "dataset"), "--out", str(tmp_path / "o"))
     assert done.returncode == 2 and "--model" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_filters_on_a_dataset_of_other_tasks_are_refused_in_one_line(tmp_path):
+    """A 3-task model with a 1-task dataset stopped after the PFMs and TomTom with torch's
+    'Target size (torch.Size([40, 1])) must be the same as input size (torch.Size([40, 3]))';
+    a dataset of as many tasks under other names gave an influence against the wrong labels."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    torch.manual_seed(0)
+    cfg = BassetConfig(seq_len=L, n_tasks=3, conv_filters=(4, 4), conv_widths=(7, 3), pool_widths=(4, 4),
+                       hidden_units=(8,), hidden_dropouts=(0.1,))
+    save(build("basset", cfg).eval(), tmp_path / "model", ["a", "b", "c"], task_type="multitask")
+    onehot = np.eye(4, dtype=np.uint8)[np.random.default_rng(0).integers(0, 4, (8, L))]
+    for tasks, named in ((["motif"], "motif"), (["a", "c", "b"], "a, c, b")):
+        labels = np.zeros((8, len(tasks)), dtype=np.float32)
+        dataset = tmp_path / f"dataset_{len(tasks)}"
+        write_arrays(dataset, DatasetDescription(name="other", task_type="multitask", tasks=tasks, seq_len=L),
+                     onehot, labels, np.array(["test"] * 8))
+        done = CliRunner().invoke(app, ["interpret", "filters", "--model", str(tmp_path / "model"),
+                                        "--dataset", str(dataset), "--out", str(tmp_path / "out")])
+        assert done.exit_code == 2, done.output
+        assert (f"{dataset}: its labels are for the task(s) {named}, the model predicts a, b, c"
+                in " ".join(done.output.split())), done.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_filters_on_a_dataset_of_another_window_length_are_refused_before_any_work(tmp_path):
+    """A 100 bp model with a 64 bp dataset of its tasks wrote filters.meme and ran TomTom,
+    then stopped at the influence: 'this model was built for sequences of length 100, got
+    length 64', a half-written folder left."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    torch.manual_seed(0)
+    cfg = BassetConfig(seq_len=L, n_tasks=1, conv_filters=(4, 4), conv_widths=(7, 3), pool_widths=(4, 4),
+                       hidden_units=(8,), hidden_dropouts=(0.1,))
+    save(build("basset", cfg).eval(), tmp_path / "model", ["motif"], task_type="binary")
+    onehot = np.eye(4, dtype=np.uint8)[np.random.default_rng(0).integers(0, 4, (8, 64))]
+    write_arrays(tmp_path / "dataset", DatasetDescription(name="short", task_type="binary", tasks=["motif"],
+                                                          seq_len=64),
+                 onehot, np.zeros((8, 1), dtype=np.float32), np.array(["test"] * 8))
+    done = CliRunner().invoke(app, ["interpret", "filters", "--model", str(tmp_path / "model"),
+                                    "--dataset", str(tmp_path / "dataset"), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 2, done.output
+    assert (f"{tmp_path / 'dataset'} holds 64 bp windows; this model takes exactly {L} bp"
+            in " ".join(done.output.split())), done.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command,option,value", [
+    ("filters", "--max-sequences", "-5"), ("filters", "--max-sequences", "0"),
+    ("filters", "--influence-sequences", "0"), ("filters", "--influence-sequences", "-1"),
+    ("filters", "--max-logos", "-1"), ("attention", "--max-sequences", "0"),
+    ("attention", "--pad", "-1"), ("attention", "--max-plots", "-1"),
+])
+def test_counts_out_of_range_are_refused_in_one_line(tmp_path, command, option, value):
+    """--max-sequences -5 stopped with numpy's 'negative dimensions are not allowed';
+    --max-sequences 0 reported on no sequences and --influence-sequences 0 an influence of 0
+    for every filter; --influence-sequences -1 and --max-logos -1 dropped the last sequence or
+    logo (Python's [:-1]). Each is a usage error naming the option."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 25}\n")
+    done = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
+                                    str(fasta), "--out", str(tmp_path / "out"), option, value])
+    assert done.exit_code == 2 and f"Invalid value for '{option}'" in done.output, done.output

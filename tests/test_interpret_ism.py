@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,3 +107,205 @@ def test_ism_command_for_a_variant_window_writes_tables_plots_and_page(tmp_path)
     bad = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
                                    str(FIXTURE_FASTA), "--variant", "20:60101:C>A", "--out", str(out)])
     assert bad.exit_code == 2 and "does not match the reference 'G'" in bad.output
+
+
+def test_ism_command_refuses_a_fasta_record_with_characters_that_are_not_dna(tmp_path):
+    """'XZ*1' in a record was read as four N bases and the mutagenesis reported without a word."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">ok\n{'ACGT' * 16}\n>lower_iupac\n{'acgtRYKMN' * 7}A\n>junk\n{'ACGT' * 15}XZ*1\n")
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta",
+                                    str(fasta), "--out", str(tmp_path / "ism")])
+    assert done.exit_code == 2 and "Traceback" not in done.output
+    assert f"{fasta}: record junk has 'X' at position 60" in " ".join(done.output.split())
+    assert not (tmp_path / "ism").exists()
+
+
+@pytest.mark.parametrize("command", ["ism", "filters", "attention"])
+def test_interpret_commands_refuse_an_out_that_is_a_file_before_any_work(tmp_path, command):
+    """--out naming a file: '[Errno 17] File exists' after the model and sequences were read
+    (for filters, before TomTom); now the one output-folder check, first."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 16}\n")
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for out, reason in ((taken, "is a file, not a folder"), (taken / "sub", f"cannot be created: {taken} is a file")):
+        done = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
+                                        str(fasta), "--out", str(out)])
+        assert done.exit_code == 2 and f"--out {out} {reason}" in " ".join(done.output.split()), done.output
+
+
+def test_a_place_off_its_contig_is_refused_not_read_as_an_all_n_window(tmp_path):
+    """--region 20:99999999-100000009 (contig 20 has 63,025,520 bp), --region 20:0-10 (no
+    base 0 in 1-based coordinates) and a BED interval past the contig's end were
+    interpreted as windows of N, exit 0; a variant there was said not to match 'N'."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    from conftest import FIXTURE_FASTA
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    bed = tmp_path / "past.bed"
+    bed.write_text("20\t60000\t60100\n20\t99999999\t100000100\n")
+    contig = "is not within contig '20' (1-based 1-63025520)"
+    for args, what in (
+        (["ism", "--region", "20:99999999-100000009"], "--region 20:99999999-100000009"),
+        (["ism", "--region", "20:0-10"], "--region 20:0-10"),
+        (["ism", "--variant", "20:0:A>G"], "--variant 20:0:A>G"),
+        (["ism", "--variant", "20:63025520:AC>A"], "--variant 20:63025520:AC>A"),
+        (["filters", "--bed", str(bed)], f"{bed}: interval 20:99999999-100000100"),
+    ):
+        done = CliRunner().invoke(app, ["interpret", *args, "--model", str(tmp_path / "model"), "--genome",
+                                        str(FIXTURE_FASTA), "--out", str(tmp_path / "out")])
+        assert done.exit_code == 2 and f"{what} {contig}" in " ".join(done.output.split()), done.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_fasta_records_with_one_name_or_of_two_lengths_are_named_in_the_error(tmp_path):
+    """Two records named 'a' were both reported under 'a' (ism.parquet could not tell them
+    apart); records of two lengths (a model of any length) were refused without a name."""
+    from dnacnn.interpret.inputs import fasta_sequences
+
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 16}\n>b\n{'ACGT' * 16}\n>a\n{'TGCA' * 16}\n")
+    with pytest.raises(ValueError, match="seqs.fa: record a is the name of record 1 too \\(record 3\\)"):
+        fasta_sequences(fasta, 64)
+    fasta.write_text(f">a\n{'ACGT' * 16}\n>b\n{'ACGT' * 20}\n")
+    with pytest.raises(ValueError, match="seqs.fa: record b has 80 bases; record a has 64"):
+        fasta_sequences(fasta, None)
+    fasta.write_text(f">a x\n{'ACGT' * 16}\n>a y\n{'ACGT' * 16}\n")  # names with their descriptions
+    assert fasta_sequences(fasta, 64).names == ["a x", "a y"]
+
+
+def test_an_empty_fasta_record_is_refused_for_a_model_of_any_length(tmp_path):
+    """For the multi-scale model (any length), FASTA records without bases reached the first
+    convolution: torch's 'Kernel size can't be greater than actual input size' stack trace,
+    exit 1; an empty first record gave 'record b has 4 bases; record a has 0: cut or pad it
+    to 0 bp'."""
+    from dnacnn.interpret.inputs import fasta_sequences
+
+    fasta = tmp_path / "seqs.fa"
+    for text in (">a\n>b\n", ">a\n\n>b\nACGT\n"):
+        fasta.write_text(text)
+        with pytest.raises(ValueError, match="seqs.fa: record a is empty"):
+            fasta_sequences(fasta, None)
+
+
+def test_ism_command_plots_the_first_max_plots_sequences_and_tabulates_all(tmp_path):
+    """A FASTA of 40 records drew 40 x 3 figures (92 s here; 10,000 records, 30,000 figures
+    in one page); now the tables hold every record and --max-plots (default 12) are drawn."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 64))}\n" for i in range(5)))
+    out = tmp_path / "ism"
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta", str(fasta),
+                                    "--task", "t0", "--task", "t2", "--max-plots", "2", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["ism_0_0.png", "ism_0_1.png", "ism_1_0.png", "ism_1_1.png"]
+    assert list(pd.read_parquet(out / "importance.parquet")["sequence"].unique()) == [f"r{i}" for i in range(5)]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sequences"] == 5 and summary["plotted"] == 2
+
+
+def test_a_second_report_in_the_same_folder_leaves_none_of_the_firsts_figures(tmp_path):
+    """Re-running into one --out kept the figures of a longer earlier run (ism_2_0.png ...
+    of other sequences, or of another model) beside the new page, and for a registry model
+    logged them to its run as its own. A bad --task no longer creates or clears the folder."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "seqs.fa"
+    out = tmp_path / "ism"
+
+    def run(records: int, task: str = "t0", where: Path = out):
+        fasta.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 64))}\n" for i in range(records)))
+        return CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta", str(fasta),
+                                        "--task", task, "--out", str(where)])
+
+    assert run(3).exit_code == 0 and len(list(out.glob("ism_*.png"))) == 3
+    (out / "notes.txt").write_text("mine")
+    assert run(1).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["importance.parquet", "index.html", "ism.parquet", "ism_0_0.png",
+                                                    "notes.txt", "summary.json"]
+    assert run(1, task="nope").exit_code == 2 and (out / "ism_0_0.png").exists()
+    assert run(1, task="nope", where=tmp_path / "new").exit_code == 2 and not (tmp_path / "new").exists()
+
+
+def test_ism_report_keeps_only_the_chosen_tasks_of_a_few_sequences_at_a_time(tmp_path):
+    """ism_report computed the (N, L, 4, T) effects of every task for all N sequences at once
+    and then kept the chosen ones: for a Basset of 164 tasks and 600 bp, 3 MB per sequence
+    and array, so a FASTA of 10,000 records needed about 100 GB. Now ISM_CHUNK sequences at a
+    time; the numbers are those of one call."""
+    import tracemalloc
+
+    from dnacnn.interpret.inputs import Sequences
+    from dnacnn.interpret.report import ISM_CHUNK, ism_report
+    from dnacnn.models import LoadedModel
+
+    model, n, length, tasks = _basset(n_tasks=164, seq_len=32), 4 * ISM_CHUNK, 32, [f"t{i}" for i in range(164)]
+    loaded = LoadedModel(model, "basset", model.config, tasks, length, "multitask")
+    onehot = _onehot(n, length)
+    seqs = Sequences([f"s{i}" for i in range(n)], onehot)
+    tracemalloc.start()
+    try:
+        ism_report(loaded, seqs, tmp_path / "ism", tasks=["t7"], max_plots=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole = n * length * 4 * len(tasks) * 8  # one float64 (N, L, 4, T) array: 43 MB
+    assert peak < whole, (peak, whole)
+    table = pd.read_parquet(tmp_path / "ism" / "ism.parquet")
+    expected = ism(model, onehot, "multitask")[..., 7]  # (N, L, 4)
+    np.testing.assert_allclose(table["t7"].to_numpy().reshape(n, length, 4), expected, rtol=0, atol=1e-12)
+
+
+def test_ism_of_models_name_latest_is_logged_to_the_run_of_that_version(tmp_path, mlflow_uri):
+    """--model models:/NAME/latest (a URI MLflow loads) ran the whole report and then failed:
+    "'models:/NAME/latest' is not a model URI", nothing logged. The run is now found right
+    after the model loads (MLflow resolves 'latest'), before the work."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from dnacnn import registry
+    from dnacnn.cli import app
+    from dnacnn.config import MlflowConfig
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    logged = registry.log_training_run(registry.TrainingRun(
+        config={"model": {"name": "basset"}}, checkpoint_dir=tmp_path / "model",
+        history=[{"epoch": 1, "val_loss": 0.2}], final_metrics={"best_val_loss": 0.2},
+        tasks=["t0", "t1", "t2"], task_type="multitask", seq_len=64, model_name="basset",
+        dataset_name="toy", example=["A" * 64, "C" * 64],
+    ), MlflowConfig(experiment="interpret", registered_model="toy-ism"))
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">a\n{'ACGT' * 16}\n")
+    done = CliRunner().invoke(app, ["interpret", "ism", "--model", "models:/toy-ism/latest", "--fasta", str(fasta),
+                                    "--task", "t0", "--out", str(tmp_path / "ism")])
+    assert done.exit_code == 0, done.output
+    run_id = mlflow.MlflowClient().get_model_version("toy-ism", logged.version).run_id
+    names = {a.path.rsplit("/", 1)[-1] for a in mlflow.MlflowClient().list_artifacts(run_id, "interpretation/ism")}
+    assert {"ism.parquet", "index.html"} <= names

@@ -158,6 +158,30 @@ def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path, capfd,
         registry.fetch_model_dir("models:/nope@champion")
 
 
+def test_a_model_whose_artifacts_are_gone_is_refused_naming_it(mlflow_uri, checkpoint, tmp_path):
+    """With the registered model's artifacts deleted from the store, MLflow downloaded nothing
+    and load_model said 'no dnacnn checkpoint (model.json + model.safetensors) in
+    /tmp/dnacnn-fetch-...; is this a model logged by dnacnn.registry?', naming a temporary
+    folder and neither the model nor the store."""
+    import shutil
+
+    log_run(checkpoint, 0.5)
+    shutil.rmtree(tmp_path / "mlartifacts")
+    with pytest.raises(ValueError, match=f"cannot fetch models:/simple-toy@champion from {mlflow_uri}: "
+                                         "its artifacts are missing"):
+        registry.load_model("models:/simple-toy@champion")
+
+
+def test_a_model_whose_stored_weights_are_truncated_is_refused_naming_the_uri(mlflow_uri, checkpoint, tmp_path):
+    """The message named the temporary folder the model was fetched into (gone by then):
+    '/tmp/dnacnn-load-320gtnmy/model.safetensors is not a whole safetensors file'."""
+    log_run(checkpoint, 0.5)
+    (stored,) = (tmp_path / "mlartifacts").rglob("model.safetensors")
+    stored.write_bytes(stored.read_bytes()[:600])
+    with pytest.raises(ValueError, match="^models:/simple-toy@champion/model.safetensors is not a whole safetensors"):
+        registry.load_model("models:/simple-toy@champion")
+
+
 def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     # The same check in a fresh interpreter runs in tests/test_train.py (end to end).
     import mlflow
@@ -171,6 +195,37 @@ def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     out = model.predict(pd.DataFrame({"sequence": seqs}), params={"batch_size": 3})
     assert list(out.columns) == TASKS
     np.testing.assert_allclose(out.to_numpy(), reference_probs(checkpoint, seqs), rtol=0, atol=1e-7)
+
+
+def test_pyfunc_keeps_the_index_of_its_input(mlflow_uri, checkpoint):
+    """A frame indexed 5, 7 gave rows indexed 0, 1: joining them to the input paired nothing
+    (NaN rows, no error)."""
+    import mlflow
+
+    log_run(checkpoint, 0.5)
+    model = mlflow.pyfunc.load_model("models:/simple-toy@champion")
+    seqs = sequences(2)
+    frame = pd.DataFrame({"sequence": seqs, "id": ["a", "b"]}, index=[5, 7])
+    out = model.predict(frame)
+    assert list(out.index) == [5, 7] and list(out.columns) == TASKS
+    joined = frame.join(out)
+    np.testing.assert_allclose(joined[TASKS].to_numpy(), reference_probs(checkpoint, seqs), atol=1e-7)
+    assert len(model.predict(pd.DataFrame({"sequence": pd.Series([], dtype=str)}))) == 0
+
+
+def test_pyfunc_refuses_missing_or_non_string_rows(mlflow_uri, checkpoint):
+    """None / NaN / bytes rows were read as their text ('nan': 'sequence 1 has 3 bases');
+    now the row and what it holds are named."""
+    import mlflow
+
+    log_run(checkpoint, 0.5)
+    model = mlflow.pyfunc.load_model("models:/simple-toy@champion")
+    seqs = sequences(2)
+    for missing in (None, np.nan, seqs[1].encode()):
+        with pytest.raises(ValueError, match="sequence 1 is .* not a string of bases"):
+            model.predict(pd.DataFrame({"sequence": [seqs[0], missing]}, dtype=object))
+    with pytest.raises(ValueError, match="sequence 0 has 'X' at position 3"):
+        model.predict(pd.DataFrame({"sequence": ["ACGX" + seqs[0][4:]]}))
 
 
 def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):
@@ -279,6 +334,24 @@ def test_reading_a_model_never_creates_a_store(tmp_path):
     with pytest.raises(ValueError, match=f"no MLflow tracking store at sqlite:///{missing} \\(given\\)"):
         registry.load_model("models:/x@champion", tracking_uri=f"sqlite:///{missing}")
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("kind,reason", [("folder", "is a folder, not an SQLite file"),
+                                         ("empty", "is an empty file, not an MLflow store"),
+                                         ("text", "is not an SQLite database")])
+def test_a_sqlite_store_that_is_not_a_database_is_refused_in_one_line(tmp_path, kind, reason):
+    """MLFLOW_TRACKING_URI=sqlite:///X where X is a folder (MLflow retried for 100 s, then an
+    sqlalchemy OperationalError), a text file (sqlalchemy DatabaseError) or an empty file
+    (MLflow wrote a new store into it): a ValueError naming the URI, the file left as it was."""
+    store = tmp_path / "mlflow.db"
+    if kind == "folder":
+        store.mkdir()
+    else:
+        store.write_text("" if kind == "empty" else ">seq\nACGT\n")
+    before = None if kind == "folder" else store.read_bytes()
+    with pytest.raises(ValueError, match=f"the MLflow tracking store sqlite:///{store} \\(given\\) {reason}"):
+        registry.load_model("models:/x@champion", tracking_uri=f"sqlite:///{store}")
+    assert kind == "folder" or store.read_bytes() == before
 
 
 def test_the_one_model_uri_check_needs_no_mlflow():

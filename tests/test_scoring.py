@@ -127,6 +127,43 @@ def test_score_dataframe_scores_good_rows_and_rejects_bad_ones_with_reasons(geno
     assert out["max_abs_delta"][3:].isna().all() and all(np.isnan(d).all() for d in out["delta"][3:])
     with pytest.raises(ValueError, match="alt"):
         scorer.score_dataframe(df.drop(columns=["alt"]))
+    with pytest.raises(TypeError, match="score_dataframe takes a pandas DataFrame, got a dict"):
+        scorer.score_dataframe(df.to_dict("list"))  # was AttributeError: 'dict' ... 'columns'
+
+
+def test_a_dataframe_with_an_input_column_twice_is_refused(genome):
+    """Two 'alt' columns: AttributeError: 'DataFrame' object has no attribute 'tolist' from
+    score_dataframe and from __call__; now a ValueError naming the column."""
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 2)
+    twice = pd.concat([df, df[["alt"]]], axis=1)
+    for score in (scorer.score_dataframe, scorer):
+        with pytest.raises(ValueError, match="the DataFrame has column\\(s\\) alt more than once"):
+            score(twice)
+    extra = pd.concat([df, pd.DataFrame({"note": ["a", "b"]}), pd.DataFrame({"note": ["c", "d"]})], axis=1)
+    assert list(scorer.score_dataframe(extra)["kind"]) == ["SNV", "SNV"]  # other repeated columns pass through
+
+
+def test_a_module_with_names_or_a_length_it_contradicts_is_refused(genome):
+    """VariantScorer(model with 4 outputs, tasks=['a']) was built, then scoring failed with
+    numpy's 'cannot reshape array of size 4 into shape (1,1,1)'; seq_len=50 for a 100 bp
+    model with torch's 'mat1 and mat2 shapes cannot be multiplied'."""
+    with pytest.raises(ValueError, match="1 task name\\(s\\) for a model with 4 outputs"):
+        VariantScorer(tiny_model(), genome, tasks=["a"])
+    with pytest.raises(ValueError, match="seq_len 50 for a model built for 100 bp windows"):
+        VariantScorer(tiny_model(), genome, tasks=TASKS, seq_len=50)
+    assert VariantScorer(tiny_model(), genome, tasks=TASKS, seq_len=100).seq_len == 100
+
+
+def test_columns_of_different_lengths_are_refused_not_cut_to_the_shortest(genome):
+    """scorer({'chrom': 2 values, 'pos'/'ref'/'alt': 1}) returned 1 score beside 2 chroms
+    (zip cut the rows); score_alleles raised numpy's 'cannot reshape array of size 1'."""
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 2)
+    ragged = {"chrom": list(df["chrom"]), **{k: list(df[k][:1]) for k in ("pos", "ref", "alt")}}
+    for score in (lambda: scorer(ragged), lambda: scorer.score_alleles(*ragged.values())):
+        with pytest.raises(ValueError, match="chrom, pos, ref, alt have 2, 1, 1, 1 rows"):
+            score()
 
 
 def test_checkpoint_folder_and_module_score_alike(genome, model_dir):

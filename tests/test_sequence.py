@@ -71,3 +71,14 @@ def test_non_ascii_input_is_a_clear_error():
 def test_decode_rejects_rows_with_two_bases():
     with pytest.raises(ValueError, match="at most one 1"):
         sequence.decode(np.array([[1, 1, 0, 0]]))
+
+
+@given(dna)
+def test_dna_and_iupac_codes_in_either_case_are_dna(seq):
+    assert sequence.non_dna(seq) is None and sequence.non_dna(seq.lower()) is None
+
+
+def test_non_dna_names_the_first_character_that_is_not_a_base_or_iupac_code():
+    for text, found in (("ACGX*", "'X' at position 3"), ("AC-G", "'-' at position 2"),
+                        ("A1", "'1' at position 1"), ("AC\nG", "'\\n' at position 2")):
+        assert sequence.non_dna(text).startswith(f"has {found}:"), text

@@ -17,6 +17,7 @@ processes which encode nothing (the score job's driver, the CLI's start) skip.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +37,8 @@ _IUPAC_COMPLEMENT = str.maketrans(
     "TGCAYRSWMKVHDBNtgcayrswmkvhdbn",
 )
 _DECODE = np.frombuffer(b"NACGT", dtype=np.uint8)
+#: A character that is neither a base nor an IUPAC code (either case).
+_NOT_IUPAC = re.compile(r"[^ACGTNRYSWKMBDHVacgtnryswkmbdhv]")
 
 
 def _gather_loop(codes: np.ndarray, lut32: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -70,6 +73,20 @@ def _as_bytes(seq: str | bytes | bytearray | memoryview) -> np.ndarray:
                 f"{seq[err.start]!r}; DNA must be ASCII (A, C, G, T, N or IUPAC codes)"
             ) from None
     return np.frombuffer(seq, dtype=np.uint8)
+
+
+def non_dna(seq: str) -> str | None:
+    """Why ``seq`` is not DNA, or None: the first character that is neither a base nor an
+    IUPAC code (either case), which :func:`encode` would read as N without a word.
+
+    Returns:
+        e.g. ``"has 'X' at position 60: ..."`` (0-based), to follow a sequence's name.
+    """
+    bad = _NOT_IUPAC.search(seq)
+    if bad is None:
+        return None
+    return (f"has {bad.group()!r} at position {bad.start()}: a sequence holds A, C, G, T "
+            "(either case) and IUPAC codes such as N, which are read as unknown")
 
 
 def encode(seq: str | bytes) -> np.ndarray:

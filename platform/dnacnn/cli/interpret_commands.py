@@ -26,10 +26,10 @@ def filters(
     fasta: Path = path_option(None, help="FASTA of sequences of the model's length (instead of --dataset)."),
     genome: Path = path_option(None, help="Indexed FASTA, with --bed."),
     bed: Path = path_option(None, help="BED intervals; a window of the model's length centred on each."),
-    max_sequences: int = typer.Option(None, help="Use a random subset of this many dataset rows."),
-    influence_sequences: int = typer.Option(2000, help="Sequences used for the influence (the filter at its mean, per filter)."),
+    max_sequences: int = typer.Option(None, min=1, help="Use a random subset of this many dataset rows."),
+    influence_sequences: int = typer.Option(2000, min=1, help="Sequences used for the influence (the filter at its mean, per filter)."),
     motifs: Path = path_option(None, help="MEME file to match against (default: JASPAR 2024 CORE vertebrates)."),
-    max_logos: int = typer.Option(None, help="Logos for this many filters, most influential first (default all)."),
+    max_logos: int = typer.Option(None, min=0, help="Logos for this many filters, most influential first (default all)."),
 ) -> None:
     """First-layer filters as motifs: PFMs, influence, TomTom matches against JASPAR, logos."""
     from dnacnn.interpret.run import interpret_filters
@@ -48,9 +48,9 @@ def attention(
     dataset: Path = path_option(None, help="Dataset folder; known motif sites are marked when recorded."),
     split: str = typer.Option("test", help="train, valid or test."),
     fasta: Path = path_option(None, help="FASTA of sequences (instead of --dataset)."),
-    max_sequences: int = typer.Option(500, help="Random subset of this many dataset rows."),
-    pad: int = typer.Option(3, help="bp around a motif site counted as the site."),
-    max_plots: int = typer.Option(12, help="Sequences plotted."),
+    max_sequences: int = typer.Option(500, min=1, help="Random subset of this many dataset rows."),
+    pad: int = typer.Option(3, min=0, help="bp around a motif site counted as the site."),
+    max_plots: int = typer.Option(12, min=0, help="Sequences plotted."),
 ) -> None:
     """Attention maps of a multi-scale model, one track per branch width."""
     from dnacnn.interpret.run import interpret_attention
@@ -71,11 +71,12 @@ def ism(
     fasta: Path = path_option(None, help="FASTA of sequences of the model's length."),
     task: list[str] = typer.Option([], help="Task(s) to report (repeatable; default the first 4)."),
     scale: str = typer.Option("probability", help="probability, or link (logits / log-probabilities)."),
+    max_plots: int = typer.Option(12, min=0, help="Sequences plotted (the first ones; the tables hold all)."),
 ) -> None:
     """In-silico saturation mutagenesis: (L, 4, T) mutant - reference, heat map and importance logo."""
     from dnacnn.interpret.run import interpret_ism
 
     with user_errors():
         summary = interpret_ism(model, out, genome=genome, region=region, variant=variant, fasta=fasta,
-                                tasks=task or None, scale=scale)
+                                tasks=task or None, scale=scale, max_plots=max_plots)
     typer.echo(json.dumps(summary, indent=2))

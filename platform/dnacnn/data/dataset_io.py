@@ -18,7 +18,7 @@ Columns of every split:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +73,33 @@ class DatasetDescription:
 
     @classmethod
     def load(cls, directory: str | Path) -> DatasetDescription:
+        """The description saved in ``directory``.
+
+        Raises:
+            FileNotFoundError: no dataset.json there.
+            ValueError: naming dataset.json: not JSON, not an object, unknown or missing keys.
+        """
         path = Path(directory) / "dataset.json"
         if not path.exists():
             raise FileNotFoundError(
                 f"{directory} is not a dnacnn dataset (no dataset.json); make one with "
                 "`dnacnn simulate ...` or `dnacnn data ...`"
             )
-        return cls(**json.loads(path.read_text()))
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not JSON ({err})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path} holds a JSON {type(meta).__name__}, not a dataset description (an object)")
+        names = [f.name for f in fields(cls)]
+        unknown = [key for key in meta if key not in names]
+        missing = [f.name for f in fields(cls) if f.name not in meta
+                   and f.default is MISSING and f.default_factory is MISSING]
+        problems = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + \
+                   ([f"missing key(s) {', '.join(missing)}"] if missing else [])
+        if problems:
+            raise ValueError(f"{path}: {'; '.join(problems)}; is it a dataset.json written by dnacnn?")
+        return cls(**meta)
 
     def empty_splits(self) -> list[str]:
         """Splits written with no row (e.g. held-out chromosomes the input did not have)."""

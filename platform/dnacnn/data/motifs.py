@@ -44,6 +44,8 @@ class Motif:
         probs = np.asarray(self.probs, dtype=np.float64)
         if probs.ndim != 2 or probs.shape[1] != 4 or len(probs) == 0:
             raise ValueError(f"motif {self.id}: matrix has shape {probs.shape}, expected (W, 4)")
+        if not np.isfinite(probs).all():
+            raise ValueError(f"motif {self.id}: a probability that is not a number (nan or inf)")
         if (probs < 0).any():
             raise ValueError(f"motif {self.id}: negative probabilities")
         sums = probs.sum(axis=1, keepdims=True)
@@ -153,7 +155,8 @@ def read_meme(path: str | Path) -> list[Motif]:
     Raises:
         MemeFormatError: with the line number, for a non-DNA alphabet, a matrix
             with the wrong number of rows/columns, or no motifs at all; or naming
-            a ``MOTIF`` line that occurs twice.
+            a ``MOTIF`` line or a motif id that occurs twice, or a matrix with a
+            value that is not a probability (negative, nan).
     """
     from memelite.io import read_meme as memelite_read
 
@@ -169,10 +172,15 @@ def read_meme(path: str | Path) -> list[Motif]:
             f"{path}: {declared} matrices but {len(pwms)} distinct MOTIF lines; give each "
             "motif its own id"
         )
-    motifs = []
+    motifs: list[Motif] = []
     for key, pwm in pwms.items():
         parts = key.split()
-        motifs.append(Motif(parts[0], parts[1] if len(parts) > 1 else parts[0], pwm.T))
+        if any(m.id == parts[0] for m in motifs):  # matches are reported, and looked up, by id
+            raise MemeFormatError(f"{path}: motif id {parts[0]} occurs twice; give each motif its own id")
+        try:
+            motifs.append(Motif(parts[0], parts[1] if len(parts) > 1 else parts[0], pwm.T))
+        except ValueError as err:
+            raise MemeFormatError(f"{path}: {err}") from None
     return motifs
 
 

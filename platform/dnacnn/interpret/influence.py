@@ -54,9 +54,10 @@ def _losses(logits: torch.Tensor, labels: torch.Tensor, task_type: str) -> torch
 
 
 def _task_loss(total: torch.Tensor, labels_sum: torch.Tensor, n: int, task_type: str) -> np.ndarray:
-    """Summed (T,) losses -> mean loss per task (per sample of the class for multiclass)."""
+    """Summed (T,) losses -> mean loss per task (per sample of the class for multiclass; NaN
+    for a class without samples: its loss is not measured, which 0 would misstate)."""
     if task_type == "multiclass":
-        return (total / labels_sum.clamp(min=1)).numpy()
+        return (total / labels_sum).numpy()  # 0 / 0 = NaN for a class without samples
     return (total / max(n, 1)).numpy()
 
 
@@ -193,9 +194,10 @@ def filter_influence(
         batch_size: sequences per pass of the first layer.
     Returns:
         influence (F, T) float64: loss with filter f at its mean minus the loss of the
-        model, per task (multiclass: per class, over the samples of that class); and
+        model, per task (multiclass: per class, over the samples of that class, NaN for
+        a class without samples); and
         base_loss (T,) float64. Positive: the model needs the filter. The overall
-        influence is ``influence.mean(axis=1)``.
+        influence is ``np.nanmean(influence, axis=1)``.
     """
     model.eval()
     device = model_device(model)

@@ -4,6 +4,7 @@ recorded them), FASTA records, BED intervals, a genomic region or the window aro
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,15 +40,33 @@ class Sequences:
 
 
 def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: int | None = None,
-                      seed: int = 0) -> Sequences:
+                      seed: int = 0, tasks: Sequence[str] | None = None,
+                      seq_len: int | None = None) -> Sequences:
     """The sequences, labels and (when recorded) motif sites of a dataset split.
 
     Args:
         max_sequences: keep a random subset of this many rows (seeded); None keeps all.
+        tasks: the model's T task names, when its outputs are compared with the labels
+            (the filters' influence): the dataset's tasks must be these, in this order.
+        seq_len: the model's window, when it takes only one: the dataset's must be it.
+    Raises:
+        ValueError: a folder that is not a dataset, an empty split, other tasks or
+            another window length.
     """
     dataset = Path(dataset)
-    DatasetDescription.load(dataset)  # refuses a folder that is not a dataset
-    table = pq.read_table(split_dir(dataset, split))
+    description = DatasetDescription.load(dataset)  # refuses a folder that is not a dataset
+    if tasks is not None and list(description.tasks) != list(tasks):
+        raise ValueError(
+            f"{dataset}: its labels are for the task(s) {_listed(description.tasks)}, the model "
+            f"predicts {_listed(tasks)}; give the dataset the model was trained on (or --fasta "
+            "or --bed, which have no labels)")
+    if seq_len is not None and description.seq_len != seq_len:
+        raise ValueError(f"{dataset} holds {description.seq_len} bp windows; this model takes exactly "
+                         f"{seq_len} bp: give a dataset of its window length")
+    folder = split_dir(dataset, split)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{dataset} has no {split} split (no folder {folder})")
+    table = pq.read_table(folder)
     if table.num_rows == 0:
         raise ValueError(f"{dataset}: split {split!r} has no rows")
     rows = np.arange(table.num_rows)
@@ -63,6 +82,11 @@ def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: i
         labels=column_to_numpy(table.column("labels")) if "labels" in table.column_names else None,
         sites=_known_sites(dataset, chrom, start),
     )
+
+
+def _listed(names: Sequence[str], most: int = 5) -> str:
+    """``a, b, c`` (the first ``most``, then how many more)."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _known_sites(dataset: Path, chrom: list[str], start: np.ndarray) -> pd.DataFrame:
@@ -99,28 +123,51 @@ def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
 
 
 def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
-    """Every record of a FASTA file; each must have ``seq_len`` bases when given."""
+    """Every record of a FASTA file; each must have bases, ``seq_len`` of them when given
+    (else the first record's length), only bases and IUPAC codes (read as unknown), never other
+    characters read as N, and a name no other record has (the outputs are keyed by it)."""
     from dnacnn.data.labelled_fasta import read_fasta_records
 
     names, seqs = [], []
     for name, seq in read_fasta_records(path):
-        if seq_len is not None and len(seq) != seq_len:
-            raise ValueError(
-                f"{path}: record {name} has {len(seq)} bases; this model "
-                f"takes exactly {seq_len}: cut or pad it to {seq_len} bp"
-            )
+        if not seq:
+            raise ValueError(f"{path}: record {name} is empty (a header without bases); remove it or add its sequence")
+        length = seq_len if seq_len is not None else len(seqs[0]) if seqs else len(seq)
+        if len(seq) != length:
+            takes = "this model takes exactly" if seq_len is not None else f"record {names[0]} has"
+            raise ValueError(f"{path}: record {name} has {len(seq)} bases; {takes} {length}: "
+                             f"cut or pad it to {length} bp")
+        if problem := sequence.non_dna(seq):
+            raise ValueError(f"{path}: record {name} {problem}")
+        if name in names:
+            raise ValueError(f"{path}: record {name} is the name of record {names.index(name) + 1} too "
+                             f"(record {len(names) + 1}); give each record its own name")
         names.append(name)
         seqs.append(seq)
-    if len({len(s) for s in seqs}) > 1:
-        raise ValueError(f"{path}: records of different lengths; give records of one length")
     return Sequences(names, sequence.encode_batch(seqs, len(seqs[0])))
 
 
+def _check_on_contig(g: Genome, chrom: str, start: int, end: int, what: str) -> None:
+    """Refuse ``[start, end)`` (0-based) unless it lies on its contig: a window around a
+    place past the contig's end (or before its start) would be all N, and read as data.
+
+    Raises:
+        ValueError: ``what`` (the option or file and the place, as given) is not within
+            the contig, whose extent it names.
+    """
+    size = g.length(chrom)
+    if start < 0 or end > size:
+        raise ValueError(f"{what} is not within contig {g.resolve(chrom)!r} (1-based 1-{size}); "
+                         "check the coordinates and the genome build")
+
+
 def bed_sequences(genome: str | Path, bed: str | Path, seq_len: int) -> Sequences:
-    """A ``seq_len`` window centred on each interval of a BED file (N past contig ends)."""
+    """A ``seq_len`` window centred on each interval of a BED file (N where the window,
+    not the interval, runs past a contig's end)."""
     g = Genome(genome)
     names, onehot = [], []
     for chrom, start, end in read_bed(bed):
+        _check_on_contig(g, chrom, start, end, f"{bed}: interval {chrom}:{start}-{end}")
         lo = (start + end) // 2 - seq_len // 2
         names.append(f"{chrom}:{lo}-{lo + seq_len}")
         onehot.append(g.fetch_onehot(chrom, lo, lo + seq_len))
@@ -144,8 +191,10 @@ def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
     if end <= start or end - start > seq_len:
         raise ValueError(f"--region {region}: needs 1 to {seq_len} bp (the model's window), "
                          f"got {end - start}")
+    g = Genome(genome)
+    _check_on_contig(g, chrom, start, end, f"--region {region}")
     lo = (start + end) // 2 - seq_len // 2
-    onehot = Genome(genome).fetch_onehot(chrom, lo, lo + seq_len)
+    onehot = g.fetch_onehot(chrom, lo, lo + seq_len)
     sites = pd.DataFrame([(0, start - lo, end - lo, region)], columns=["sequence", "start", "end", "motif"])
     return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None], sites=sites)
 
@@ -158,6 +207,7 @@ def variant_sequence(genome: str | Path, variant: str, seq_len: int) -> Sequence
         raise ValueError(f"--variant {variant!r} is not chr:pos:ref>alt (e.g. chr20:1000000:A>G)")
     chrom, pos, ref = match.group(1), int(match.group(2)) - 1, match.group(3).upper()
     g = Genome(genome)
+    _check_on_contig(g, chrom, pos, pos + len(ref), f"--variant {variant}")
     found = g.fetch(chrom, pos, pos + len(ref))
     if found != ref:
         raise ValueError(f"--variant {variant}: REF {ref!r} does not match the reference {found!r} "

@@ -65,9 +65,9 @@ def plot_influence_heatmap(influence: np.ndarray, filters: Sequence[str], tasks:
     Rows are ordered by overall influence (largest first); colour limits are symmetric.
     """
     influence = np.asarray(influence, dtype=np.float64)
-    order = np.argsort(-influence.mean(axis=1))
+    order = np.argsort(-np.nanmean(influence, axis=1))  # NaN: a class without samples
     ax = _axes(ax, (min(16, 2 + 0.08 * len(tasks)), min(14, 2 + 0.05 * len(filters))))
-    limit = float(np.abs(influence).max()) or 1.0
+    limit = float(np.nanmax(np.abs(influence))) or 1.0
     image = ax.imshow(influence[order], aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
                       interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="loss change (filter at its mean)")

@@ -27,6 +27,17 @@ from dnacnn.models import LoadedModel
 
 
 
+def fresh_folder(out: Path, outputs: Sequence[str]) -> None:
+    """Create ``out`` and remove the files an earlier report of the same kind left there
+    (``outputs``: glob patterns, e.g. ``ism_*.png``): the folder, and what is logged from
+    it, is then this report's alone, not mixed with a longer earlier run's figures."""
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in outputs:
+        for path in out.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
 def write_index(out_dir: Path, title: str, summary: dict, tables: Sequence[str],
                 images: Sequence[tuple[str, str]]) -> Path:
     """``index.html``: the summary, links to the tables and files, the images with captions."""
@@ -75,7 +86,9 @@ def filter_report(
         the summary (also in summary.json), with seconds per step.
     """
     out = Path(out_dir)
-    (out / "logos").mkdir(parents=True, exist_ok=True)
+    fresh_folder(out, ["filters.meme", "filters.tsv", "influence.parquet", "influence.png", "logos/*.png",
+                       "summary.json", "index.html"])
+    (out / "logos").mkdir(exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     found = filter_motifs(loaded.model, seqs.onehot, batch_size)
@@ -98,7 +111,7 @@ def filter_report(
         n = len(seqs.onehot) if influence_sequences is None else min(influence_sequences, len(seqs.onehot))
         influence, base_loss = filter_influence(loaded.model, seqs.onehot[:n], seqs.labels[:n],
                                                 loaded.task_type, found.mean_activation, batch_size)
-        table["influence"] = influence.mean(axis=1)
+        table["influence"] = np.nanmean(influence, axis=1)  # NaN: a class without samples
         frame = pd.DataFrame(influence, columns=loaded.tasks)
         frame.insert(0, "filter", found.names)
         frame.to_parquet(out / "influence.parquet", index=False)
@@ -154,7 +167,7 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     the known sites, and per motif (implanted motifs and decoys are told apart there).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    fresh_folder(out, ["attention.parquet", "attention_sites.tsv", "attention_*.png", "summary.json", "index.html"])
     attention, widths = attention_maps(loaded.model, seqs.onehot, batch_size)  # (N, B, L)
     pd.DataFrame({
         "sequence": np.repeat(seqs.names, len(widths)),
@@ -195,24 +208,32 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     return summary
 
 
+#: Sequences per call of ``ism`` in :func:`ism_report` (each call holds (n, L, 4, T) arrays).
+ISM_CHUNK = 64
+
+
 def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
                tasks: Sequence[str] | None = None, scale: str = "probability",
-               batch_size: int = 256) -> dict:
+               batch_size: int = 256, max_plots: int = 12) -> dict:
     """Saturation mutagenesis of each sequence, for the chosen tasks (default: the first 4).
 
     Writes ism.parquet (sequence, position, ref, base, one column per task: mutant -
-    reference), importance.parquet (sequence, position, ref, one column per task),
-    ism_<i>_<task>.png (heat map over an importance logo), index.html.
+    reference) and importance.parquet (sequence, position, ref, one column per task) for
+    every sequence; ism_<i>_<k>.png (heat map over an importance logo, task k) for the
+    first ``max_plots`` sequences; index.html.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tasks = list(tasks) if tasks else loaded.tasks[:4]
     unknown = [t for t in tasks if t not in loaded.tasks]
     if unknown:
         raise ValueError(f"--task {unknown[0]!r} is not a task of this model; its tasks: "
                          f"{', '.join(loaded.tasks[:10])}{' ...' if len(loaded.tasks) > 10 else ''}")
+    fresh_folder(out, ["ism.parquet", "importance.parquet", "ism_*.png", "summary.json", "index.html"])
     cols = [loaded.tasks.index(t) for t in tasks]
-    effects = ism(loaded.model, seqs.onehot, loaded.task_type, scale, batch_size)[..., cols]  # (N, L, 4, t)
+    # (N, L, 4, t): ISM of ISM_CHUNK sequences at a time, of which only the chosen tasks are
+    # kept: all T tasks of every sequence at once (Basset: 164) would be N x 3 MB, times 3
+    effects = np.concatenate([ism(loaded.model, seqs.onehot[lo:lo + ISM_CHUNK], loaded.task_type, scale,
+                                  batch_size)[..., cols] for lo in range(0, len(seqs.onehot), ISM_CHUNK)])
     imp = importance(effects, seqs.onehot)  # (N, L, t)
     n, length = seqs.onehot.shape[:2]
     ref = np.array(list("ACGTN"))[np.where(seqs.onehot.any(2), seqs.onehot.argmax(2), 4)]  # (N, L)
@@ -227,7 +248,7 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
     long.to_parquet(out / "ism.parquet", index=False)
     per_pos.to_parquet(out / "importance.parquet", index=False)
     images = []
-    for i in range(n):
+    for i in range(min(n, max_plots)):
         for k, task in enumerate(tasks):
             _, axes = plots.plt.subplots(2, 1, figsize=(min(20, 2 + 0.05 * length), 4.5))
             plots.plot_ism_heatmap(effects[i, :, :, k], seqs.onehot[i], f"{seqs.names[i]}, {task}: ISM ({scale})",
@@ -242,7 +263,7 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
                 axes[1].axvspan(row.start - 0.5, row.end - 0.5, color="tab:orange", alpha=0.2)
             images.append((f"ism_{i}_{k}.png", f"{seqs.names[i]}, {task}"))
             plots.save(axes[0], out / images[-1][0])
-    summary = {"sequences": n, "length": length, "tasks": tasks, "scale": scale,
+    summary = {"sequences": n, "plotted": min(n, max_plots), "length": length, "tasks": tasks, "scale": scale,
                "max_abs_effect": {t: float(np.abs(effects[..., k]).max()) for k, t in enumerate(tasks)}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, "In-silico saturation mutagenesis", summary,

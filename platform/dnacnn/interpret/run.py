@@ -8,19 +8,25 @@ from pathlib import Path
 
 from dnacnn.data.motifs import read_meme
 from dnacnn.interpret import inputs
-from dnacnn.interpret.artifacts import log_beside_model
+from dnacnn.interpret.artifacts import log_beside_model, model_run_id
 from dnacnn.interpret.report import attention_report, filter_report, ism_report
 from dnacnn.models import LoadedModel
+from dnacnn.output_folder import check_output_folder
 from dnacnn.registry import is_model_uri, load_model
 
 log = logging.getLogger(__name__)
 
 
-def _model(spec: str | Path) -> LoadedModel:
-    if not is_model_uri(str(spec)) and not Path(spec).is_dir():
-        raise FileNotFoundError(f"--model {spec}: neither a registry URI (models:/..., runs:/...) "
-                                "nor a checkpoint folder")
-    return load_model(str(spec) if is_model_uri(str(spec)) else Path(spec))
+def _model(spec: str | Path) -> tuple[LoadedModel, str | None]:
+    """The model, and for a registry URI the run that produced it (the report is logged
+    there), found before any work: a URI whose run cannot be found fails here."""
+    if not is_model_uri(str(spec)):
+        if not Path(spec).is_dir():
+            raise FileNotFoundError(f"--model {spec}: neither a registry URI (models:/..., runs:/...) "
+                                    "nor a checkpoint folder")
+        return load_model(Path(spec)), None
+    loaded = load_model(str(spec))  # sets the tracking store that model_run_id reads
+    return loaded, model_run_id(str(spec))
 
 
 def _fixed_len(loaded: LoadedModel) -> int | None:
@@ -29,12 +35,15 @@ def _fixed_len(loaded: LoadedModel) -> int | None:
 
 
 def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, genome=None, bed=None,
-               max_sequences=None) -> inputs.Sequences:
+               max_sequences=None, labelled: bool = False) -> inputs.Sequences:
+    """The sequences of the one source given; ``labelled``: a dataset's labels will be
+    compared with the model's outputs, so its tasks must be the model's."""
     given = [name for name, v in (("--dataset", dataset), ("--fasta", fasta), ("--bed", bed)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of --dataset, --fasta, --bed (with --genome); got {given or 'none'}")
     if dataset:
-        return inputs.dataset_sequences(dataset, split, max_sequences)
+        return inputs.dataset_sequences(dataset, split, max_sequences, seq_len=_fixed_len(loaded),
+                                        tasks=loaded.tasks if labelled else None)
     if fasta:
         return inputs.fasta_sequences(fasta, _fixed_len(loaded))
     if not genome:
@@ -42,8 +51,8 @@ def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, geno
     return inputs.bed_sequences(genome, bed, loaded.seq_len)
 
 
-def _publish(spec, out: Path, what: str, summary: dict) -> dict:
-    logged = log_beside_model(str(spec), out, f"interpretation/{what}") if is_model_uri(str(spec)) else None
+def _publish(run_id: str | None, out: Path, what: str, summary: dict) -> dict:
+    logged = log_beside_model(run_id, out, f"interpretation/{what}")
     if logged:
         log.info("logged %s to %s", out, logged)
         summary["logged_to"] = logged
@@ -61,40 +70,44 @@ def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="t
     For a simulated dataset that recorded its implanted motifs, the summary counts
     the recovered ones.
     """
+    check_output_folder(out, "--out")
     targets = read_meme(motifs) if motifs else None
-    loaded = _model(model)
-    seqs = _sequences(loaded, dataset, split, fasta, genome, bed, max_sequences)
+    loaded, run_id = _model(model)
+    seqs = _sequences(loaded, dataset, split, fasta, genome, bed, max_sequences, labelled=True)
     implanted = inputs.implanted_motifs(dataset) if dataset else None
     out = Path(out)
     summary = filter_report(loaded, seqs, out, targets=targets, implanted=implanted,
                             batch_size=batch_size, influence_sequences=influence_sequences,
                             max_logos=max_logos)
-    return _publish(model, out, "filters", summary)
+    return _publish(run_id, out, "filters", summary)
 
 
 def interpret_attention(model: str | Path, out: str | Path, dataset=None, split="test", fasta=None,
                         max_sequences: int | None = 500, pad: int = 3, max_plots: int = 12) -> dict:
     """``dnacnn interpret attention``: attention maps of a multi-scale model."""
-    loaded = _model(model)
+    check_output_folder(out, "--out")
+    loaded, run_id = _model(model)
     if loaded.name != "multiscale":
         raise ValueError(f"--model {model} is a {loaded.name} model; attention maps need a "
                          "multi-scale model (MultiScaleCNN)")
     seqs = _sequences(loaded, dataset, split, fasta, max_sequences=max_sequences)
     out = Path(out)
-    return _publish(model, out, "attention", attention_report(loaded, seqs, out, pad, max_plots))
+    return _publish(run_id, out, "attention", attention_report(loaded, seqs, out, pad, max_plots))
 
 
 def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, variant=None,
-                  fasta=None, tasks: list[str] | None = None, scale: str = "probability") -> dict:
+                  fasta=None, tasks: list[str] | None = None, scale: str = "probability",
+                  max_plots: int = 12) -> dict:
     """``dnacnn interpret ism``: saturation mutagenesis of a region, a variant's window or
-    FASTA records."""
+    FASTA records (tables of all, plots of the first ``max_plots``)."""
     given = [n for n, v in (("--region", region), ("--variant", variant), ("--fasta", fasta)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of --region, --variant (both with --genome) or --fasta; "
                          f"got {given or 'none'}")
     if (region or variant) and not genome:
         raise ValueError(f"{given[0]} needs --genome (an indexed FASTA)")
-    loaded = _model(model)
+    check_output_folder(out, "--out")
+    loaded, run_id = _model(model)
     if fasta:
         seqs = inputs.fasta_sequences(fasta, _fixed_len(loaded))
     elif region:
@@ -102,7 +115,7 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
     else:
         seqs = inputs.variant_sequence(genome, variant, loaded.seq_len)
     out = Path(out)
-    return _publish(model, out, "ism", ism_report(loaded, seqs, out, tasks, scale))
+    return _publish(run_id, out, "ism", ism_report(loaded, seqs, out, tasks, scale, max_plots=max_plots))
 
 
 def main_job_filter_report(model_uri: str, dataset: str | Path, out: str | Path,

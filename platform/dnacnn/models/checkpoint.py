@@ -38,6 +38,16 @@ class LoadedModel:
     task_type: str = "multitask"  # binary | multitask (sigmoid) | multiclass (softmax)
     rc_average: bool = False  # whether ``model`` averages both strands
 
+    def __post_init__(self) -> None:
+        """Refuse task names or a length that the network contradicts (its ``.n_tasks`` and
+        ``.seq_len``, when it has them): predictions would fail later as a shape error."""
+        n_tasks, length = getattr(self.model, "n_tasks", None), getattr(self.model, "seq_len", None)
+        if n_tasks is not None and len(self.tasks) != n_tasks:
+            raise ValueError(f"{len(self.tasks)} task name(s) for a model with {n_tasks} outputs; "
+                             "give one name per output")
+        if length is not None and self.seq_len != length:
+            raise ValueError(f"seq_len {self.seq_len} for a model built for {length} bp windows")
+
 
 def save(model: nn.Module, directory: str | Path, tasks: Sequence[str], *, task_type: str) -> None:
     """Write ``model``, its task names and task type to ``directory`` (created if missing).

@@ -14,7 +14,6 @@ multiclass logits are defined only up to a per-row constant).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,10 +22,6 @@ from torch import nn
 
 from dnacnn.precision import check_precision
 from dnacnn.tasks import TASK_TYPES, check_task_type
-
-#: A character that is neither a base nor an IUPAC code (either case).
-_NOT_IUPAC = re.compile(r"[^ACGTNRYSWKMBDHVacgtnryswkmbdhv]")
-
 
 def probabilities(task_type: str, logits: np.ndarray) -> np.ndarray:
     """(N, T) logits -> (N, T) float64 probabilities: sigmoid, or softmax for multiclass."""
@@ -136,23 +131,25 @@ def predict_sequences(
     Returns:
         (N, T) float64 probabilities.
     Raises:
-        ValueError: naming the first sequence whose length is not ``seq_len``, or that holds
-            a character that is not a base or an IUPAC code.
+        ValueError: naming the first sequence that is not a string (None, NaN, bytes: a
+            missing value is not turned into the text "nan"), whose length is not
+            ``seq_len``, or that holds a character that is not a base or an IUPAC code.
     """
-    from dnacnn.sequence import encode_batch
+    from dnacnn.sequence import encode_batch, non_dna
 
-    seqs = [str(s) for s in sequences]
+    seqs = list(sequences)
     for i, s in enumerate(seqs):
+        if not isinstance(s, str):
+            raise ValueError(
+                f"sequence {i} is {s!r:.60} (a {type(s).__name__}), not a string of bases; "
+                "give every row a sequence (no missing values)"
+            )
         if len(s) != seq_len:
             raise ValueError(
                 f"sequence {i} has {len(s)} bases; this model takes windows of exactly "
                 f"{seq_len} bp: cut or pad (with N) the sequences to {seq_len}"
             )
-        bad = _NOT_IUPAC.search(s)
-        if bad:
-            raise ValueError(
-                f"sequence {i} has {bad.group()!r} at position {bad.start()}: a sequence holds "
-                "A, C, G, T (either case) and IUPAC codes such as N, which are read as unknown"
-            )
+        if problem := non_dna(s):
+            raise ValueError(f"sequence {i} {problem}")
     onehot = encode_batch(seqs, seq_len) if seqs else np.zeros((0, seq_len, 4), np.uint8)
     return predict(model, onehot, task_type, batch_size, precision=precision)

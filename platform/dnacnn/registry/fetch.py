@@ -58,8 +58,9 @@ def fetch_model_dir(
         ``dst``: a folder in ``dnacnn.models.save`` format (model.json +
         model.safetensors, plus task.json when recorded), readable by ``dnacnn.models.load``.
     Raises:
-        ValueError: ``uri`` is not a model URI, the store does not exist, or the
-            model is not in it (the message names the tracking URI).
+        ValueError: ``uri`` is not a model URI, the store does not exist, the model is
+            not in it, or its artifacts are missing or hold no dnacnn checkpoint (the
+            message names the URI and the tracking URI).
     """
     if not is_model_uri(uri):
         raise ValueError(
@@ -82,7 +83,14 @@ def fetch_model_dir(
                 f"cannot fetch {uri} from {store}: {err.message}; check the name, version or "
                 "alias (and MLFLOW_TRACKING_URI)"
             ) from None
-        copy_checkpoint(find_checkpoint(local), dst)
+        if not local.exists() or (local.is_dir() and not any(local.iterdir())):
+            raise ValueError(f"cannot fetch {uri} from {store}: its artifacts are missing (nothing was "
+                             "downloaded); were they deleted from the artifact store?")
+        try:
+            checkpoint = find_checkpoint(local)
+        except FileNotFoundError as err:
+            raise ValueError(f"cannot fetch {uri} from {store}: {err}") from None
+        copy_checkpoint(checkpoint, dst)
     log.info("fetched %s from %s into %s", uri, store, dst)
     return dst
 
@@ -93,8 +101,15 @@ def load_model(uri_or_dir: str | Path, map_location: str = "cpu",
 
     Returns:
         ``dnacnn.models.LoadedModel`` in eval mode on ``map_location``.
+    Raises:
+        ValueError: as :func:`fetch_model_dir`; or a fetched checkpoint that does not
+            load (e.g. truncated weights), naming the URI, not the temporary folder.
     """
     if is_model_uri(uri_or_dir):
         with tempfile.TemporaryDirectory(prefix="dnacnn-load-") as tmp:
-            return load(fetch_model_dir(str(uri_or_dir), Path(tmp), tracking_uri), map_location)
+            folder = fetch_model_dir(str(uri_or_dir), Path(tmp), tracking_uri)
+            try:
+                return load(folder, map_location)
+            except (OSError, ValueError) as err:
+                raise ValueError(str(err).replace(str(folder), str(uri_or_dir))) from None
     return load(uri_or_dir, map_location)

@@ -66,20 +66,27 @@ class DnaCnnModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """model_input: DataFrame with a ``sequence`` column (or a list / Series of strings)."""
+        """model_input: DataFrame with a ``sequence`` column (or a list / Series of strings).
+
+        Returns:
+            one row per input row, with the input's index (a frame indexed 5, 7 gives
+            rows 5, 7: joining the two lines them up), one column per task.
+        """
+        index = None
         if isinstance(model_input, pd.DataFrame):
             if "sequence" not in model_input.columns:
                 raise ValueError(
                     f"expected a DataFrame with a 'sequence' column, got columns "
                     f"{list(model_input.columns)}"
                 )
-            sequences = model_input["sequence"].tolist()
+            sequences, index = model_input["sequence"].tolist(), model_input.index
         else:
             sequences = list(model_input)
+            index = model_input.index if isinstance(model_input, pd.Series) else None
         batch_size = int((params or {}).get("batch_size", 256))
         loaded = self.loaded
         prob = predict_sequences(loaded.model, sequences, loaded.seq_len, loaded.task_type, batch_size)
-        return pd.DataFrame(prob, columns=list(loaded.tasks))
+        return pd.DataFrame(prob, columns=list(loaded.tasks), index=index)
 
 
 def copy_checkpoint(checkpoint_dir: Path, dst: Path) -> Path:

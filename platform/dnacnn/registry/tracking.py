@@ -95,7 +95,9 @@ def reading_tracking_uri(tracking_uri: str | None = None) -> str:
             ``get_tracking_uri``); else the default, ``sqlite:///<cwd>/data/mlflow.db``.
     Raises:
         ValueError: the URI names a local store (sqlite file, folder) that does not
-            exist; the message gives the URI and where it came from.
+            exist, or an sqlite "file" that is a folder or not an SQLite database (an
+            empty file included: MLflow would write a new store into it); the message
+            gives the URI and where it came from.
     """
     if tracking_uri:
         uri, source = tracking_uri, "given"
@@ -111,4 +113,21 @@ def reading_tracking_uri(tracking_uri: str | None = None) -> str:
             f"no MLflow tracking store at {uri} ({source}); set MLFLOW_TRACKING_URI to the "
             "store or server the model was registered in"
         )
+    if store is not None and uri.startswith("sqlite:///") and (problem := _not_sqlite(store)):
+        raise ValueError(f"the MLflow tracking store {uri} ({source}) {problem}; set "
+                         "MLFLOW_TRACKING_URI to the store or server the model was registered in")
     return uri
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def _not_sqlite(path: Path) -> str | None:
+    """Why the existing ``path`` cannot be an sqlite store, or None when its header is SQLite's."""
+    if path.is_dir():
+        return "is a folder, not an SQLite file"
+    with open(path, "rb") as handle:
+        head = handle.read(len(_SQLITE_MAGIC))
+    if not head:
+        return "is an empty file, not an MLflow store"
+    return None if head == _SQLITE_MAGIC else "is not an SQLite database"

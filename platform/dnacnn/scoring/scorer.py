@@ -245,7 +245,7 @@ class VariantScorer:
             :meth:`score_onehot`'s dict plus ``max_abs_delta`` (N,) float32 and
             ``max_task`` (N,) object (task names).
         """
-        n = len(chrom)
+        n = _rows(chrom, pos, ref, alt)
         pos0 = np.asarray(pos, dtype=np.int64).reshape(n) - 1
         # reference windows in one coordinate system (contigs 2**40 apart): near ones share work
         contig_base = {name: (k + 1) << 40 for k, name in enumerate(self.genome.contigs)}
@@ -278,7 +278,7 @@ class VariantScorer:
             dict: ``kind``, ``reason``, ``message``, ``max_task`` (N,) object;
             ``delta``, ``logit_delta`` (N, T) float32; ``max_abs_delta`` (N,) float32.
         """
-        n = len(chrom)
+        n = _rows(chrom, pos, ref, alt)
         checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
         kind = np.array([c[0] for c in checks], dtype=object)
         reason = np.array([c[1] for c in checks], dtype=object)
@@ -317,6 +317,7 @@ class VariantScorer:
         if isinstance(batch, pa.Table):
             cols = {name: batch.column(name).to_pylist() for name in INPUT_COLUMNS if name in batch.column_names}
         elif isinstance(batch, pd.DataFrame):
+            _check_single_columns(batch)
             cols = {name: batch[name].tolist() for name in INPUT_COLUMNS if name in batch.columns}
         else:
             cols = {name: list(batch[name]) for name in INPUT_COLUMNS if name in batch}
@@ -373,13 +374,19 @@ class VariantScorer:
             ``kind``, ``delta`` and ``logit_delta`` ((T,) float32 arrays in the order
             of ``self.tasks``), ``max_abs_delta``, ``max_task``, and ``reason`` /
             ``message`` (None / '' for scored rows; NaN scores for rejected ones).
+        Raises:
+            TypeError: ``df`` is not a DataFrame. ValueError: it lacks or repeats a column.
         """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"score_dataframe takes a pandas DataFrame, got a {type(df).__name__}: "
+                            "pd.DataFrame(...) it, or call the scorer on a dict of columns")
         missing = [name for name in INPUT_COLUMNS if name not in df.columns]
         if missing:
             raise ValueError(
                 f"the DataFrame lacks column(s) {', '.join(missing)}; give one row per "
                 f"(variant, ALT allele) with {', '.join(INPUT_COLUMNS)} (pos = 1-based VCF POS)"
             )
+        _check_single_columns(df)
         out = df.reset_index(drop=True).copy()
         if "id" not in out.columns:
             out.insert(min(2, len(out.columns)), "id", ".")
@@ -387,6 +394,21 @@ class VariantScorer:
             out["chrom"].tolist(), out["pos"].tolist(), out["ref"].tolist(), out["alt"].tolist()
         )
         return _assign_pandas(out, scores)
+
+
+def _rows(chrom, pos, ref, alt) -> int:
+    """N, the length of each of the four columns; columns of different lengths are refused
+    (zip would score the shortest and leave the other rows out)."""
+    lengths = [len(chrom), len(pos), len(ref), len(alt)]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"chrom, pos, ref, alt have {', '.join(map(str, lengths))} rows; give one value per row in each")
+    return lengths[0]
+
+
+def _check_single_columns(df: pd.DataFrame) -> None:
+    """Refuse an input column held twice (``df["alt"]`` would be a frame of both)."""
+    if twice := sorted(set(df.columns[df.columns.duplicated()]) & set(INPUT_COLUMNS)):
+        raise ValueError(f"the DataFrame has column(s) {', '.join(twice)} more than once; keep one of each")
 
 
 def _assign_pandas(df: pd.DataFrame, scores: dict[str, np.ndarray]) -> pd.DataFrame:
