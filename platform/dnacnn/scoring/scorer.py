@@ -48,17 +48,13 @@ from dnacnn.tasks import check_task_type
 from dnacnn.scoring.allele_windows import variant_windows, window_start
 from dnacnn.scoring.mutant_effect import MutantEffect
 from dnacnn.scoring.shared_reference import reverse_strand_starts
+from dnacnn.scoring.variant_tables import append_arrow, assign_pandas, check_dataframe, input_columns, row_count
 from dnacnn.sequence import reverse_complement_onehot
 from dnacnn.variants.alleles import check_allele
 
 log = logging.getLogger(__name__)
 
 ModelSpec = Union[LoadedModel, nn.Module, str, os.PathLike, Callable[[], LoadedModel]]
-
-#: Columns a batch / DataFrame must have; ``pos`` is the 1-based VCF POS.
-INPUT_COLUMNS = ("chrom", "pos", "ref", "alt")
-#: Columns the scorer adds to a batch.
-SCORE_COLUMNS = ("kind", "delta", "logit_delta", "max_abs_delta", "max_task", "reason", "message")
 
 #: How ``VariantScorer`` computes (see its ``mode``).
 MODES = ("exact",)
@@ -245,7 +241,7 @@ class VariantScorer:
             :meth:`score_onehot`'s dict plus ``max_abs_delta`` (N,) float32 and
             ``max_task`` (N,) object (task names).
         """
-        n = _rows(chrom, pos, ref, alt)
+        n = row_count(chrom, pos, ref, alt)
         pos0 = np.asarray(pos, dtype=np.int64).reshape(n) - 1
         # reference windows in one coordinate system (contigs 2**40 apart): near ones share work
         contig_base = {name: (k + 1) << 40 for k, name in enumerate(self.genome.contigs)}
@@ -271,14 +267,14 @@ class VariantScorer:
         return out
 
     def score_columns(self, chrom, pos, ref, alt) -> dict[str, np.ndarray]:
-        """Check and score N rows: the per-row result columns of :data:`SCORE_COLUMNS`.
+        """Check and score N rows: the per-row result columns of :data:`~dnacnn.scoring.variant_tables.SCORE_COLUMNS`.
 
         Rejected rows get ``reason`` / ``message`` and NaN scores (``max_task`` None).
         Returns:
             dict: ``kind``, ``reason``, ``message``, ``max_task`` (N,) object;
             ``delta``, ``logit_delta`` (N, T) float32; ``max_abs_delta`` (N,) float32.
         """
-        n = _rows(chrom, pos, ref, alt)
+        n = row_count(chrom, pos, ref, alt)
         checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
         kind = np.array([c[0] for c in checks], dtype=object)
         reason = np.array([c[1] for c in checks], dtype=object)
@@ -310,28 +306,16 @@ class VariantScorer:
                 (passed through): a dict of numpy arrays, a ``pyarrow.Table`` or a
                 ``pandas.DataFrame``.
         Returns:
-            the same kind of batch with :data:`SCORE_COLUMNS` added. In Arrow,
+            the same kind of batch with :data:`~dnacnn.scoring.variant_tables.SCORE_COLUMNS` added. In Arrow,
             ``delta`` and ``logit_delta`` are ``fixed_size_list<float32>[T]`` (null for
             rejected rows) and the schema metadata holds ``dnacnn.tasks`` (JSON).
         """
-        if isinstance(batch, pa.Table):
-            cols = {name: batch.column(name).to_pylist() for name in INPUT_COLUMNS if name in batch.column_names}
-        elif isinstance(batch, pd.DataFrame):
-            _check_single_columns(batch)
-            cols = {name: batch[name].tolist() for name in INPUT_COLUMNS if name in batch.columns}
-        else:
-            cols = {name: list(batch[name]) for name in INPUT_COLUMNS if name in batch}
-        missing = [name for name in INPUT_COLUMNS if name not in cols]
-        if missing:
-            raise ValueError(
-                f"the batch lacks column(s) {', '.join(missing)}; a variant batch needs "
-                f"{', '.join(INPUT_COLUMNS)} (pos = 1-based VCF POS)"
-            )
+        cols = input_columns(batch)
         scores = self.score_columns(cols["chrom"], cols["pos"], cols["ref"], cols["alt"])
         if isinstance(batch, pa.Table):
-            return self._append_arrow(batch, scores)
+            return append_arrow(batch, scores, self.n_tasks, self.arrow_schema_metadata())
         if isinstance(batch, pd.DataFrame):
-            return _assign_pandas(batch.copy(), scores)
+            return assign_pandas(batch.copy(), scores)
         out = dict(batch)
         out.update(scores)
         return out
@@ -348,21 +332,6 @@ class VariantScorer:
             b"dnacnn.precision": self.precision.encode(),
         }
 
-    def _append_arrow(self, table: pa.Table, scores: dict[str, np.ndarray]) -> pa.Table:
-        rejected = np.asarray(scores["reason"] != None, dtype=bool)  # noqa: E711
-        t = self.n_tasks
-        table = table.drop_columns([c for c in SCORE_COLUMNS if c in table.column_names])
-        table = table.append_column("kind", pa.array(scores["kind"].tolist(), pa.string()))
-        for key in ("delta", "logit_delta"):
-            values = pa.array(np.nan_to_num(scores[key]).ravel(), pa.float32())
-            table = table.append_column(key, pa.FixedSizeListArray.from_arrays(values, t, mask=pa.array(rejected)))
-        table = table.append_column("max_abs_delta", pa.array(scores["max_abs_delta"], pa.float32(), mask=rejected))
-        for key in ("max_task", "reason", "message"):
-            table = table.append_column(key, pa.array(scores[key].tolist(), pa.string()))
-        meta = dict(table.schema.metadata or {})
-        meta.update(self.arrow_schema_metadata())
-        return table.replace_schema_metadata(meta)
-
     def score_dataframe(self, df: pd.DataFrame) -> pd.DataFrame:
         """Score a table of variants: the Python API.
 
@@ -377,47 +346,11 @@ class VariantScorer:
         Raises:
             TypeError: ``df`` is not a DataFrame. ValueError: it lacks or repeats a column.
         """
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"score_dataframe takes a pandas DataFrame, got a {type(df).__name__}: "
-                            "pd.DataFrame(...) it, or call the scorer on a dict of columns")
-        missing = [name for name in INPUT_COLUMNS if name not in df.columns]
-        if missing:
-            raise ValueError(
-                f"the DataFrame lacks column(s) {', '.join(missing)}; give one row per "
-                f"(variant, ALT allele) with {', '.join(INPUT_COLUMNS)} (pos = 1-based VCF POS)"
-            )
-        _check_single_columns(df)
+        check_dataframe(df)
         out = df.reset_index(drop=True).copy()
         if "id" not in out.columns:
             out.insert(min(2, len(out.columns)), "id", ".")
         scores = self.score_columns(
             out["chrom"].tolist(), out["pos"].tolist(), out["ref"].tolist(), out["alt"].tolist()
         )
-        return _assign_pandas(out, scores)
-
-
-def _rows(chrom, pos, ref, alt) -> int:
-    """N, the length of each of the four columns; columns of different lengths are refused
-    (zip would score the shortest and leave the other rows out)."""
-    lengths = [len(chrom), len(pos), len(ref), len(alt)]
-    if len(set(lengths)) > 1:
-        raise ValueError(f"chrom, pos, ref, alt have {', '.join(map(str, lengths))} rows; give one value per row in each")
-    return lengths[0]
-
-
-def _check_single_columns(df: pd.DataFrame) -> None:
-    """Refuse an input column held twice (``df["alt"]`` would be a frame of both)."""
-    if twice := sorted(set(df.columns[df.columns.duplicated()]) & set(INPUT_COLUMNS)):
-        raise ValueError(f"the DataFrame has column(s) {', '.join(twice)} more than once; keep one of each")
-
-
-def _assign_pandas(df: pd.DataFrame, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Put score columns into ``df``: (N, T) arrays as one (T,) array per row."""
-    for key, value in scores.items():
-        if value.ndim == 2:
-            df[key] = pd.Series(list(value), index=df.index, dtype=object)
-        elif value.dtype == object:
-            df[key] = pd.Series(value, index=df.index, dtype=object)
-        else:
-            df[key] = value
-    return df
+        return assign_pandas(out, scores)
