@@ -90,6 +90,11 @@ def test_unknown_model_param_names_key(tmp_path):
         ({"lr_plateau_factor": 2}, r"lr_plateau_factor must be in \(0, 1\)"),
         ({"lr": float("inf")}, r"lr and eps must be finite"),  # a run of NaN losses otherwise
         ({"run_name": "../../elsewhere"}, r"run_name '../../elsewhere' must be one folder name"),
+        # Out of torch's or numpy's range: each worker failed with a traceback after Ray started
+        # (a million threads crashed it).
+        ({"threads_per_worker": 1_000_000}, r"threads_per_worker must be in \[1, 1024\] or null"),
+        ({"seed": 10**23}, r"seed must be in \[0, 2\*\*63\), got 1000"),
+        ({"seed": -1}, r"seed must be in \[0, 2\*\*63\), got -1"),
     ],
 )
 def test_bad_values_are_named(tmp_path, train, message):
@@ -183,6 +188,65 @@ def test_from_dict_is_generic():
         from_dict(Outer, {"name": "a", "inner": {"sise": 3}}, "score")
     with pytest.raises(ValueError, match=r"section 'score' must be a mapping"):
         from_dict(Outer, ["a"], "score")
+
+
+BILLION_LAUGHS = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi")
+).replace("b: &b [*a", "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\nb: &b [*a")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # PyYAML keeps the last of two keys silently: the first section was thrown away.
+        ("data: {dataset: a}\nmodel: {name: simple}\ndata: {dataset: b}\n",
+         r"is not valid YAML: key 'data' is given twice in one mapping line 3, column 1"),
+        ("data: {dataset: a, dataset: b}\nmodel: {name: simple}\n", r"key 'dataset' is given twice"),
+        # Nested aliases: 9**9 values, minutes and gigabytes to copy before any check.
+        (BILLION_LAUGHS, r"is not a usable config: its aliases expand to more than 100,000 values"),
+        # An alias inside its own anchor: a RecursionError traceback.
+        ("data: &d {dataset: x, again: *d}\nmodel: {name: simple}\n",
+         r"an alias \(\*name\) is used inside its own anchor"),
+        ("[" * 3000 + "]" * 3000, r"is not valid YAML: it nests too deeply"),
+        ("train: !!python/object/apply:os.system [true]\n", r"is not valid YAML: could not determine a constructor"),
+    ],
+    ids=["duplicate-section", "duplicate-key", "billion-laughs", "recursive-alias", "deep", "python-tag"],
+)
+def test_hostile_yaml_is_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path} ") and "\n" not in str(err.value)
+
+
+def test_yaml_anchors_and_merge_keys_still_load(tmp_path):
+    # A key that overrides one merged in with << is no duplicate.
+    path = tmp_path / "job.yaml"
+    path.write_text("data: {dataset: x}\nmodel: {name: simple}\n"
+                    "train: &t {epochs: 3, seed: 1}\nmlflow: {experiment: e}\nother: {<<: *t, epochs: 5}\n")
+    from dnacnn.config import read_yaml
+
+    assert read_yaml(path)["other"] == {"epochs": 5, "seed": 1}
+    path.write_text(path.read_text().replace("other: {<<: *t, epochs: 5}\n", ""))
+    assert load_config(path).train.epochs == 3
+
+
+def test_unreadable_config_files_are_named(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("data: {dataset: caf\u00e9}\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"^{bad} is not UTF-8 text \(byte 0xe9 at offset 19\)"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match=rf"config file {tmp_path} is a folder"):
+        load_config(tmp_path)
+
+
+def test_an_override_that_is_not_yaml_is_named(tmp_path):
+    path = write(tmp_path, minimal())
+    for value in ("*a", "[1", "{a: 1, a: 2}"):
+        with pytest.raises(ValueError, match=rf"^--set train.epochs=.*: the value '.*' is not valid YAML"):
+            load_config(path, [f"train.epochs={value}"])
 
 
 def test_cli_rejects_bad_config_with_exit_2(tmp_path):

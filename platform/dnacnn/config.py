@@ -41,6 +41,9 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------------
 
 
+#: Most torch threads a worker may ask for (train.threads_per_worker): more cores than any node has.
+MAX_THREADS = 1024
+
 #: A run name: one folder under storage_path.
 _RUN_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -152,8 +155,14 @@ class TrainConfig:
         if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), "
                              f"got {self.warmup_epochs}")
-        if self.threads_per_worker is not None and self.threads_per_worker < 1:
-            raise ValueError(f"threads_per_worker must be >= 1, got {self.threads_per_worker}")
+        # torch starts every thread asked for: a million crash the worker after Ray has started.
+        if self.threads_per_worker is not None and not 1 <= self.threads_per_worker <= MAX_THREADS:
+            raise ValueError(f"threads_per_worker must be in [1, {MAX_THREADS}] or null, "
+                             f"got {self.threads_per_worker}")
+        # torch.manual_seed takes at most 64 bits and numpy's SeedSequence no negative number:
+        # out of range, each worker would fail after Ray has started.
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
         if self.max_failures < -1:
             raise ValueError(f"max_failures must be >= -1 (-1 = retry forever), got {self.max_failures}")
         if self.checkpoints_to_keep is not None and self.checkpoints_to_keep < 1:

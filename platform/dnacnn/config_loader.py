@@ -5,7 +5,9 @@ rejecting unknown keys (and sections) with a message naming the key, its section
 and the allowed keys, and checking every value against the field's type.
 :func:`load_yaml_config` reads a file, applies ``section.key=value`` overrides,
 expands environment variables and validates; its errors say whether the file
-or which ``--set`` override is wrong. ``dnacnn.config`` declares the job sections.
+or which ``--set`` override is wrong. YAML is read by :func:`parse_yaml`: safe (no
+Python tags), a key given twice, an alias inside its own anchor or a "billion laughs"
+of nested aliases refused. ``dnacnn.config`` declares the job sections.
 """
 
 from __future__ import annotations
@@ -181,15 +183,94 @@ def to_dict(config: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
+#: Values a config may expand to, aliases counted each time they are used: the committed
+#: configs hold about a hundred; a "billion laughs" file of nested aliases holds billions.
+MAX_CONFIG_VALUES = 100_000
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags) that refuses a key given twice in one mapping,
+    where PyYAML would keep the last silently. Keys merged in with ``<<`` may be overridden."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark)
+                    seen.add(key)
+                except TypeError:  # an unhashable key: PyYAML's own error says so
+                    break
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as YAML (safe: no Python tags), refused in one line naming ``where``
+    when it is not valid YAML, gives a key twice, nests too deeply, uses an alias inside
+    its own anchor, or expands to more than :data:`MAX_CONFIG_VALUES` values.
+
+    Raises:
+        ValueError: ``"<where> is not valid YAML: <reason>"``.
+    """
+    try:
+        value = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+        _count_values(value, {}, set())
+    except yaml.YAMLError as err:
+        reason = " ".join(str(err).replace(' in "<unicode string>",', "").split())
+        raise ValueError(f"{where} is not valid YAML: {reason}") from None
+    except RecursionError:
+        raise ValueError(f"{where} is not valid YAML: it nests too deeply") from None
+    except _TooLarge as err:
+        raise ValueError(f"{where} is not a usable config: {err}") from None
+    return value
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _count_values(value: Any, counted: dict[int, int], open_: set[int]) -> int:
+    """Values in ``value`` with every alias expanded (each shared list or mapping is counted
+    once per use, walked once); raises :class:`_TooLarge` past :data:`MAX_CONFIG_VALUES`
+    or for a list or mapping that holds itself."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    key = id(value)
+    if key in open_:
+        raise _TooLarge("an alias (*name) is used inside its own anchor (&name): the value would hold itself")
+    if key not in counted:
+        open_.add(key)
+        items = value.values() if isinstance(value, dict) else value
+        counted[key] = 1 + sum(_count_values(v, counted, open_) for v in items)
+        open_.discard(key)
+        if counted[key] > MAX_CONFIG_VALUES:
+            raise _TooLarge(f"its aliases expand to more than {MAX_CONFIG_VALUES:,} values")
+    return counted[key]
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file; ``FileNotFoundError`` / ``ValueError`` if unusable."""
+    """The top-level mapping of a YAML file (see :func:`parse_yaml`).
+
+    Raises:
+        FileNotFoundError: no such file (or a folder).
+        ValueError: one line naming the file: not UTF-8, not YAML, not a mapping.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"config file {path} is a folder; give a YAML file, e.g. jobs/configs/smoke.yaml")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found; configs live in jobs/configs/")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {err}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                         f"{err.start}); save the config as UTF-8") from None
+    raw = parse_yaml(text, str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -211,7 +292,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
             raise ValueError(
                 f"override {item!r} must look like section.key=value, e.g. train.epochs=4"
             )
-        value = yaml.safe_load(text) if text.strip() else None
+        value = parse_yaml(text, f"the value {text!r}") if text.strip() else None
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
