@@ -258,3 +258,42 @@ def test_cli_rejects_bad_config_with_exit_2(tmp_path):
     assert "unknown key 'lr_rate' in section 'train'" in result.output
     result = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "not found" in result.output
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # Checked by the scoring job only at step 4, after the whole training.
+        ("score.batch_size=0", r"in section 'score': batch_size must be >= 1, got 0"),
+        ("score.shard_variants=-1", r"in section 'score': shard_variants must be >= 1, got -1"),
+        # "negative dimensions are not allowed", a ZeroDivisionError traceback, or silence.
+        ("simulate.n_windows=-5", r"in section 'simulate': n_windows must be >= 1, got -5"),
+        ("simulate.length=0", r"in section 'simulate': length must be >= 1, got 0"),
+        ("simulate.n_breaking=-1", r"in section 'simulate': n_breaking must be >= 0, got -1"),
+        ("simulate.max_n_fraction=-1", r"in section 'simulate': max_n_fraction and min_match are shares"),
+    ],
+)
+def test_main_config_ranges_are_checked_when_it_loads(override, message):
+    from dnacnn.main_run import load_main_config
+
+    with pytest.raises(ValueError, match=rf"^--set {override}: {message}"):
+        load_main_config(REPO / "jobs" / "configs" / "main.yaml", [override])
+
+
+def test_main_job_opens_its_genome_and_vcf_before_anything_runs(tmp_path):
+    # A missing VCF was found at step 4, after the dataset was built and the model trained.
+    from dnacnn.main_run import load_main_config, run_main
+
+    fasta = REPO / "tests" / "data" / "chr20_sparse.fa.gz"
+    cfg = load_main_config(REPO / "jobs" / "configs" / "main.yaml", [
+        f"main.data_dir={tmp_path}", f"main.genome={fasta}", f"main.vcf={tmp_path / 'missing.vcf.gz'}",
+        f"data.dataset={tmp_path / 'datasets' / 'x'}", "simulate.n_windows=200",
+        "model.params.conv_filters=[0]",  # without the check, training's own refusal comes next
+    ])
+    with pytest.raises(FileNotFoundError, match="missing.vcf.gz"):
+        run_main(cfg)
+    assert not (tmp_path / "datasets").exists()
+    cfg.main.vcf, cfg.main.genome = str(REPO / "tests" / "data" / "normalize_01_IN.vcf.gz"), str(tmp_path / "no.fa")
+    with pytest.raises((FileNotFoundError, ValueError), match="no.fa"):
+        run_main(cfg)
+    assert not (tmp_path / "datasets").exists()

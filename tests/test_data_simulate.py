@@ -256,3 +256,13 @@ def test_labelled_fasta_without_coordinates_and_uneven_lengths(tmp_path):
     assert centre_resize("ACGTACGTAC", 6) == "GTACGT" and centre_resize("ACG", 6) == "NNACGN"
     rows = read_split_rows(tmp_path / "out")
     assert sorted(rows["seq"]) == ["GTACGT", "NNACGN", "TTTTTT"]
+
+
+def test_accessibility_window_shorter_than_a_motif_is_named(tmp_path):
+    # Was "ValueError: high <= 0" from numpy, naming neither the length nor the motif.
+    from dnacnn.models import basset_cell_types
+
+    with pytest.raises(ValueError, match=r"^length 12 is shorter than the widest motif \(MA\S+, \d+ bp\)"):
+        simulate_accessibility(FIXTURE_FASTA, tmp_path / "out", basset_cell_types(),
+                               AccessibilityConfig(n_windows=50, length=12))
+    assert not (tmp_path / "out").exists()

@@ -25,12 +25,14 @@ import pyarrow.parquet as pq
 from dnacnn.config import JobConfig, load_config, to_dict
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.simulate_accessibility import AccessibilityConfig, simulate_accessibility
+from dnacnn.genome import Genome
 from dnacnn.interpret.run import main_job_filter_report
 from dnacnn.models import basset_cell_types
 from dnacnn.reference_data import fetch_vt_examples
-from dnacnn.scoring.batch import score_vcf
+from dnacnn.scoring.batch import check_options, score_vcf
 from dnacnn.scoring.truth import plot_recovery, recovery_metrics
 from dnacnn.train.trainer import train_and_register
+from dnacnn.variants import inspect_vcf
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class ScoreSection:
     batch_size: int = 128
     shard_variants: int = 2500  # VCF records per shard (the unit of work and of restart)
     vcf_out: bool = True  # also write scores.vcf.gz with INFO fields
+
+    def __post_init__(self) -> None:  # checked when the config loads, not after training
+        check_options(self.batch_size, self.shard_variants, None, 1.0, "cpu", 0.0, config_keys=True)
 
 
 @dataclass
@@ -122,6 +127,8 @@ def run_main(cfg: MainConfig, address: str | None = None) -> dict:
         vt = fetch_vt_examples(data_dir)
         fasta = Path(cfg.main.genome or vt.chr20_fasta)
         real_vcf = Path(cfg.main.vcf or vt.normalize_vcf)
+    Genome(fasta)  # both opened now, not after training: a missing or broken file is named at once
+    inspect_vcf(real_vcf)
 
     _step(2, f"simulating the {len(basset_cell_types())}-cell-type accessibility task on {fasta}")
     dataset = build_dataset(cfg, fasta)

@@ -126,6 +126,15 @@ class AccessibilityConfig:
     jaspar_release: str = "JASPAR2024"
 
     def __post_init__(self) -> None:
+        for name in ("n_windows", "length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("n_breaking", "n_neutral", "neutral_min_distance"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.max_n_fraction <= 1 or not 0 <= self.min_match <= 1:
+            raise ValueError(f"max_n_fraction and min_match are shares in [0, 1], got "
+                             f"{self.max_n_fraction} and {self.min_match}")
         lo, hi = self.factors_per_cell
         if not 1 <= lo <= hi <= len(self.factors):
             raise ValueError(
@@ -273,6 +282,10 @@ def simulate_accessibility(
     out_dir = Path(out_dir)
     rng = np.random.default_rng(config.seed)
     motifs = load_factor_motifs(config.factors, meme, config.jaspar_release)
+    widest = max(motifs.values(), key=lambda m: m.width)
+    if config.length < widest.width:
+        raise ValueError(f"length {config.length} is shorter than the widest motif "
+                         f"({widest.id}, {widest.width} bp): no window could carry it")
     genome = Genome(fasta)
     lengths = dict(genome.lengths)
 

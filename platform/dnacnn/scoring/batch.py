@@ -91,9 +91,12 @@ SHARD_VARIANTS = 2500
 
 def check_options(batch_size: int, shard_variants: int, num_actors: int | None, cpus_per_actor: float,
                   device: str, wait_for_resources: float, precision: str = "fp32",
-                  actors_per_gpu: int | None = None) -> None:
+                  actors_per_gpu: int | None = None, *, config_keys: bool = False) -> None:
     """Refuse out-of-range options by name, before anything runs.
 
+    Args:
+        config_keys: name them as a config section's keys (``batch_size``), not as the
+            command's options (``--batch-size``).
     Raises:
         ValueError: naming the option and the range it must be in.
     """
@@ -102,6 +105,7 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
                              ("--wait-for-resources", wait_for_resources, 0), ("--actors-per-gpu", actors_per_gpu, 1)):
         if value is not None and value < low:
             bound = "> 0" if low == 1e-9 else f">= {low}"
+            name = name[2:].replace("-", "_") if config_keys else name
             raise ValueError(f"{name} must be {bound}, got {value}")
     if device not in ("cpu", "cuda"):  # not cuda:N: Ray gives each actor its GPU (CUDA_VISIBLE_DEVICES)
         raise ValueError(f"--device must be cpu or cuda (Ray assigns each scoring actor its GPU), got {device!r}")
