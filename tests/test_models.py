@@ -357,6 +357,33 @@ def _broken_checkpoints(tmp_path):
                   "regression"))
     cases.append((copy("bad-config", json_text=json.dumps({**meta, "config": {**meta["config"], "filters": "x"}})),
                   "model.json", "cannot build"))
+    # model.json at odds with itself: found after Ray had started, or (rc_average "false"
+    # read as true, duplicate task names) not at all.
+    config = meta["config"]
+    cases.append((copy("unknown-name", json_text=json.dumps({**meta, "name": "resnet"})), "model.json",
+                  "unknown model 'resnet'"))
+    cases.append((copy("more-tasks", json_text=json.dumps({**meta, "tasks": ["a", "b", "c"]})), "model.json",
+                  "inconsistent: its config has n_tasks=2, its tasks say 3"))
+    cases.append((copy("no-tasks", json_text=json.dumps({**meta, "tasks": []})), "model.json", "non-empty"))
+    cases.append((copy("same-tasks", json_text=json.dumps({**meta, "tasks": ["a", "a"]})), "model.json", "distinct"))
+    cases.append((copy("empty-config", json_text=json.dumps({**meta, "config": {}})), "model.json",
+                  "its config has seq_len=None"))
+    cases.append((copy("seq-len-0", json_text=json.dumps({**meta, "seq_len": 0, "config": {**config, "seq_len": 0}})),
+                  "model.json", "'seq_len' must be >= 1"))
+    cases.append((copy("rc-string", json_text=json.dumps({**meta, "rc_average": "false"})), "model.json",
+                  "'rc_average' must be true or false"))
+    from safetensors.torch import load as load_bytes, save as save_bytes
+
+    tensors = load_bytes(weights)
+    cases.append((copy("int-weights", weight_bytes=save_bytes({k: v.to(torch.int64) for k, v in tensors.items()})),
+                  "model.safetensors", "has dtype torch.int64, the model in"))
+    # Found when the weights load (torch): integer weights were cast silently, NaN weights scored every variant NaN; a config too
+    # big for memory was a RuntimeError traceback.
+    cases.append((copy("nan-weights", weight_bytes=save_bytes({k: torch.full_like(v, float("nan"))
+                                                               for k, v in tensors.items()})),
+                  "model.safetensors", "holds NaN or infinite values"))
+    huge = {**meta, "seq_len": 10**12, "config": {**config, "seq_len": 10**12}}
+    cases.append((copy("huge", json_text=json.dumps(huge)), "model.json", "cannot build its model"))
     other = tmp_path / "other"  # weights of another model beside this model.json
     save(build("simple", {**SMALL["simple"], "n_tasks": 3}), other, ["a", "b", "c"], task_type="multitask")
     cases.append((copy("foreign", weight_bytes=(other / "model.safetensors").read_bytes()), "model.safetensors",
@@ -375,10 +402,16 @@ def test_broken_checkpoints_are_refused_by_name_without_torch(tmp_path) -> None:
         message = str(err.value)
         assert str(folder / file_name) in message and said in message, (folder.name, message)
         assert "\n" not in message
-        if folder.name not in ("bad-config", "foreign"):
+        if folder.name not in ("bad-config", "foreign", "int-weights", "nan-weights", "huge"):
             with pytest.raises(ValueError, match=said):
                 read_checkpoint_meta(folder)
     assert read_checkpoint_meta(tmp_path / "good")["name"] == "simple"
+
+
+def test_the_torch_free_reader_knows_the_family() -> None:
+    from dnacnn.checkpoint_files import MODEL_NAMES
+
+    assert set(MODEL_NAMES) == set(MODELS)
 
 
 def test_build_validates_configs() -> None:

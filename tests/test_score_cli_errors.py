@@ -147,6 +147,23 @@ def test_a_broken_model_file_is_refused_before_ray_starts(model_dir, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("change", "said"), [
+    ({"tasks": ["a", "b", "c"]}, "is inconsistent: its config has n_tasks="),
+    ({"name": "resnet"}, "unknown model 'resnet'"),
+    ({"rc_average": "false"}, "'rc_average' must be true or false"),
+])
+def test_a_model_json_at_odds_with_itself_is_refused_before_ray_starts(model_dir, tmp_path, change, said):
+    # Was found by the actors, after a local cluster had started (or, for "false", read as true).
+    odd = tmp_path / "odd"
+    shutil.copytree(model_dir, odd)
+    meta = json.loads((odd / "model.json").read_text())
+    (odd / "model.json").write_text(json.dumps({**meta, **change}))
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(odd, FIXTURE_VCF, out)))
+    assert str(odd / "model.json") in line and said in line, line
+    assert not out.exists()
+
+
 def test_weights_that_do_not_fit_their_config_stop_the_started_cluster(model_dir, tmp_path):
     """Found only when the actors load the weights (the driver reads the files without torch):
     the error is the command's last line, its local cluster is stopped before it returns, and

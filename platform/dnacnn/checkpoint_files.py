@@ -8,9 +8,12 @@ A checkpoint, written by ``dnacnn.models.save``, is a folder holding
   length, a JSON header naming each tensor's dtype, shape and byte range, then the
   bytes; https://github.com/huggingface/safetensors#format).
 
-:func:`read_checkpoint_meta` reads the first and checks that the second is whole
-(its header parses and its byte ranges cover the file exactly), so a missing,
-truncated or foreign file is refused with one line naming it. It imports neither
+:func:`read_checkpoint_meta` reads the first, checks that it agrees with itself (a
+model name of the family, the config's ``seq_len`` and ``n_tasks`` those of the file,
+distinct task names), and checks that the second is whole (its header parses and its
+byte ranges cover the file exactly), so a missing, truncated, foreign or inconsistent
+file is refused with one line naming it. Whether the tensors' names, shapes and kinds of
+dtype are the model's takes torch to tell (``dnacnn.models.load``). It imports neither
 torch nor safetensors' torch half: a scoring job's driver runs it before Ray starts
 and leaves loading the weights (and torch's import, seconds) to its actors.
 ``dnacnn.models.load`` reads checkpoints through it.
@@ -32,6 +35,8 @@ WEIGHTS_FILE = "model.safetensors"
 _FIELDS = {"name": str, "config": dict, "tasks": list, "seq_len": int}
 #: A safetensors header larger than this is not one (the format's own limit is 100 MB).
 _MAX_HEADER = 100_000_000
+#: The keys of ``dnacnn.models.MODELS``, known here without importing torch (a test keeps them equal).
+MODEL_NAMES = ("basset", "multiscale", "simple")
 
 
 def read_checkpoint_meta(directory: str | Path) -> dict:
@@ -55,8 +60,20 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
     for name, kind in _FIELDS.items():
         if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
             raise ValueError(f"{meta_path}: {name!r} is missing or not a JSON {kind.__name__}")
-    if not all(isinstance(task, str) for task in meta["tasks"]):
-        raise ValueError(f"{meta_path}: 'tasks' must be a list of names (strings)")
+    tasks, config = meta["tasks"], meta["config"]
+    if not tasks or not all(isinstance(task, str) for task in tasks) or len(set(tasks)) != len(tasks):
+        raise ValueError(f"{meta_path}: 'tasks' must be a non-empty list of distinct names (strings)")
+    if meta["name"] not in MODEL_NAMES:
+        raise ValueError(f"{meta_path}: unknown model {meta['name']!r}; this version of dnacnn has "
+                         f"{', '.join(MODEL_NAMES)}")
+    for key, value in (("seq_len", meta["seq_len"]), ("n_tasks", len(tasks))):
+        if type(config.get(key)) is not int or config[key] != value:
+            raise ValueError(f"{meta_path} is inconsistent: its config has {key}={config.get(key)!r}, "
+                             f"its {'seq_len' if key == 'seq_len' else 'tasks'} say {value}")
+    if meta["seq_len"] < 1:
+        raise ValueError(f"{meta_path}: 'seq_len' must be >= 1, got {meta['seq_len']}")
+    if not isinstance(meta.get("rc_average", False), bool):
+        raise ValueError(f"{meta_path}: 'rc_average' must be true or false, got {meta['rc_average']!r}")
     if meta.get("task_type") is not None:
         try:
             check_task_type(meta["task_type"])

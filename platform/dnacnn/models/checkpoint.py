@@ -112,27 +112,33 @@ def load(directory: str | Path, map_location: str | torch.device = "cpu") -> Loa
     directory = Path(directory)
     meta = read_checkpoint_meta(directory)  # model.json checked, the weights file whole
     meta_path = directory / CONFIG_FILE
-    try:
+    try:  # RuntimeError: a config (seq_len 1e9, say) whose weights do not fit in memory
         model = build(meta["name"], meta["config"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{meta_path}: cannot build its model ({err})") from None
-    tasks = list(meta["tasks"])
-    if len(tasks) != model.n_tasks or meta["seq_len"] != model.seq_len:
-        raise ValueError(
-            f"{meta_path} is inconsistent: {len(tasks)} tasks and seq_len {meta['seq_len']} "
-            f"for a config with n_tasks={model.n_tasks} and seq_len={model.seq_len}"
-        )
+    except (TypeError, ValueError, RuntimeError) as err:
+        reason = " ".join(str(err).split())
+        raise ValueError(f"{meta_path}: cannot build its model ({reason[:300]})") from None
+    tasks = list(meta["tasks"])  # as many as the config's n_tasks (read_checkpoint_meta)
     task_type = check_task_type(meta.get("task_type") or _legacy_task_type(directory))
+    weights = load_file(directory / WEIGHTS_FILE, device="cpu")
+    expected = model.state_dict()
+    for name, value in weights.items():  # load_state_dict would cast integers to floats silently
+        if name in expected and value.is_floating_point() != expected[name].is_floating_point():
+            raise ValueError(f"{directory / WEIGHTS_FILE}: tensor {name!r} has dtype {value.dtype}, the "
+                             f"model in {meta_path} holds {expected[name].dtype} there")
     try:
-        model.load_state_dict(load_file(directory / WEIGHTS_FILE, device="cpu"))
+        model.load_state_dict(weights)
     except RuntimeError as err:  # names or shapes that are not this model's, one per line after a heading
         lines = [" ".join(line.split()).rstrip(".") for line in str(err).splitlines() if line.strip()]
         details = lines[1:] or lines
         more = f"; {len(details) - 1} more" if len(details) > 1 else ""
         raise ValueError(f"{directory / WEIGHTS_FILE} does not hold the weights of the model in "
                          f"{meta_path} ({details[0][:200]}{more})") from None
+    bad = next((name for name, value in model.state_dict().items()
+                if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if bad is not None:  # every score would be NaN
+        raise ValueError(f"{directory / WEIGHTS_FILE}: tensor {bad!r} holds NaN or infinite values")
     model.to(map_location)
-    rc_average = bool(meta.get("rc_average", False))
+    rc_average = meta.get("rc_average", False)  # a bool: read_checkpoint_meta
     if rc_average:
         model = RCAverage(model)
     return LoadedModel(
