@@ -354,6 +354,41 @@ def test_a_sqlite_store_that_is_not_a_database_is_refused_in_one_line(tmp_path, 
     assert kind == "folder" or store.read_bytes() == before
 
 
+def test_a_tracking_server_nobody_answers_at_is_refused_in_seconds(tmp_path, monkeypatch):
+    """A server URI where nothing listens: MLflow retried for about four minutes (a dozen
+    console warnings) before its error; now one line within seconds, for reading a model
+    (the command, in a fresh process) and for a training job's tracking set-up."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from conftest import FIXTURE_FASTA, FIXTURE_VCF
+
+    with socket.socket() as sock:  # a port on 127.0.0.1 that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from dnacnn.cli import app; app()", "score",
+         "--model", "models:/x@champion", "--genome", str(FIXTURE_FASTA),
+         "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert time.monotonic() - t0 < 60, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith(f"error: cannot fetch models:/x@champion: no MLflow tracking server "
+                               f"answers at {uri} (from MLFLOW_TRACKING_URI; ")
+    assert not (tmp_path / "out").exists()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError, match=f"no MLflow tracking server answers at {uri} \\(the job's"):
+        registry.setup_tracking(MlflowConfig(tracking_uri=uri))
+    with pytest.raises(ValueError, match="is not a server address"):
+        registry.check_server("http://127.0.0.1:99999", "given")
+
+
 def test_the_one_model_uri_check_needs_no_mlflow():
     """The scorer and the CLI ask ``registry.is_model_uri``; importing it loads no MLflow."""
     import subprocess

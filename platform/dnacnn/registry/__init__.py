@@ -26,7 +26,7 @@ from dnacnn.registry.uris import URI_SCHEMES, is_model_uri
 
 _EXPORTS = {
     "default_tracking_uri": "tracking", "artifact_root": "tracking", "setup_tracking": "tracking",
-    "reading_tracking_uri": "tracking",
+    "reading_tracking_uri": "tracking", "check_server": "tracking",
     "sha256_file": "provenance", "input_files": "provenance", "git_state": "provenance",
     "flatten": "provenance",
     "DnaCnnModel": "pyfunc", "log_pyfunc_model": "pyfunc", "model_signature": "pyfunc",

@@ -7,12 +7,15 @@
 Writing (:func:`setup_tracking`, used when a training run is logged) creates a
 missing local store. Reading (:func:`reading_tracking_uri`, used to fetch a
 model) never does: a model URI read against a store that is not there is an
-error naming the URI that was tried, not a new empty ``mlflow.db``.
+error naming the URI that was tried, not a new empty ``mlflow.db``. Both refuse a
+tracking server that does not accept a connection within seconds (:func:`check_server`),
+where MLflow would retry for about four minutes.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -21,6 +24,8 @@ import mlflow
 from dnacnn.config import MlflowConfig
 
 _SERVER_NAMES = ("databricks", "databricks-uc", "uc")  # tracking "URIs" that are not paths
+#: Seconds an http(s) tracking server may take to accept a connection.
+SERVER_CONNECT_TIMEOUT_S = 10.0
 
 
 def default_tracking_uri(cfg: MlflowConfig | None = None) -> str:
@@ -62,6 +67,33 @@ def quiet_artifact_transfers() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def check_server(uri: str, source: str, timeout_s: float = SERVER_CONNECT_TIMEOUT_S) -> None:
+    """Refuse an ``http(s)://`` tracking URI whose host does not accept a TCP connection
+    within ``timeout_s`` (other URIs pass). ``source`` says where the URI came from.
+
+    Raises:
+        ValueError: naming the URI, where it came from and why.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    try:
+        target = (parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
+        if not target[0]:
+            raise ValueError("no host")
+    except ValueError as err:  # a port out of range, no host
+        raise ValueError(f"MLflow tracking URI {uri} ({source}) is not a server address: {err}") from None
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or str(err))
+        raise ValueError(
+            f"no MLflow tracking server answers at {uri} ({source}; {reason} within {timeout_s:g} s); "
+            "start it, or set MLFLOW_TRACKING_URI to the store or server to use"
+        ) from None
+
+
 def setup_tracking(cfg: MlflowConfig | None = None) -> str:
     """Point MLflow at the tracking store of ``cfg`` (created when missing) and select
     (or create) its experiment.
@@ -74,6 +106,7 @@ def setup_tracking(cfg: MlflowConfig | None = None) -> str:
     uri = default_tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
         local_store(uri).parent.mkdir(parents=True, exist_ok=True)
+    check_server(uri, "the job's tracking URI")
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
     if experiment is None:
@@ -96,8 +129,9 @@ def reading_tracking_uri(tracking_uri: str | None = None) -> str:
     Raises:
         ValueError: the URI names a local store (sqlite file, folder) that does not
             exist, or an sqlite "file" that is a folder or not an SQLite database (an
-            empty file included: MLflow would write a new store into it); the message
-            gives the URI and where it came from.
+            empty file included: MLflow would write a new store into it), or a server
+            that does not answer (:func:`check_server`); the message gives the URI and
+            where it came from.
     """
     if tracking_uri:
         uri, source = tracking_uri, "given"
@@ -116,6 +150,7 @@ def reading_tracking_uri(tracking_uri: str | None = None) -> str:
     if store is not None and uri.startswith("sqlite:///") and (problem := _not_sqlite(store)):
         raise ValueError(f"the MLflow tracking store {uri} ({source}) {problem}; set "
                          "MLFLOW_TRACKING_URI to the store or server the model was registered in")
+    check_server(uri, source)
     return uri
 
 
