@@ -242,6 +242,47 @@ def test_address_that_nobody_answers_is_refused_at_once(model_dir, tmp_path):
     assert not out.exists()
 
 
+def test_address_where_something_else_answers_is_refused_at_once(model_dir, tmp_path):
+    """An HTTP server (or a silent one) at --address: Ray waited for a GCS there for minutes."""
+    import http.server
+    import threading
+
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def handle(self):  # accept, say nothing, hang up after a while
+            time.sleep(3)
+
+    servers = [http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler),
+               http.server.HTTPServer(("127.0.0.1", 0), Silent)]
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        for server, scheme in zip(servers, ("", "ray://")):
+            address = f"{scheme}127.0.0.1:{server.server_address[1]}"
+            out = tmp_path / "out"
+            t0 = time.monotonic()
+            line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out), "--address", address,
+                                          timeout=120))
+            assert time.monotonic() - t0 < 60
+            assert f"something answers at --address {address}, but not a Ray cluster's head" in line, line
+            assert not out.exists()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, tmp_path / "o"), "--address",
+                                  "127.0.0.1:99999"))
+    assert line == "error: --address 127.0.0.1:99999 is not a host:port (Port out of range 0-65535)"
+
+
+def test_a_ray_head_passes_the_address_check(ray_session):
+    import ray
+
+    from dnacnn.ray_cluster import check_reachable
+
+    check_reachable(ray.get_runtime_context().gcs_address, timeout_s=10)
+
+
 def test_strict_refuses_a_wrong_genome_before_anything_runs(model_dir, tmp_path):
     wrong = uniform_genome(tmp_path / "wrong.fa.gz", "20", 63_025_520)
     out = tmp_path / "out"

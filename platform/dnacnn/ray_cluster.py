@@ -64,15 +64,46 @@ def configure_data_context() -> None:
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
-    """(host, port) of an address to probe; None for ``auto`` and other forms Ray resolves itself."""
+    """(host, port) of an address to probe; None for ``auto`` and other forms Ray resolves itself.
+
+    Raises:
+        RayConnectionError: a port that is not one (``host:99999``).
+    """
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
-    if parsed.hostname and parsed.port:
-        return parsed.hostname, parsed.port
+    try:
+        port = parsed.port
+    except ValueError as err:
+        raise RayConnectionError(f"--address {address} is not a host:port ({err})") from None
+    if parsed.hostname and port:
+        return parsed.hostname, port
     return None
 
 
+#: What an HTTP/2 client sends first (RFC 9113 3.4): the preface and an empty SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _answers_grpc(sock: socket.socket, timeout_s: float) -> bool:
+    """Whether the server on ``sock`` speaks HTTP/2, as every Ray head's port does (gRPC: the
+    GCS, the Ray client server): its first frame is SETTINGS (type 4, the header's 4th byte)."""
+    sock.settimeout(timeout_s)
+    head = b""
+    try:
+        sock.sendall(_HTTP2_PREFACE)
+        while len(head) < 9:
+            chunk = sock.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        return False
+    return len(head) == 9 and head[3] == 4
+
+
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Refuse an address whose host does not accept a TCP connection within ``timeout_s``.
+    """Refuse an address whose host does not accept a TCP connection within ``timeout_s``,
+    or where something other than a Ray head answers (an HTTP server, say: Ray would wait
+    for it for minutes). With ``RAY_USE_TLS`` set, only the connection is checked.
 
     Raises:
         RayConnectionError: naming the address and what failed.
@@ -80,16 +111,19 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     target = _host_port(address)
     if target is None:
         return
+    hint = ("give the head node's address (host:port, e.g. 10.0.0.5:6379, or ray://host:10001), "
+            "or leave --address out for a local cluster")
     try:
-        with socket.create_connection(target, timeout=timeout_s):
-            pass
+        with socket.create_connection(target, timeout=timeout_s) as sock:
+            grpc = os.environ.get("RAY_USE_TLS", "0") not in ("0", "") or _answers_grpc(sock, timeout_s)
     except OSError as err:
         reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or str(err))
         raise RayConnectionError(
-            f"no Ray cluster answers at --address {address} ({reason} after at most {timeout_s:g} s); "
-            "give the head node's address (host:port, e.g. 10.0.0.5:6379, or ray://host:10001), "
-            "or leave --address out for a local cluster"
+            f"no Ray cluster answers at --address {address} ({reason} after at most {timeout_s:g} s); {hint}"
         ) from None
+    if not grpc:
+        raise RayConnectionError(f"something answers at --address {address}, but not a Ray cluster's "
+                                 f"head (it does not speak gRPC); {hint}")
 
 
 def cluster_to_join(address: str | None) -> str | None:
