@@ -55,6 +55,18 @@ def test_down_without_a_cluster_says_so_in_one_line(tmp_path):
         "start one with `dnacnn cluster up`"]
 
 
+@pytest.mark.parametrize("text", ["garbage", '{"state_dir": "/x"}', "[]"], ids=["not-json", "no-processes", "a-list"])
+def test_a_damaged_cluster_record_is_named_in_one_line(tmp_path, text):
+    # Was "error: Expecting value: line 1 column 1 (char 0)", "error: 'processes'", or a TypeError traceback.
+    (tmp_path / "cluster.json").write_text(text)
+    for command in ("down", "env", "add-node", "up"):
+        proc = _cli("cluster", command, "--state-dir", str(tmp_path))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, (command, proc.stderr[-2000:])
+        assert lines[0].startswith(f"error: {tmp_path / 'cluster.json'} is not a cluster record of "
+                                   "`dnacnn cluster up` ("), lines[0]
+
+
 def test_up_refuses_bad_sizes_and_long_folders(tmp_path):
     proc = _cli("cluster", "up", "--nodes", "0", "--state-dir", str(tmp_path))
     assert proc.returncode == 2 and proc.stdout == ""

@@ -125,9 +125,14 @@ class ClusterState:
         if not path.is_file():
             raise ClusterError(f"no cluster recorded in {Path(state_dir).resolve()} "
                                f"({STATE_FILE} is absent); start one with `dnacnn cluster up`")
-        raw = json.loads(path.read_text())
-        raw["processes"] = [Proc(**p) for p in raw["processes"]]
-        return cls(**raw)
+        try:
+            raw = json.loads(path.read_text())
+            raw["processes"] = [Proc(**p) for p in raw["processes"]]
+            return cls(**raw)
+        except (ValueError, TypeError, KeyError) as err:  # not JSON, not this layout
+            reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+            raise ClusterError(f"{path} is not a cluster record of `dnacnn cluster up` ({reason}); "
+                               "stop what it started yourself if anything runs, then delete it") from None
 
 
 def free_port() -> int:
