@@ -73,6 +73,14 @@ def test_missing_or_unindexed_fasta_is_a_clear_error(tmp_path):
         Genome(plain_gz)
 
 
+def test_a_bgzipped_file_that_is_no_fasta_is_said_to_be_none(tmp_path):
+    # A bgzipped VCF given as the genome was told to `samtools faidx` it.
+    from conftest import FIXTURE_VCF
+
+    with pytest.raises(ValueError, match=r"it is not a FASTA \(the first line must be a '>name' header\)$"):
+        Genome(FIXTURE_VCF)
+
+
 def test_soft_masked_fasta_reads_upper_case():
     path = shared("genome_pieces", "human", "pyfaidx_chr17.hg19.part.fa")
     genome = Genome(path)

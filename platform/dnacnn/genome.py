@@ -9,6 +9,7 @@ is logged once, never applied silently; an unknown contig raises
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 from pathlib import Path
@@ -43,9 +44,12 @@ def _fasta_advice(path: str) -> str:
     """What to do about a FASTA that htslib cannot open, from its first bytes."""
     if is_gzip(path) and not is_bgzf(path):
         return "it is plain gzip: a gzipped FASTA must be bgzip-compressed (`gzip -d` then `bgzip`)"
-    with open(path, "rb") as handle:
-        head = handle.read(64)
-    if not is_gzip(path) and not head.lstrip().startswith(b">"):
+    try:  # a bgzip file's text, read through gzip (a bgzipped VCF given as the genome, say)
+        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+            head = handle.read(64)
+    except (OSError, EOFError):
+        head = b">"  # damaged compression: the index advice below
+    if not head.lstrip().startswith(b">"):
         return "it is not a FASTA (the first line must be a '>name' header)"
     return "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
 
