@@ -72,6 +72,12 @@ def test_up_refuses_bad_sizes_and_long_folders(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
         "error: --nodes and --cpus-per-node must be at least 1 (got 0, 1)"]
+    # Were refused by Ray after the head had started: its traceback's tail, or "not ready after -1 s".
+    for option, value, said in (("--object-store-mb", "0", "--object-store-mb must be at least 75 (Ray's "
+                                 "minimum), got 0"), ("--timeout", "-1", "--timeout must be > 0 seconds, got -1.0")):
+        proc = _cli("cluster", "up", option, value, "--state-dir", str(tmp_path))
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"error: {said}"], proc.stderr
+        assert not (tmp_path / "cluster.json").exists()
     deep = tmp_path / ("x" * 60)
     proc = _cli("cluster", "up", "--state-dir", str(deep))
     assert proc.returncode == 2 and "too long for Ray's socket paths" in proc.stderr

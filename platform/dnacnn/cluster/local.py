@@ -46,6 +46,8 @@ STATE_FILE = "cluster.json"
 READY_LINE = "Ray runtime started."  # what `ray start` prints once its node is up
 # A Unix socket path holds at most 107 bytes; Ray's sit about 70 below RAY_TMPDIR.
 MAX_RAY_TMPDIR = 44
+# Ray refuses a smaller object store (ray_constants.OBJECT_STORE_MINIMUM_MEMORY_BYTES), after starting.
+MIN_OBJECT_STORE_MB = 75
 
 
 class ClusterError(RuntimeError):
@@ -306,6 +308,10 @@ def up(state_dir: str | Path, nodes: int = 2, cpus_per_node: int = 1, mlflow: bo
     """
     if nodes < 1 or cpus_per_node < 1:
         raise ValueError(f"--nodes and --cpus-per-node must be at least 1 (got {nodes}, {cpus_per_node})")
+    if object_store_mb < MIN_OBJECT_STORE_MB:
+        raise ValueError(f"--object-store-mb must be at least {MIN_OBJECT_STORE_MB} (Ray's minimum), "
+                         f"got {object_store_mb}")
+    _check_timeout(timeout)
     root = Path(state_dir).resolve()
     if (root / STATE_FILE).is_file():
         running = [p.role for p in ClusterState.load(root).processes if alive(p)]
@@ -338,8 +344,15 @@ def up(state_dir: str | Path, nodes: int = 2, cpus_per_node: int = 1, mlflow: bo
 def add_worker_node(state_dir: str | Path, timeout: float = 120) -> Proc:
     """Start one more worker node in the cluster recorded in ``state_dir`` (a replacement
     for a lost node, or more capacity)."""
+    _check_timeout(timeout)
     state = ClusterState.load(state_dir)
     return start_ray_node(state, head=False, timeout=timeout)
+
+
+def _check_timeout(timeout: float) -> None:
+    """Refuse a start-up timeout that no process could meet (nothing started yet)."""
+    if not timeout > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {timeout}")
 
 
 def down(state_dir: str | Path, timeout: float = 30) -> list[str]:
