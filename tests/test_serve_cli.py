@@ -64,6 +64,35 @@ def test_bad_model_or_genome_is_one_line_and_exit_2(registered, tmp_path):
     assert result.exit_code == 2 and "--device" in result.output
 
 
+def test_an_address_it_cannot_listen_on_or_too_many_replicas_are_one_line_before_ray(registered):
+    """Were a page of Serve actor tracebacks (port in use, not this machine's address; and
+    --port 70000, now a usage error) after Ray had started, or (replicas a local cluster cannot place) a wait forever."""
+    import socket
+
+    runner = CliRunner()
+    base = ["serve", "--model", str(registered["1"]), "--genome", str(FIXTURE_FASTA)]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cases = [
+            (["--port", str(port)], f"error: cannot listen on --host 127.0.0.1 --port {port}: Address already "
+                                    "in use (another process listens there)"),
+            (["--host", "10.255.255.1", "--port", str(free_port())], "error: cannot listen on --host 10.255.255.1"),
+            (["--port", str(free_port()), "--replicas", "2", "--num-cpus", str(os.cpu_count())],
+             f"error: --replicas 2 x --num-cpus {os.cpu_count()} need {2 * os.cpu_count()} CPUs; the local Ray "
+             f"cluster has {os.cpu_count()}"),
+        ]
+        for extra, said in cases:
+            result = runner.invoke(app, [*base, *extra], env={"RAY_ADDRESS": ""})
+            assert result.exit_code == 2, (extra, result.output)
+            lines = result.output.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(said), (extra, result.output)
+    import ray
+
+    assert not ray.is_initialized()
+
+
 @pytest.mark.slow
 def test_serve_command_serves_a_registered_model_and_stops_on_sigterm(registered, mlflow_uri):
     """Two replicas (one CPU each) on the command's own 2-CPU local cluster; the URL once both are ready."""

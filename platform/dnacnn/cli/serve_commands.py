@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import typer
 
@@ -17,7 +19,7 @@ def serve(
     ),
     genome: str = typer.Option(..., help="Indexed FASTA the variants are called on (.fai; bgzipped also .gzi)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine only)."),
-    port: int = typer.Option(8000, help="HTTP port."),
+    port: int = typer.Option(8000, min=1, max=65535, help="HTTP port."),
     replicas: int = typer.Option(1, min=1, help="Replicas of the scoring deployment."),
     num_cpus: float = typer.Option(1.0, help="CPUs per replica (torch threads follow)."),
     device: str = typer.Option("cpu", help="cpu, or cuda for one GPU per replica."),
@@ -34,7 +36,11 @@ def serve(
         if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
             raise ValueError(f"--device {device!r}: use cpu or cuda")
         from dnacnn.precision import check_precision
-        from dnacnn.ray_cluster import ask_for_default_auth
+        from dnacnn.ray_cluster import ask_for_default_auth, cluster_to_join
+
+        check_listen(host, port)
+        if cluster_to_join(address) is None:
+            check_local_cpus(replicas, num_cpus, os.cpu_count() or 1)
 
         ask_for_default_auth(address)  # before Ray is imported
         from dnacnn.serve.app import ServiceArgs
@@ -48,3 +54,33 @@ def serve(
             on_ready=lambda url: typer.echo(f"serving {model} at {url} (API docs: {url}docs); "
                                             "Ctrl-C to stop", err=False),
         )
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse a ``--host``/``--port`` this machine cannot listen on (a port in use, an address
+    that is not this machine's) before Ray starts: Serve's proxy would fail with a page of
+    tracebacks from its actors.
+
+    Raises:
+        OSError: naming the address and the reason.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise OSError(f"cannot listen on --host {host}: {err.strerror or err}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Serve's own proxy binds
+        try:
+            sock.bind(sockaddr)
+        except OSError as err:
+            raise OSError(f"cannot listen on --host {host} --port {port}: {err.strerror or err}"
+                          f"{' (another process listens there)' if err.errno == errno.EADDRINUSE else ''}") from None
+
+
+def check_local_cpus(replicas: int, num_cpus: float, cpus: int) -> None:
+    """Refuse replicas that a local cluster of ``cpus`` CPUs could never place (Serve would
+    wait for them forever)."""
+    if replicas * num_cpus > cpus:
+        raise ValueError(f"--replicas {replicas} x --num-cpus {num_cpus:g} need {replicas * num_cpus:g} CPUs; "
+                         f"the local Ray cluster has {cpus}; lower them, or join a bigger cluster (--address)")
