@@ -8,7 +8,9 @@ from dnacnn.cli.main_job import done_lines
 def test_done_lines_give_the_headline_figures_and_where_things_are():
     summary = {
         "minutes": 11.9,
-        "dataset": {"path": "data/datasets/basset164"},
+        # data.dataset need not lie under main.data_dir: the line printed data/ from it before.
+        "dataset": {"path": "elsewhere/datasets/basset164"},
+        "summary": "data/main_summary.json",
         "training": {"mlflow": {"uri": "models:/basset-basset164@champion"},
                      "metrics": {"test_auroc": 0.96020013}},
         "scores": {"real": {"out": "data/scores/real"},

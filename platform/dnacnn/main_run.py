@@ -159,6 +159,7 @@ def run_main(cfg: MainConfig, address: str | None = None) -> dict:
         },
         "filters": filters,
         "minutes": round((time.monotonic() - t0) / 60, 1),
+        "summary": str(data_dir / "main_summary.json"),
     }
     (data_dir / "main_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

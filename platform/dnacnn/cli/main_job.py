@@ -36,12 +36,12 @@ def done_lines(summary: dict) -> str:
         "\nDone in {m} min.\n  model: {uri} (test AUROC {test:.3f})\n  real VCF scores: {real}\n"
         "  simulated-variant scores: {sim}\n  truth recovery: AUROC {auc:.3f} (plot {plot})\n"
         "  filters: {rec} of {imp} implanted factors recovered, {mat} matched (report {index})\n"
-        "  summary: {data}/main_summary.json".format(
+        "  summary: {summary}".format(
             m=summary["minutes"], uri=summary["training"]["mlflow"]["uri"],
             test=summary["training"]["metrics"]["test_auroc"],
             rec=filters["recovered"], imp=filters["implanted"], mat=filters["matched"], index=filters["index"],
             real=scores["real"]["out"], sim=scores["simulated"]["out"],
             auc=scores["simulated"]["truth_recovery"]["variant_auroc"],
-            plot=scores["simulated"]["truth_recovery"]["plot"], data=Path(summary["dataset"]["path"]).parents[1],
+            plot=scores["simulated"]["truth_recovery"]["plot"], summary=summary["summary"],
         )
     )
