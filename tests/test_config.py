@@ -297,3 +297,18 @@ def test_main_job_opens_its_genome_and_vcf_before_anything_runs(tmp_path):
     with pytest.raises((FileNotFoundError, ValueError), match="no.fa"):
         run_main(cfg)
     assert not (tmp_path / "datasets").exists()
+
+
+def test_an_unset_environment_variable_is_named(tmp_path, monkeypatch):
+    # Was left in the path as written: "${DNACNN_TEST_UNSET}/x is not a dnacnn dataset" at best.
+    monkeypatch.delenv("DNACNN_TEST_UNSET", raising=False)
+    path = write(tmp_path, minimal(data={"dataset": "${DNACNN_TEST_UNSET}/x"}))
+    with pytest.raises(ValueError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: data.dataset: environment variable DNACNN_TEST_UNSET in "
+                              "'${DNACNN_TEST_UNSET}/x' is not set")
+    with pytest.raises(ValueError, match=r"^--set train.run_name=\$DNACNN_TEST_UNSET: train.run_name: environment"):
+        load_config(write(tmp_path, minimal()), ["train.run_name=$DNACNN_TEST_UNSET"])
+    monkeypatch.setenv("DNACNN_TEST_UNSET", str(tmp_path))
+    path = write(tmp_path, minimal(data={"dataset": "${DNACNN_TEST_UNSET}/x"}))
+    assert load_config(path).data.dataset == f"{tmp_path}/x"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -353,11 +354,24 @@ def _blame(cls: type, raw: dict[str, Any], overrides: Sequence[str], err: ValueE
     return None
 
 
-def _expand_vars(d: Any) -> Any:
+#: ``$NAME`` or ``${NAME}`` in a string value.
+_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def _expand_vars(d: Any, key: str = "") -> Any:
+    """``d`` with environment variables in its strings expanded; ``key`` is its dotted path.
+
+    Raises:
+        ConfigError: a variable that is not set (``os.path.expandvars`` would leave
+            ``${DATA}/x`` as it is, a path nobody meant), naming the key.
+    """
     if isinstance(d, dict):
-        return {k: _expand_vars(v) for k, v in d.items()}
+        return {k: _expand_vars(v, f"{key}.{k}" if key else str(k)) for k, v in d.items()}
     if isinstance(d, list):
-        return [_expand_vars(v) for v in d]
+        return [_expand_vars(v, f"{key}[{i}]") for i, v in enumerate(d)]
     if isinstance(d, str) and "$" in d:
+        unset = [name for name in (m.group(1).strip("{}") for m in _VAR.finditer(d)) if name not in os.environ]
+        if unset:
+            raise ConfigError(f"{key}: environment variable {unset[0]} in {d!r} is not set", key)
         return os.path.expandvars(d)
     return d
