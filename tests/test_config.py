@@ -293,7 +293,19 @@ def test_main_job_opens_its_genome_and_vcf_before_anything_runs(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.vcf.gz"):
         run_main(cfg)
     assert not (tmp_path / "datasets").exists()
-    cfg.main.vcf, cfg.main.genome = str(REPO / "tests" / "data" / "normalize_01_IN.vcf.gz"), str(tmp_path / "no.fa")
+    cfg.main.vcf = str(REPO / "tests" / "data" / "normalize_01_IN.vcf.gz")
+    # A Ray address nobody answers at was found at step 3, after the dataset was simulated.
+    import socket
+
+    from dnacnn.ray_cluster import RayConnectionError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RayConnectionError, match=f"no Ray cluster answers at --address 127.0.0.1:{port}"):
+        run_main(cfg, address=f"127.0.0.1:{port}")
+    assert not (tmp_path / "datasets").exists()
+    cfg.main.genome = str(tmp_path / "no.fa")
     with pytest.raises((FileNotFoundError, ValueError), match="no.fa"):
         run_main(cfg)
     assert not (tmp_path / "datasets").exists()

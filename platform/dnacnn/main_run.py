@@ -28,6 +28,7 @@ from dnacnn.data.simulate_accessibility import AccessibilityConfig, simulate_acc
 from dnacnn.genome import Genome
 from dnacnn.interpret.run import main_job_filter_report
 from dnacnn.models import basset_cell_types
+from dnacnn.ray_cluster import check_reachable, cluster_to_join
 from dnacnn.reference_data import fetch_vt_examples
 from dnacnn.scoring.batch import check_options, score_vcf
 from dnacnn.scoring.truth import plot_recovery, recovery_metrics
@@ -117,6 +118,8 @@ def evaluate_simulated(scores_dir: Path, dataset: Path) -> dict:
 def run_main(cfg: MainConfig, address: str | None = None) -> dict:
     """Run the five steps; returns a summary of where everything is."""
     t0 = time.monotonic()
+    if (joining := cluster_to_join(address)) is not None:
+        check_reachable(joining)  # now, not after step 2 has simulated the dataset
     data_dir = Path(cfg.main.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
 
