@@ -324,3 +324,14 @@ def test_an_unset_environment_variable_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("DNACNN_TEST_UNSET", str(tmp_path))
     path = write(tmp_path, minimal(data={"dataset": "${DNACNN_TEST_UNSET}/x"}))
     assert load_config(path).data.dataset == f"{tmp_path}/x"
+
+
+@pytest.mark.parametrize(("mlflow", "message"), [
+    # MLflow refused it with a traceback: the name after training, the experiment before.
+    ({"registered_model": "../../x"}, r"registered_model '../../x' must be a non-empty name without '/' or ':'"),
+    ({"registered_model": ""}, r"registered_model '' must be a non-empty name"),  # was the default, silently
+    ({"experiment": ""}, r"experiment must be a name, got ''"),
+])
+def test_mlflow_names_are_checked_when_the_config_loads(tmp_path, mlflow, message):
+    with pytest.raises(ValueError, match=rf"in section 'mlflow': {message}"):
+        load_config(write(tmp_path, minimal(mlflow=mlflow)))

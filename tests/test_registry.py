@@ -389,6 +389,17 @@ def test_a_tracking_server_nobody_answers_at_is_refused_in_seconds(tmp_path, mon
         registry.check_server("http://127.0.0.1:99999", "given")
 
 
+def test_a_tracking_uri_mlflow_has_no_store_for_is_one_line(monkeypatch):
+    # Was MLflow's UnsupportedModelRegistryStoreURIException traceback, before training.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError, match=r"^cannot use MLflow experiment 'dnacnn' at tracking URI foo://bar: "
+                                         r".*unsupported URI 'foo://bar'"):
+        registry.setup_tracking(MlflowConfig(tracking_uri="foo://bar"))
+    import mlflow
+
+    assert not mlflow.is_tracking_uri_set() or mlflow.get_tracking_uri() != "foo://bar"  # nothing was set
+
+
 def test_the_one_model_uri_check_needs_no_mlflow():
     """The scorer and the CLI ask ``registry.is_model_uri``; importing it loads no MLflow."""
     import subprocess

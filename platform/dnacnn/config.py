@@ -191,6 +191,15 @@ class MlflowConfig:
     # then it starts a new lineage there and becomes champion without comparison.
     new_lineage: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.experiment.strip():
+            raise ValueError("experiment must be a name, got ''")
+        # MLflow's rule, else the registration after training fails with its traceback.
+        name = self.registered_model
+        if name is not None and (not name.strip() or "/" in name or ":" in name):
+            raise ValueError(f"registered_model {name!r} must be a non-empty name without '/' or ':' "
+                             "(or null for <model>-<dataset>)")
+
 
 @dataclass
 class JobConfig:

@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from dnacnn.config import MlflowConfig
 
@@ -107,14 +109,19 @@ def setup_tracking(cfg: MlflowConfig | None = None) -> str:
     if uri.startswith("sqlite:///"):
         local_store(uri).parent.mkdir(parents=True, exist_ok=True)
     check_server(uri, "the job's tracking URI")
+    try:  # a URI of a scheme MLflow has no store for, an experiment name it refuses: nothing set
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(cfg.experiment)
+        if experiment is None:
+            root = artifact_root(uri)
+            location = f"{root}/{cfg.experiment}" if root else None
+            experiment_id = client.create_experiment(cfg.experiment, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+    except MlflowException as err:
+        raise ValueError(f"cannot use MLflow experiment {cfg.experiment!r} at tracking URI {uri}: "
+                         f"{' '.join(err.message.split())}") from None
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(cfg.experiment)
-    if experiment is None:
-        root = artifact_root(uri)
-        location = f"{root}/{cfg.experiment}" if root else None
-        experiment_id = mlflow.create_experiment(cfg.experiment, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
