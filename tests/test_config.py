@@ -95,6 +95,10 @@ def test_unknown_model_param_names_key(tmp_path):
         ({"threads_per_worker": 1_000_000}, r"threads_per_worker must be in \[1, 1024\] or null"),
         ({"seed": 10**23}, r"seed must be in \[0, 2\*\*63\), got 1000"),
         ({"seed": -1}, r"seed must be in \[0, 2\*\*63\), got -1"),
+        # NaN passed both checks: a NaN learning rate, a plateau never seen.
+        ({"warmup_epochs": float("nan")}, r"warmup_epochs must be in \[0, epochs=30\), got nan"),
+        ({"lr_plateau_min_delta": float("nan")}, r"lr_plateau_min_delta must be finite and >= 0, got nan"),
+        ({"lr_plateau_min_delta": -1}, r"lr_plateau_min_delta must be finite and >= 0, got -1"),
     ],
 )
 def test_bad_values_are_named(tmp_path, train, message):

@@ -146,13 +146,15 @@ class TrainConfig:
             raise ValueError(f"betas must be in [0, 1), got {self.betas}")
         if not 0.0 < self.lr_plateau_factor < 1.0:
             raise ValueError(f"lr_plateau_factor must be in (0, 1), got {self.lr_plateau_factor}")
+        if not 0.0 <= self.lr_plateau_min_delta < math.inf:  # NaN: no epoch would ever count as better
+            raise ValueError(f"lr_plateau_min_delta must be finite and >= 0, got {self.lr_plateau_min_delta}")
         if isinstance(self.rc_augment, bool):
             self.rc_augment = 0.5 if self.rc_augment else 0.0
         if not 0.0 <= self.rc_augment <= 1.0:
             raise ValueError(f"rc_augment is a share of rows in [0, 1], got {self.rc_augment}")
         if self.max_shift < 0:
             raise ValueError(f"max_shift must be >= 0, got {self.max_shift}")
-        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
+        if not 0 <= self.warmup_epochs < self.epochs:  # NaN fails too: a NaN learning rate
             raise ValueError(f"warmup_epochs must be in [0, epochs={self.epochs}), "
                              f"got {self.warmup_epochs}")
         # torch starts every thread asked for: a million crash the worker after Ray has started.
