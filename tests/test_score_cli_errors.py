@@ -92,6 +92,19 @@ def test_numeric_options_are_checked_before_anything_runs(model_dir, tmp_path, o
     assert not out.exists()
 
 
+def test_nan_options_are_refused_by_the_library_check():
+    # The Ray job's argparse floats take "nan", which passed 'value < low': an actor of nan CPUs,
+    # or a wait for a GPU whose deadline never comes.
+    from dnacnn.scoring.batch import check_options
+
+    for name, kwargs in (("--cpus-per-actor", {"cpus_per_actor": float("nan")}),
+                         ("--wait-for-resources", {"wait_for_resources": float("nan")})):
+        args = {"batch_size": 1, "shard_variants": 1, "num_actors": None, "cpus_per_actor": 1.0,
+                "device": "cpu", "wait_for_resources": 0.0, **kwargs}
+        with pytest.raises(ValueError, match=rf"^{name} must be .*, got nan"):
+            check_options(**args)
+
+
 def test_out_that_is_a_file_or_not_writable(model_dir, tmp_path):
     a_file = tmp_path / "results.txt"
     a_file.write_text("not a folder")

@@ -103,7 +103,7 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
     for name, value, low in (("--batch-size", batch_size, 1), ("--shard-variants", shard_variants, 1),
                              ("--num-actors", num_actors, 1), ("--cpus-per-actor", cpus_per_actor, 1e-9),
                              ("--wait-for-resources", wait_for_resources, 0), ("--actors-per-gpu", actors_per_gpu, 1)):
-        if value is not None and value < low:
+        if value is not None and not value >= low:  # NaN too (jobs/score_variants.py's floats)
             bound = "> 0" if low == 1e-9 else f">= {low}"
             name = name[2:].replace("-", "_") if config_keys else name
             raise ValueError(f"{name} must be {bound}, got {value}")
