@@ -349,6 +349,13 @@ def _broken_checkpoints(tmp_path):
     cases.append((copy("trailing", weight_bytes=weights + b"junk"), "model.safetensors", "the file"))
     cases.append((copy("pickle", weight_bytes=b"\x80\x04\x95" + bytes(200)), "model.safetensors",
                   "not a whole safetensors file"))
+    import struct
+
+    for name, offsets in (("one-offset", [4]), ("three-offsets", [0, 4, 8]), ("text-offset", [0, "4"])):
+        # Were "not enough values to unpack" (no file named) or a TypeError traceback.
+        header = json.dumps({"a": {"dtype": "F32", "shape": [1], "data_offsets": offsets}}).encode()
+        cases.append((copy(name, weight_bytes=struct.pack("<Q", len(header)) + header + bytes(4)),
+                      "model.safetensors", "data_offsets are not two byte offsets"))
     cases.append((copy("not-json", json_text="{name: simple"), "model.json", "not JSON"))
     cases.append((copy("no-config", json_text=json.dumps({k: v for k, v in meta.items() if k != "config"})),
                   "model.json", "'config' is missing"))

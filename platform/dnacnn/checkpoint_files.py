@@ -118,6 +118,8 @@ def weights_header(path: str | Path) -> dict[str, dict]:
         ranges = sorted(tuple(info["data_offsets"]) for info in tensors.values())
     except (TypeError, KeyError):
         raise ValueError(f"{broken} (a tensor without data_offsets)") from None
+    if not all(len(r) == 2 and all(type(o) is int and o >= 0 for o in r) for r in ranges):
+        raise ValueError(f"{broken} (a tensor's data_offsets are not two byte offsets)")
     data = size - 8 - length
     covered = 0
     for begin, end in ranges:
