@@ -249,7 +249,7 @@ def test_unreadable_config_files_are_named(tmp_path):
 def test_an_override_that_is_not_yaml_is_named(tmp_path):
     path = write(tmp_path, minimal())
     for value in ("*a", "[1", "{a: 1, a: 2}"):
-        with pytest.raises(ValueError, match=rf"^--set train.epochs=.*: the value '.*' is not valid YAML"):
+        with pytest.raises(ValueError, match=r"^--set train.epochs=.*: the value '.*' is not valid YAML"):
             load_config(path, [f"train.epochs={value}"])
 
 
