@@ -64,14 +64,14 @@ from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
 from dnacnn.ray_cluster import Interrupted
-from dnacnn.scoring.actor_layout import node_resources, plan_actors
 from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
 from dnacnn.scoring.job_state import (
     JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
     write_identity,
 )
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
-from dnacnn.scoring.shards import Shard, ShardFailure, plan_shards
+from dnacnn.scoring.shard_pool import run_shards
+from dnacnn.scoring.shards import Shard, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
 from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError, agreement_problems, survey
 
@@ -80,8 +80,6 @@ if TYPE_CHECKING:  # torch: never imported by the driver of a job on a checkpoin
 
 log = logging.getLogger(__name__)
 
-#: Times one shard is tried before the job gives up (an actor lost with its node is replaced).
-SHARD_TRIES = 3
 #: Variants per forward pass by default: 128 windows (256 with rc) keep an actor near 0.5 GiB PSS
 #: for a full Basset (at 256 variants, 0.9 GiB), at the same speed on CPU (``bench/score_job.py``).
 BATCH_SIZE = 64
@@ -216,7 +214,7 @@ def score_vcf(
         if pending:  # Ray only for work to do: a VCF with no record, or a job all done, needs none
             started = connect(address, device, wait_for_resources)
             t_run = time.monotonic()
-            worker_pids = _run_shards(pending, len(shards), model, os.path.abspath(ref.path),
+            worker_pids = run_shards(pending, len(shards), model, os.path.abspath(ref.path),
                                       os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
                                       num_actors, cpus_per_actor, device, source=vcf,
                                       actors_per_gpu=actors_per_gpu)
@@ -299,7 +297,7 @@ def _model_identity(model: ModelSpec) -> ModelIdentity:
     are checked on the way (``dnacnn.checkpoint_files``: a missing or broken file is refused
     before Ray starts) without torch, which the driver never imports for it (a second of
     start-up and 200 MiB); the actors load the weights, and refuse weights that do not fit
-    their config (:func:`_run_shards`). A model object's (the Python API: torch is in the
+    their config (:func:`dnacnn.scoring.shard_pool.run_shards`). A model object's (the Python API: torch is in the
     caller's process already) is read from the object."""
     if isinstance(model, (str, os.PathLike)):
         meta = read_checkpoint_meta(model)
@@ -327,89 +325,3 @@ def _keep_fetched_model(fetched: Path, target: Path) -> Path:
         shutil.rmtree(target)
     shutil.move(str(fetched), target)
     return target
-
-
-def _run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,
-                rc: bool, batch_size: int, precision: str, num_actors: int | None, cpus_per_actor: float,
-                device: str, source: str, actors_per_gpu: int | None = None) -> set[int]:
-    """The Ray part: a pool of :class:`ShardWorker` actors, one shard per call (``source``:
-    the user's VCF, which the rejects' messages name).
-
-    Plain Ray actors, not Ray Data: shards are whole units of work with no data
-    flowing between them, and Ray Data's own actors (statistics, autoscaling) would
-    add about 290 MiB to the job. An actor lost with its node (or killed) is replaced
-    and its shard scored again from the start (a shard's outputs appear atomically,
-    so nothing is written twice), at most :data:`SHARD_TRIES` times per shard. The
-    actors are killed when the shards are done (or on failure). Each actor loads the
-    model before any shard is handed out; an input error met there (weights that do
-    not fit their config) is raised here as one ``ValueError``.
-
-    Returns:
-        the process ids of the actors that ran shards.
-    """
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
-
-    from dnacnn.scoring.shard_run import ShardWorker
-
-    layout = plan_actors(node_resources(ray.nodes()), len(pending), cpus_per_actor, device, num_actors,
-                         actors_per_gpu)
-    if layout.note:
-        log.warning(layout.note)
-    worker = ray.remote(ShardWorker).options(num_cpus=layout.cpus, num_gpus=layout.gpus, max_restarts=0)
-
-    def new_actor():
-        return worker.remote(model=model, genome=genome_path, vcf=vcf_path, source=source, out_dir=str(out), rc=rc,
-                             batch_size=batch_size, precision=precision, device=device,
-                             num_threads=max(1, int(cpus_per_actor)))
-
-    live = [new_actor() for _ in range(layout.actors)]
-    idle, queue, running = list(live), list(pending), {}
-    tries: dict[int, int] = {}
-    t0 = time.monotonic()
-    done = total - len(pending)
-    alleles = 0
-    pids: set[int] = set()
-    try:
-        for problem in ray.get([actor.problem.remote() for actor in live]):  # each has loaded the model
-            if problem:
-                raise ValueError(problem)
-        while queue or running:
-            while queue and idle:
-                actor, shard = idle.pop(), queue.pop(0)
-                tries[shard.index] = tries.get(shard.index, 0) + 1
-                running[actor.run.remote(shard)] = (actor, shard)
-            ready, _ = ray.wait(list(running), num_returns=1)
-            actor, shard = running.pop(ready[0])
-            try:
-                _, counts, pid = ray.get(ready[0])
-            except RayActorError as err:
-                if tries[shard.index] >= SHARD_TRIES:
-                    raise ShardFailure(
-                        f"shard {shard.describe()} lost its scoring actor {SHARD_TRIES} times "
-                        f"({type(err).__name__}); are the cluster's nodes failing?"
-                    ) from None
-                log.warning("lost the actor scoring shard %s (%s, its node may be gone): scoring the "
-                            "shard again on a new actor", shard.describe(), type(err).__name__)
-                live.remove(actor)
-                replacement = new_actor()
-                live.append(replacement)
-                idle.append(replacement)
-                queue.insert(0, shard)
-                continue
-            except RayTaskError as err:  # the shard's own error, said in one line (not the actor's traceback)
-                cause = err.cause if isinstance(getattr(err, "cause", None), BaseException) else err
-                why = " ".join(str(cause).split()) if cause is not err else type(err).__name__
-                raise ShardFailure(f"shard {shard.describe()} of {source} could not be scored: "
-                                   f"{type(cause).__name__}: {why[:500]}") from None
-            idle.append(actor)
-            pids.add(pid)
-            done += 1
-            alleles += counts.alleles
-            rate = alleles / max(time.monotonic() - t0, 1e-9)
-            log.info("shard %d/%d (%s) done: %d alleles in %.1f s; %.0f alleles/s over this run",
-                     done, total, shard.describe(), counts.alleles, counts.seconds, rate)
-    finally:
-        for actor in live:
-            ray.kill(actor)
-    return pids
