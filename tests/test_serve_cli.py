@@ -45,6 +45,20 @@ def test_an_alias_is_pinned_to_its_version_and_loaded_with_its_weights_hash(regi
     assert resolve_model("models:/served/1").alias is None
 
 
+def test_serving_a_registry_uri_never_creates_a_tracking_store(tmp_path):
+    """No MLFLOW_TRACKING_URI and no store where the default points: one line naming the store
+    (a bare MlflowClient() created ./mlflow.db and reported the model missing from it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    proc = subprocess.run([sys.executable, "-c", "from dnacnn.cli import app; app()", "serve", "--model",
+                           "models:/served@champion", "--genome", str(FIXTURE_FASTA)],
+                          cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO / "platform")},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no MLflow tracking store at sqlite:///" in lines[0], proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no mlflow.db, no data/
+
+
 def test_bad_model_or_genome_is_one_line_and_exit_2(registered, tmp_path):
     runner = CliRunner()
     cases = {

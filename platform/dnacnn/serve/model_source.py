@@ -32,27 +32,33 @@ class ModelSource:
     registered_name: str | None = None
     version: str | None = None
     alias: str | None = None
+    tracking_uri: str | None = None  # the store ``load_uri`` is read from (checked, never created)
 
 
 def resolve_model(spec: str) -> ModelSource:
     """Check and pin ``spec`` (in the driver, before Ray work).
 
     Raises:
-        ValueError / FileNotFoundError: one line saying what is wrong with ``spec``.
+        ValueError / FileNotFoundError: one line saying what is wrong with ``spec`` (a
+            registry URI: also a tracking store that does not exist or does not answer,
+            ``dnacnn.registry.reading_tracking_uri``; none is created).
     """
     spec = str(spec)
     if not is_model_uri(spec):
         folder = Path(spec).expanduser().resolve()
         models.load(folder)  # refuses a folder that is not a readable checkpoint
         return ModelSource(spec=spec, checkpoint=str(folder))
+    from dnacnn.registry import reading_tracking_uri
+
+    tracking_uri = reading_tracking_uri()
     match = _MODELS_URI.match(spec)
     if not match:  # runs:/..., models:/m-<id>: no registered name to report
-        return ModelSource(spec=spec, load_uri=spec)
+        return ModelSource(spec=spec, load_uri=spec, tracking_uri=tracking_uri)
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     name, alias, version = match["name"], match["alias"], match["version"]
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=tracking_uri)
     try:
         if alias:
             version = str(client.get_model_version_by_alias(name, alias).version)
@@ -64,7 +70,7 @@ def resolve_model(spec: str) -> ModelSource:
             "(and MLFLOW_TRACKING_URI)"
         ) from None
     return ModelSource(spec=spec, load_uri=f"models:/{name}/{version}", registered_name=name,
-                       version=version, alias=alias)
+                       version=version, alias=alias, tracking_uri=tracking_uri)
 
 
 def load_source(source: ModelSource, device: str = "cpu") -> tuple[models.LoadedModel, str]:
@@ -79,5 +85,5 @@ def load_source(source: ModelSource, device: str = "cpu") -> tuple[models.Loaded
     from dnacnn.registry import fetch_model_dir  # MLflow is imported only when a URI is served
 
     with tempfile.TemporaryDirectory(prefix="dnacnn-serve-") as tmp:
-        folder = fetch_model_dir(source.load_uri, Path(tmp))
+        folder = fetch_model_dir(source.load_uri, Path(tmp), tracking_uri=source.tracking_uri)
         return load_model_spec(str(folder), device), weights_sha256(folder)
