@@ -206,3 +206,16 @@ def test_variant_scorer_is_a_ray_data_callable_class(ray_session, genome, model_
     assert got["reason"].isna().all()
     np.testing.assert_allclose(np.stack(got["delta"]), np.stack(want["delta"]), atol=1e-6)
     assert list(got["max_task"]) == list(want["max_task"])
+
+
+def test_bad_scorer_arguments_are_value_errors_naming_them(genome):
+    """Python callers: a batch size that is not a whole number, or a device this machine cannot
+    run on, is refused by name (was: '<' not supported, 1.5 read as 1, torch's AssertionError)."""
+    for batch_size in ("8", None, 1.5, True, 0):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            VariantScorer(tiny_model(), genome, tasks=TASKS, batch_size=batch_size)
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        VariantScorer(tiny_model(), genome, tasks=TASKS, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"'cuda': torch sees 0 CUDA device\(s\)"):
+            VariantScorer(tiny_model(), genome, tasks=TASKS, device="cuda")

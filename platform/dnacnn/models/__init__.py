@@ -18,6 +18,7 @@ from dnacnn.models.prediction import (
     predict_logits,
     predict_sequences,
     probabilities,
+    usable_device,
 )
 from dnacnn.models.reverse_complement import RCAverage, RCConv1d, reverse_complement_x
 from dnacnn.models.simple import SimpleCNN, SimpleCNNConfig
@@ -45,4 +46,5 @@ __all__ = [
     "probabilities",
     "reverse_complement_x",
     "save",
+    "usable_device",
 ]

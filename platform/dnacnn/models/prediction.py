@@ -52,6 +52,24 @@ def onehot_to_x(onehot: np.ndarray | torch.Tensor, device: torch.device | str = 
     return onehot.to(device=device, dtype=torch.float32).permute(0, 2, 1).contiguous()
 
 
+def usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` this process can run on.
+
+    Raises:
+        ValueError: a name torch does not know ("gpu"), or a CUDA device where torch sees
+            no GPU or fewer than its index.
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:N): {err}") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index or 0) >= count:
+            raise ValueError(f"device {device!r}: torch sees {count} CUDA device(s) on this machine")
+    return parsed
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of ``model``'s first parameter (CPU for a model without parameters)."""
     for p in model.parameters():

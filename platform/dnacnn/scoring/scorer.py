@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from dnacnn.genome import Genome
-from dnacnn.models import LoadedModel, link, probabilities
+from dnacnn.models import LoadedModel, link, probabilities, usable_device
 from dnacnn.models import load as load_model_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
@@ -155,11 +155,11 @@ class VariantScorer:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if num_threads:
             torch.set_num_threads(int(num_threads))
-        self.device = torch.device(device)
+        self.device = usable_device(device)
         loaded = load_model_spec(model, self.device, tasks=tasks, seq_len=seq_len, task_type=task_type)
         self.model = loaded.model.to(self.device).eval()
         self.model_name = loaded.name
