@@ -250,6 +250,12 @@ def test_table_rows_positions_and_alleles_are_checked_whole(genome):
     for pos in (1.5, True, 0, float("nan"), "x"):
         assert check_allele(genome, "20", pos, ref, "G")[1] == "malformed", pos
     assert check_allele(genome, "20", "150001", ref, "G" if ref != "G" else "A")[1] is None
+    # a DataFrame's NaN, a list or a number where REF or ALT text belongs: said as such
+    for bad_ref, bad_alt, said in ((float("nan"), "G", "REF nan (type float) is not"), (None, "G", "REF is missing"),
+                                   (ref, ["G"], "ALT ['G'] (type list) is not"), (ref, 7, "ALT 7 (type int) is not")):
+        kind, reason, message = check_allele(genome, "20", 150_001, bad_ref, bad_alt)
+        assert reason == "malformed" and said in message, message
+    assert check_allele(genome, "20", 150_001, ref, None)[1] == "missing_alt"  # as VCF's '.'
 
 
 def test_vcf_writer_round_trips_through_pysam_and_indexes_sorted_records(tmp_path):

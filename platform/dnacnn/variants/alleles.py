@@ -132,8 +132,13 @@ def check_allele(
     if position is None:
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
     pos = position
-    ref = ref.upper() if isinstance(ref, str) else ""
-    alt = alt.upper() if isinstance(alt, str) else "."
+    if ref is None:
+        return "unknown", "malformed", f"row {where}: REF is missing"
+    for name, value in (("REF", ref), ("ALT", alt)):
+        if value is not None and not isinstance(value, str):  # a NaN of a DataFrame, a list, a number
+            return "unknown", "malformed", f"row {where}: {name} {value!r} (type {type(value).__name__}) is not a string of bases"
+    ref = ref.upper()
+    alt = alt.upper() if isinstance(alt, str) else "."  # None: no ALT, as VCF's '.'
     kind = allele_kind(ref, alt)
     if kind == "missing":
         return kind, "missing_alt", f"{where} has no ALT allele ('.'): nothing to score"
