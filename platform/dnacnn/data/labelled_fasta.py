@@ -146,7 +146,7 @@ def labelled_fasta_dataset(
                 duplicates.append(f"{classes[name]}: {record}")
             seen.add(record)
             window = centre_resize(seq, length)
-            reason = ("empty" if not seq else "invalid_characters" if _NOT_IUPAC.search(seq)
+            reason = ("empty" if not seq else "invalid_characters" if sequence.non_dna(seq)
                       else "" if _CALLED.search(window) else "all_n")
             if reason:
                 skipped[reason] += 1
@@ -193,8 +193,6 @@ def labelled_fasta_dataset(
 
 
 _CALLED = re.compile("[ACGT]")
-#: A character that is neither a base nor an IUPAC code ('-', '*', digits: not DNA).
-_NOT_IUPAC = re.compile("[^ACGTNRYSWKMBDHV]")
 
 
 def _warn(skipped: Counter, first: dict[str, str], duplicates: list[str], uncoordinated: int) -> None:
