@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,15 @@ def test_ctrl_c_says_where_the_run_is_and_how_to_resume(tmp_path, env):
     assert lines[-1] == (f"training interrupted: run stopped keeps its checkpoints in {tmp_path / 'runs'}/stopped; "
                          "run the same command again to resume it"), rest[-2000:]
     assert "Traceback" not in rest and any((tmp_path / "runs" / "stopped").glob("checkpoint_*"))
+
+
+def test_a_tracking_server_that_does_not_answer_is_refused_before_training_even_unregistered(tmp_path, env):
+    """The run is logged with mlflow.register false too: a dead server was found only after training."""
+    job = write_job(tmp_path, 100, MULTISCALE)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # closed once the with-block ends: nothing listens there
+    line = one_error_line(dnacnn("train", "--config", str(job), "--set", "mlflow.register=false", cwd=tmp_path,
+                                 env={**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}))
+    assert f"http://127.0.0.1:{port}" in line
+    assert not (tmp_path / "runs").exists()

@@ -79,11 +79,11 @@ class LoggedRun:
 
 def check_registration(cfg: MlflowConfig, model_name: str, dataset_name: str,
                        lineage: Lineage) -> None:
-    """Before training: refuse a job whose model would be registered under a name that
-    holds another lineage (see ``aliases.check_lineage``). Nothing to check when
-    ``cfg.register`` is false."""
+    """Before training: refuse a tracking store the run could not be logged to (``setup_tracking``
+    raises), and a job whose model would be registered under a name that holds another
+    lineage (see ``aliases.check_lineage``; nothing to check when ``cfg.register`` is false)."""
+    setup_tracking(cfg)
     if cfg.register:
-        setup_tracking(cfg)
         check_lineage(registered_model_name(model_name, dataset_name, cfg), lineage,
                       cfg.new_lineage)
 
