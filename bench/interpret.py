@@ -145,7 +145,7 @@ def main() -> None:
     t0 = time.perf_counter()
     tomtom_best_matches(queries, jaspar)
     tomtom = time.perf_counter() - t0
-    print(json.dumps({k: summary[k] for k in ("filters", "with_sites", "matched_q_0.05", "sequences",
+    print(json.dumps({k: summary[k] for k in ("filters", "with_sites", "matched_q_0.05", "significant_q_0.05", "sequences",
                                                "targets", "seconds", "implanted", "recovered",
                                                "recovered_factors") if k in summary}, indent=1))
     print(f"filter report, {summary['filters']} filters over {len(seqs.onehot)} test windows "

@@ -433,3 +433,23 @@ def test_counts_out_of_range_are_refused_in_one_line(tmp_path, command, option, 
     done = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
                                     str(fasta), "--out", str(tmp_path / "out"), option, value])
     assert done.exit_code == 2 and f"Invalid value for '{option}'" in done.output, done.output
+
+
+def test_flat_filters_of_an_untrained_model_are_not_counted_as_matched(tmp_path):
+    """An untrained network's filters on random DNA have nearly flat PFMs; TomTom still gives
+    some of them q < 0.05 against JASPAR's long matrices (flat columns aligned with flat
+    columns). The report counts as matched only matches whose alignment covers both motifs'
+    information (the rule ``recovered`` uses), and keeps the q-alone count beside it."""
+    from dnacnn.interpret.inputs import Sequences
+    from dnacnn.interpret.report import filter_report
+    from dnacnn.models import LoadedModel
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = build("simple", {"seq_len": 100, "n_tasks": 1, "filters": 16, "width": 9, "hidden_units": 8}).eval()
+    onehot = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (400, 100))]
+    loaded = LoadedModel(model, "simple", model.config, ["t"], 100, "binary")
+    summary = filter_report(loaded, Sequences([f"s{i}" for i in range(400)], onehot, None), tmp_path,
+                            targets=jaspar_collection(), max_logos=0)
+    assert summary["significant_q_0.05"] > 0  # the q-values alone would report matches
+    assert summary["matched_q_0.05"] == 0

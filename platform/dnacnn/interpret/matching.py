@@ -144,6 +144,19 @@ def tomtom_best_matches(queries: Sequence[Motif], targets: Sequence[Motif]) -> p
     return run_tomtom(queries, targets).best()
 
 
+def significant_matches(matches: pd.DataFrame, q_max: float = 0.05,
+                        min_coverage: float | None = 0.5) -> pd.DataFrame:
+    """The rows of ``matches`` with q < ``q_max`` whose alignment covers at least
+    ``min_coverage`` of the information content of both motifs, and at least the match's
+    length share of its information (see the module docstring: a flat filter aligned with
+    a long matrix gets a tiny q from flat columns alone). ``min_coverage=None``: q alone."""
+    hits = matches[matches["q_value"] < q_max]
+    if min_coverage is not None:
+        hits = hits[(hits["query_coverage"] >= min_coverage) & (hits["match_coverage"] >= min_coverage)
+                    & (hits["match_coverage"] >= hits["match_length_share"])]
+    return hits
+
+
 def recovered_factors(
     matches: pd.DataFrame, implanted: Sequence[Motif], q_max: float = 0.05,
     min_coverage: float | None = 0.5,
@@ -171,10 +184,7 @@ def recovered_factors(
         implanted id -> the queries (filters) recovering it ([] when none).
     """
     found: dict[str, list[str]] = {m.id: [] for m in implanted}
-    hits = matches[matches["q_value"] < q_max]
-    if min_coverage is not None:
-        hits = hits[(hits["query_coverage"] >= min_coverage) & (hits["match_coverage"] >= min_coverage)
-                    & (hits["match_coverage"] >= hits["match_length_share"])]
+    hits = significant_matches(matches, q_max, min_coverage)
     for query, match_id, match_name in zip(hits["query"], hits["match_id"], hits["match_name"]):
         for m in implanted:
             if split_matrix_id(m.id)[0] == split_matrix_id(match_id)[0] or m.name.upper() == match_name.upper():

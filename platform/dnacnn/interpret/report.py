@@ -22,7 +22,7 @@ from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.inputs import Sequences
 from dnacnn.interpret.ism import importance, ism
-from dnacnn.interpret.matching import recovered_factors, run_tomtom
+from dnacnn.interpret.matching import recovered_factors, run_tomtom, significant_matches
 from dnacnn.models import LoadedModel
 
 
@@ -138,7 +138,10 @@ def filter_report(
     seconds["logos"] = time.perf_counter() - t0
 
     summary = {"filters": len(found.names), "with_sites": len(motifs),
-               "matched_q_0.05": int((table["q_value"] < 0.05).sum()),
+               # filters whose best match is significant and covers both motifs' information
+               # (a flat filter gets a tiny q against a long matrix from flat columns alone)
+               "matched_q_0.05": len(significant_matches(matches)),
+               "significant_q_0.05": int((table["q_value"] < 0.05).sum()),  # q alone, flat filters too
                "sequences": len(seqs.onehot), "targets": len(targets),
                "seconds": {k: round(v, 2) for k, v in seconds.items()}}
     if implanted is not None:
