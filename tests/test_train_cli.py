@@ -190,3 +190,12 @@ def test_a_tracking_server_that_does_not_answer_is_refused_before_training_even_
                                  env={**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}))
     assert f"http://127.0.0.1:{port}" in line
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_storage_path_that_cannot_be_written_is_named_before_ray(tmp_path, env):
+    job = write_job(tmp_path, 100, MULTISCALE)
+    taken = tmp_path / "a_file"
+    taken.write_text("x")
+    line = one_error_line(dnacnn("train", "--config", str(job), "--set", f"train.storage_path={taken / 'runs'}",
+                                 cwd=tmp_path, env=env))
+    assert line.startswith(f"error: train.storage_path {taken / 'runs'} cannot be created: {taken} is a file"), line

@@ -38,6 +38,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from dnacnn.config import JobConfig, to_dict
 from dnacnn.data.dataset_io import DatasetDescription, split_dir
+from dnacnn.output_folder import check_output_folder
 from dnacnn.train import metrics
 from dnacnn.train.ingest import EvalSplitDataConfig, load_datasets
 from dnacnn.train.loop import train_loop_per_worker
@@ -218,6 +219,7 @@ def fit(job: JobConfig, address: str | None = None,
     if preflight is not None:
         preflight(spec, description)
     if "://" not in storage:
+        check_output_folder(storage, "train.storage_path")
         check_run_identity(Path(storage) / name, run_identity(job, description))
     started = init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
     cpus = ray.cluster_resources().get("CPU", 0)
