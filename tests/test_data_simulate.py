@@ -14,7 +14,7 @@ from dnacnn import sequence
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy
 from dnacnn.data.labelled_fasta import LabelledFastaConfig, centre_resize, labelled_fasta_dataset
 from dnacnn.data.motifs import read_meme
-from dnacnn.data.simulate_accessibility import AccessibilityConfig, simulate_accessibility
+from dnacnn.data.simulate_accessibility import AccessibilityConfig, clean_labels, simulate_accessibility
 from dnacnn.data.simulate_species import SpeciesConfig, simulate_species
 from dnacnn.data.simulate_tutorial import (
     CLASS_MOTIFS,
@@ -266,3 +266,14 @@ def test_accessibility_window_shorter_than_a_motif_is_named(tmp_path):
         simulate_accessibility(FIXTURE_FASTA, tmp_path / "out", basset_cell_types(),
                                AccessibilityConfig(n_windows=50, length=12))
     assert not (tmp_path / "out").exists()
+
+
+def test_clean_labels_of_windows_without_instances_are_all_zero():
+    """A tiny simulation (--n-windows 1) can place no instance: the labels are zero, not an
+    IndexError from an empty, untyped window column."""
+    none = pd.DataFrame({"factor": pd.Series([], dtype=object), "window": pd.Series([], dtype=object)})
+    labels = clean_labels(3, none, ["a", "b"], {"a": ["F1"], "b": []})
+    assert labels.shape == (3, 2) and not labels.any()
+    some = pd.DataFrame({"factor": ["F1", "F2"], "window": [2, 0]})
+    np.testing.assert_array_equal(clean_labels(3, some, ["a", "b"], {"a": ["F1"], "b": ["F2", "F1"]}),
+                                  [[0, 1], [0, 0], [1, 1]])

@@ -249,7 +249,7 @@ def clean_labels(
     labels = np.zeros((n_windows, len(tasks)), dtype=np.float32)
     for t, task in enumerate(tasks):
         active = set(cell_factors[task])
-        hit = instances.loc[instances["factor"].isin(active), "window"].to_numpy()
+        hit = instances.loc[instances["factor"].isin(active), "window"].to_numpy(dtype=np.int64)
         labels[hit, t] = 1.0
     return labels
 
