@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import FIXTURE_FASTA
 
 from dnacnn.interpret import importance, ism
 from dnacnn.interpret.plots import plot_importance_logo, plot_ism_heatmap
@@ -89,7 +90,6 @@ def test_ism_command_for_a_variant_window_writes_tables_plots_and_page(tmp_path)
     from dnacnn.cli import app
     from dnacnn.models import save
 
-    from conftest import FIXTURE_FASTA
 
     save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
     out = tmp_path / "ism"
@@ -124,6 +124,11 @@ def test_ism_command_refuses_a_fasta_record_with_characters_that_are_not_dna(tmp
     assert done.exit_code == 2 and "Traceback" not in done.output
     assert f"{fasta}: record junk has 'X' at position 60" in " ".join(done.output.split())
     assert not (tmp_path / "ism").exists()
+    # --genome does nothing with --fasta: said, not ignored (ism here; filters and attention the same)
+    for command in ("ism", "filters"):
+        both = CliRunner().invoke(app, ["interpret", command, "--model", str(tmp_path / "model"), "--fasta",
+                                        str(fasta), "--genome", str(FIXTURE_FASTA), "--out", str(tmp_path / "o")])
+        assert both.exit_code == 2 and "--genome is read only with" in both.output, both.output
 
 
 @pytest.mark.parametrize("command", ["ism", "filters", "attention"])

@@ -41,6 +41,8 @@ def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, geno
     given = [name for name, v in (("--dataset", dataset), ("--fasta", fasta), ("--bed", bed)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of --dataset, --fasta, --bed (with --genome); got {given or 'none'}")
+    if genome and not bed:
+        raise ValueError(f"--genome is read only with --bed; {given[0]} needs no genome: leave --genome out")
     if dataset:
         return inputs.dataset_sequences(dataset, split, max_sequences, seq_len=_fixed_len(loaded),
                                         tasks=loaded.tasks if labelled else None)
@@ -106,6 +108,8 @@ def interpret_ism(model: str | Path, out: str | Path, genome=None, region=None, 
                          f"got {given or 'none'}")
     if (region or variant) and not genome:
         raise ValueError(f"{given[0]} needs --genome (an indexed FASTA)")
+    if fasta and genome:
+        raise ValueError("--genome is read only with --region or --variant; leave it out with --fasta")
     check_output_folder(out, "--out")
     loaded, run_id = _model(model)
     if fasta:
