@@ -42,15 +42,16 @@ def reference_probs(checkpoint: Path, seqs: list[str], task_type: str = "multita
     return out.double().numpy()
 
 
-def log_run(checkpoint: Path, best_val_loss: float, name: str = "simple-toy", **kwargs):
-    """Log and register the checkpoint as a training run (its lineage read from model.json)."""
+def log_run(checkpoint: Path, best_val_loss: float, name: str = "simple-toy", epochs: int = 2, **kwargs):
+    """Log and register the checkpoint as a training run (its lineage read from model.json)
+    with ``epochs`` epochs of history, the last at ``best_val_loss``."""
     cfg = MlflowConfig(experiment="test", registered_model=name, **kwargs)
     loaded = load(checkpoint)
     return registry.log_training_run(registry.TrainingRun(
         config={"model": {"name": "simple"}, "train": {"lr": 0.01}},
         checkpoint_dir=checkpoint, model_name="simple", dataset_name="toy",
         tasks=loaded.tasks, task_type=loaded.task_type, seq_len=loaded.seq_len,
-        history=[{"epoch": 1, "val_loss": best_val_loss + 0.1}, {"epoch": 2, "val_loss": best_val_loss}],
+        history=[{"epoch": e, "val_loss": best_val_loss + 0.1 * (epochs - e)} for e in range(1, epochs + 1)],
         final_metrics={"best_val_loss": best_val_loss, "test_auroc": 0.5},
         example=sequences(2),
     ), cfg)
@@ -110,6 +111,10 @@ def test_the_same_weights_are_logged_and_registered_once(mlflow_uri, tmp_path):
     assert len(client.search_runs([first.experiment_id])) == 2
     elsewhere = log_run(make_checkpoint(tmp_path / "a3"), 0.50, name="other-name")  # registered under another name
     assert elsewhere.run_id != first.run_id and elsewhere.version == "1"
+    # a resumed run that trained on: early stopping may keep the same best weights, but its
+    # history is longer: another run and version
+    longer = log_run(make_checkpoint(tmp_path / "a4"), 0.50, epochs=3)
+    assert longer.run_id != first.run_id and longer.version == "3"
 
 
 def test_alias_rule_max_mode_and_nan(mlflow_uri, tmp_path):

@@ -11,6 +11,8 @@ whole history (steps = epochs).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -34,8 +36,12 @@ from dnacnn.registry.tracking import setup_tracking
 
 log = logging.getLogger(__name__)
 
-#: The run's tag holding the sha256 of the weights it logged (a run is logged once per weights).
+#: The run's tag holding the sha256 of the weights it logged.
 WEIGHTS_TAG = "dnacnn.weights_sha256"
+#: The run's tag identifying what it logged: its weights, per-epoch history and final metrics
+#: (a run is logged once; a resumed run that trained more epochs is another, even when early
+#: stopping kept the same best weights).
+LOGGED_TAG = "dnacnn.logged_sha256"
 
 
 @dataclass
@@ -104,7 +110,9 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
     name = registered_model_name(run.model_name, run.dataset_name, cfg)
     new_lineage = cfg.register and check_lineage(name, run.lineage, cfg.new_lineage)
     weights = weights_sha256(run.checkpoint_dir)
-    logged = logged_before(experiment_id, weights, name if cfg.register else None)
+    what = hashlib.sha256(json.dumps([weights, list(map(dict, run.history)), dict(run.final_metrics)],
+                                     sort_keys=True, default=float).encode()).hexdigest()
+    logged = logged_before(experiment_id, what, name if cfg.register else None)
     if logged is not None:
         log.info("these weights were logged before (MLflow run %s%s): nothing logged again", logged.run_id,
                  f", version {logged.version} of {name}" if logged.version else "")
@@ -118,6 +126,7 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
         "mlflow.source.git.commit": git["commit"] or "unknown",
         "dnacnn.git_dirty": str(git["dirty"]),
         WEIGHTS_TAG: weights,
+        LOGGED_TAG: what,
         **run.tags,
     }
     with mlflow.start_run(run_name=run.run_name, tags=tags) as active:
@@ -158,13 +167,14 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
     return result
 
 
-def logged_before(experiment_id: str, weights: str, registered_name: str | None) -> LoggedRun | None:
-    """The finished run of the experiment that logged these weights (and, with a
-    ``registered_name``, registered them under it), or None. Running a finished training
-    job again (same ``train.run_name``) gives the same final checkpoint: it is not logged
-    and registered a second time."""
+def logged_before(experiment_id: str, logged: str, registered_name: str | None) -> LoggedRun | None:
+    """The finished run of the experiment that logged the same thing (``logged``: the
+    :data:`LOGGED_TAG` digest of weights, history and final metrics) and, with a
+    ``registered_name``, registered it under that name; else None. Running a finished
+    training job again (same ``train.run_name``) gives the same final checkpoint and
+    history: it is not logged and registered a second time."""
     client = MlflowClient()
-    query = f"tags.`{WEIGHTS_TAG}` = '{weights}' and attributes.status = 'FINISHED'"  # a hex digest: no quoting
+    query = f"tags.`{LOGGED_TAG}` = '{logged}' and attributes.status = 'FINISHED'"  # a hex digest: no quoting
     for found in client.search_runs([experiment_id], query, max_results=100, order_by=["attributes.start_time ASC"]):
         tags = found.data.tags
         if "dnacnn.model_uri" not in tags or tags.get("dnacnn.registered_model") != registered_name:
