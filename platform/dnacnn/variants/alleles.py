@@ -132,11 +132,11 @@ def check_allele(
     if position is None:
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
     pos = position
-    if ref is None:
-        return "unknown", "malformed", f"row {where}: REF is missing"
-    for name, value in (("REF", ref), ("ALT", alt)):
-        if value is not None and not isinstance(value, str):  # a NaN of a DataFrame, a list, a number
-            return "unknown", "malformed", f"row {where}: {name} {value!r} (type {type(value).__name__}) is not a string of bases"
+    if not isinstance(ref, str) or not (alt is None or isinstance(alt, str)):  # rare: one test per row
+        if ref is None:
+            return "unknown", "malformed", f"row {where}: REF is missing"
+        name, value = ("REF", ref) if not isinstance(ref, str) else ("ALT", alt)  # a DataFrame's NaN, a list
+        return "unknown", "malformed", f"row {where}: {name} {value!r} (type {type(value).__name__}) is not a string of bases"
     ref = ref.upper()
     alt = alt.upper() if isinstance(alt, str) else "."  # None: no ALT, as VCF's '.'
     kind = allele_kind(ref, alt)
