@@ -84,6 +84,7 @@ def uniform_genome(path: Path, contig: str, length: int, base: str = "A") -> Pat
     ("--precision", "fp16", "--precision"),
     ("--actors-per-gpu", "-1", "--actors-per-gpu"),
     ("--device", "cuda:1", "--device must be cpu or cuda"),
+    ("--actors-per-gpu", "2", "--actors-per-gpu 2 applies with --device cuda only"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(model_dir, tmp_path, option, value, named):
     out = tmp_path / "out"

@@ -105,6 +105,8 @@ def check_options(batch_size: int, shard_variants: int, num_actors: int | None, 
             bound = "> 0" if low == 1e-9 else f">= {low}"
             name = name[2:].replace("-", "_") if config_keys else name
             raise ValueError(f"{name} must be {bound}, got {value}")
+    if actors_per_gpu is not None and device != "cuda":
+        raise ValueError(f"--actors-per-gpu {actors_per_gpu} applies with --device cuda only")
     if device not in ("cpu", "cuda"):  # not cuda:N: Ray gives each actor its GPU (CUDA_VISIBLE_DEVICES)
         raise ValueError(f"--device must be cpu or cuda (Ray assigns each scoring actor its GPU), got {device!r}")
     check_precision(precision, "--precision")
