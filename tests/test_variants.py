@@ -236,6 +236,25 @@ def test_table_rows_and_vcf_records_follow_the_same_rules(genome, tmp_path):
             allele.kind, allele.reject, allele.message)
 
 
+def test_single_breakends_are_symbolic_in_a_vcf_and_in_a_table(genome, tmp_path):
+    """VCF's single breakends (``G.``, ``.G``) are symbolic alleles, not bases with a stray '.'."""
+    from dnacnn.variants import check_allele
+
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    site = [l.split("\t") for l in lines if not l.startswith("#")][0]
+    ref = site[3][0]
+    site[3:5] = [ref, f"{ref}.,.{ref},{ref}[20:5["]
+    path = _write(tmp_path / "bnd.vcf", header + ["\t".join(site)])
+    alleles = list(read_alleles(path, genome))
+    assert [(a.alt, a.kind, a.reject) for a in alleles] == [
+        (alt, "symbolic", "symbolic_allele") for alt in (f"{ref}.", f".{ref}", f"{ref}[20:5[")]
+    for a in alleles:
+        assert check_allele(genome, a.chrom, a.pos, a.ref, a.alt) == (a.kind, a.reject, a.message)
+        assert "is symbolic" in a.message
+    assert check_allele(genome, "20", int(site[1]), ref, "A,.")[1] == "invalid_allele"  # a list, not a breakend
+
+
 def test_table_rows_positions_and_alleles_are_checked_whole(genome):
     """An allele with a final newline is not bases; a huge POS is past the contig's end
     (said as such), a non-integral one is malformed."""

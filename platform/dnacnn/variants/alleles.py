@@ -19,7 +19,7 @@ from dnacnn.genome import Genome, UnknownContigError
 REJECT_REASONS = (
     "malformed",  # htslib could not parse the line (or CHROM / POS missing in a table row)
     "missing_alt",  # ALT is '.'
-    "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends, '*' (spanning deletion)
+    "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends (G]20:5], single: G. or .G), '*' (spanning deletion)
     "invalid_allele",  # REF or ALT with characters outside A, C, G, T, N; ALT equal to REF
     "unknown_contig",  # CHROM not in the genome under any alias
     "ref_mismatch",  # REF differs from the genome (or runs past the contig end)
@@ -60,11 +60,16 @@ class Allele:
     message: str = ""
 
 
+def _single_breakend(alt: str) -> bool:
+    """VCF's single breakend: bases with a '.' before or after them (``G.``, ``.G``)."""
+    return len(alt) > 1 and (alt[0] == "." or alt[-1] == ".") and "," not in alt
+
+
 def allele_kind(ref: str, alt: str) -> str:
     """SNV, MNV, insertion, deletion, symbolic or missing for a REF/ALT pair."""
     if alt in (".", ""):
         return "missing"
-    if alt.startswith("<") or alt == "*" or _BREAKEND.search(alt):
+    if alt.startswith("<") or alt == "*" or _BREAKEND.search(alt) or _single_breakend(alt):
         return "symbolic"
     if len(ref) == len(alt):
         return "SNV" if len(ref) == 1 else "MNV"
