@@ -118,6 +118,27 @@ def test_malformed_lines_become_rejects_naming_the_line(genome, tmp_path):
     assert str(path) in malformed[0].message
 
 
+def test_a_malformed_lines_reject_row_is_the_same_read_whole_or_by_region(genome, tmp_path):
+    """Its columns as far as they go (not '.' in one mode and the line's ID, REF, ALT in the
+    other); a line that is not tab-separated does not become a CHROM."""
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if not l.startswith("#")][:3]
+    pos = int(body[1].split("\t")[1])
+    bad = [f"20\t{pos}\tseven\tA\tC\t.\t.", f"20\t{pos}\tfive\tA\tC"]
+    plain = _write(tmp_path / "bad.vcf", header + [body[0], *bad, body[1], body[2]])
+    vcf = pysam.tabix_index(str(plain), preset="vcf", keep_original=True, force=True)
+
+    def rows(alleles):
+        return sorted((a.chrom, a.pos, a.id, a.ref, a.alt) for a in alleles if a.reject == "malformed")
+
+    want = [("20", pos, "five", "A", "C"), ("20", pos, "seven", "A", "C")]
+    assert rows(read_alleles(plain, genome)) == want
+    assert rows(read_alleles(vcf, genome, region=("20", 0, 70_000_000))) == want
+    spaced = _write(tmp_path / "spaced.vcf", header + [bad[0].replace("\t", " ")])
+    assert rows(read_alleles(spaced, genome)) == [(".", 0, ".", ".", ".")]
+
+
 def test_malformed_lines_are_logged_up_to_a_limit_and_all_kept_as_rejects(genome, tmp_path, caplog):
     """A file of many broken lines does not flood the console: the first LOGGED_MALFORMED are
     logged, then one line with how many more; every one is still a reject. The driver's survey
