@@ -276,6 +276,23 @@ def test_single_breakends_are_symbolic_in_a_vcf_and_in_a_table(genome, tmp_path)
     assert check_allele(genome, "20", int(site[1]), ref, "A,.")[1] == "invalid_allele"  # a list, not a breakend
 
 
+def test_a_missing_ref_is_one_verdict_in_a_vcf_a_table_and_a_request(genome, tmp_path):
+    """REF '.' in a VCF was an invalid_allele ("has characters outside A, C, G, T, N"), an empty
+    REF (a JSON request's "") the same, said of no character, and None in a table malformed:
+    now all three are malformed, "REF is missing"."""
+    from dnacnn.variants import check_allele
+
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    site = [l.split("\t") for l in lines if not l.startswith("#")][0]
+    site[3:5] = [".", "A"]
+    (allele,) = read_alleles(_write(tmp_path / "noref.vcf", header + ["\t".join(site)]), genome)
+    assert (allele.reject, allele.kind) == ("malformed", "unknown") and "REF is missing" in allele.message
+    for ref in (".", "", None):
+        kind, reason, message = check_allele(genome, "20", int(site[1]), ref, "A")
+        assert reason == "malformed" and "REF is missing" in message, (ref, message)
+
+
 def test_table_rows_positions_and_alleles_are_checked_whole(genome):
     """An allele with a final newline is not bases; a huge POS is past the contig's end
     (said as such), a non-integral one is malformed."""

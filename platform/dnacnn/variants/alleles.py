@@ -17,7 +17,7 @@ from dnacnn.genome import Genome, UnknownContigError
 
 #: Why an allele was not scored.
 REJECT_REASONS = (
-    "malformed",  # htslib could not parse the line (or CHROM / POS missing in a table row)
+    "malformed",  # htslib could not parse the line; CHROM, POS or REF missing (REF '.' in a VCF)
     "missing_alt",  # ALT is '.'
     "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends (G]20:5], single: G. or .G), '*' (spanning deletion)
     "invalid_allele",  # REF or ALT with characters outside A, C, G, T, N; ALT equal to REF
@@ -137,9 +137,9 @@ def check_allele(
     if position is None:
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
     pos = position
+    if ref is None or ref in ("", "."):  # a VCF's '.', a table's None or empty text: one verdict
+        return "unknown", "malformed", f"row {where}: REF is missing ({ref!r}); a variant needs its reference base(s)"
     if not isinstance(ref, str) or not (alt is None or isinstance(alt, str)):  # rare: one test per row
-        if ref is None:
-            return "unknown", "malformed", f"row {where}: REF is missing"
         name, value = ("REF", ref) if not isinstance(ref, str) else ("ALT", alt)  # a DataFrame's NaN, a list
         return "unknown", "malformed", f"row {where}: {name} {value!r} (type {type(value).__name__}) is not a string of bases"
     ref = ref.upper()
