@@ -293,6 +293,26 @@ def test_a_missing_ref_is_one_verdict_in_a_vcf_a_table_and_a_request(genome, tmp
         assert reason == "malformed" and "REF is missing" in message, (ref, message)
 
 
+def test_a_field_that_is_not_utf8_is_a_malformed_record_not_an_error(genome, tmp_path):
+    """A Latin-1 byte in CHROM, ID, REF or ALT raised UnicodeDecodeError out of the reader
+    (`dnacnn score`: "error: 'utf-8' codec can't decode byte 0xe9", no file, no line, nothing
+    scored); now that record is one malformed reject naming its line and the field."""
+    lines = _lines(FIXTURE_VCF)
+    header = [l.encode() for l in lines if l.startswith("#")]
+    good = [l.encode() for l in lines if not l.startswith("#")][:2]
+    pos, ref = good[0].split(b"\t")[1], good[0].split(b"\t")[3]
+    bad = {"CHROM": b"2\xe90\t%s\t.\t%s\tA" % (pos, ref), "ID": b"20\t%s\tr\xe9\t%s\tA" % (pos, ref),
+           "REF": b"20\t%s\t.\t\xe9\tA" % pos, "ALT": b"20\t%s\t.\t%s\tA,\xe9" % (pos, ref)}
+    for field, line in bad.items():
+        path = tmp_path / f"{field}.vcf"
+        path.write_bytes(b"\n".join(header + [good[0], line + b"\t.\t.\t.", good[1]]) + b"\n")
+        alleles = list(read_alleles(path, genome))
+        assert [a.reject for a in alleles] == [None, "malformed", None], field
+        bad_one = alleles[1]
+        assert bad_one.line == len(header) + 2 and bad_one.pos == int(pos)
+        assert f"{path}, line {len(header) + 2}: malformed VCF record: {field} not UTF-8 text" in bad_one.message
+
+
 def test_table_rows_positions_and_alleles_are_checked_whole(genome):
     """An allele with a final newline is not bases; a huge POS is past the contig's end
     (said as such), a non-integral one is malformed."""

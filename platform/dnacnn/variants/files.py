@@ -341,6 +341,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
             copy_text(src, dst)
     try:
         pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
+        _check_indexed_contig_names(f"{plain}.gz")
     except OSError as err:
         log.warning(
             "cannot index %s (%s): it is unsorted or has a line whose CHROM/POS cannot be "
@@ -354,6 +355,16 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     os.replace(f"{plain}.gz.tbi", f"{copy}.tbi")  # last: the pair exists only when complete
     log.info("%s is not a tabix-indexed VCF; scoring a bgzipped, indexed copy %s", vcf, copy)
     return str(copy), True
+
+
+def _check_indexed_contig_names(path: str) -> None:
+    """htslib indexes any bytes as a CHROM, but pysam then cannot open the file (it reads the
+    index's names as UTF-8): OSError saying so, so that such a VCF is read whole, where a record
+    with such a CHROM is one 'malformed' reject."""
+    try:
+        pysam.VariantFile(path).close()
+    except UnicodeDecodeError as err:
+        raise OSError(f"a CHROM is not UTF-8 text: {err}") from None
 
 
 def _is_bcf(path: str) -> bool:

@@ -133,6 +133,7 @@ def read_alleles(
     pending_malformed: list[tuple[int, int]] = []  # (record, line)
     index = 0
     errors_in_row = 0
+    warn = _MalformedLog(source or path, log_malformed)
     with closing_quietly(vcf):
         while True:
             line = header_lines + index + 1 if header_lines else 0
@@ -158,9 +159,14 @@ def read_alleles(
                 if region[1] == 0 and rec.start >= region[2]:
                     break  # the contig's records come sorted: the rest lie past this region
                 continue
-            yield from _record_alleles(rec, index, line, genome)
+            try:  # pysam decodes CHROM, ID, REF, ALT as UTF-8 when they are read
+                alleles = list(_record_alleles(rec, index, line, genome))
+            except UnicodeDecodeError:
+                where = f"line {line}" if line else f"record at {region[0] if region else '?'}:{rec.pos}"
+                alleles = [_undecodable_allele(rec, index, line, f"{source or path}, {where}")]
+                warn(alleles[0].message)
+            yield from alleles
             index += 1
-    warn = _MalformedLog(source or path, log_malformed)
     if region is not None:
         if pending_malformed:
             yield from _owned_malformed(path, region, warn, source or path)
@@ -222,6 +228,24 @@ def _malformed_allele(text: str, record: int, line: int, message: str) -> Allele
         chrom=column(0), pos=pos, id=column(2), ref=column(3), alt=column(4), kind="unknown",
         record=record, line=line, reject="malformed", message=message,
     )
+
+
+def _undecodable_allele(rec, index: int, line: int, where: str) -> Allele:
+    """The one reject of a record with a CHROM, ID, REF or ALT that is not UTF-8 text (a
+    Latin-1 'é', say): what can be read of it, '.' for the rest."""
+    fields, bad = {}, []
+    for name, read in (("CHROM", lambda: rec.chrom), ("ID", lambda: rec.id or "."),
+                       ("REF", lambda: rec.ref or "."), ("ALT", lambda: ",".join(rec.alts or (".",)))):
+        try:
+            fields[name] = read()
+        except UnicodeDecodeError:
+            fields[name] = "."
+            bad.append(name)
+    message = (f"{where}: malformed VCF record: {' and '.join(bad)} not UTF-8 text; "
+               "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+    return Allele(chrom=fields["CHROM"], pos=rec.pos, id=fields["ID"], ref=fields["REF"].upper(),
+                  alt=fields["ALT"].upper(), kind="unknown", record=index, line=line, reject="malformed",
+                  message=message)
 
 
 def _record_alleles(rec, index: int, line: int, genome: Genome | None) -> Iterator[Allele]:
