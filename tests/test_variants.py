@@ -351,6 +351,19 @@ def test_vcf_writer_round_trips_through_pysam_and_indexes_sorted_records(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.vcf.gz"]  # no temporary left
 
 
+def test_a_vcf_that_starts_with_a_byte_order_mark_is_refused_saying_so(tmp_path):
+    """A BOM (Windows editors) was refused as "must start with a '##fileformat=VCFv4.x' header",
+    which the file, as an editor shows it, does."""
+    from dnacnn.variants import open_vcf
+
+    text = "".join(line + "\n" for line in _lines(FIXTURE_VCF)[:40]).encode()
+    for path in (tmp_path / "bom.vcf", tmp_path / "bom.vcf.gz"):
+        data = b"\xef\xbb\xbf" + text
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        with pytest.raises(VcfFormatError, match=f"{path} is not a readable VCF .it starts with a UTF-8 byte-order mark"):
+            open_vcf(path)
+
+
 def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):
     from dnacnn.variants import inspect_vcf
 
