@@ -152,6 +152,8 @@ def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
         {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": ".", "id": "missing"},
         {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": "XYZ", "id": "invalid"},
         {"chrom": "20", "pos": 63_025_520 + 50, "ref": "A", "alt": "G", "id": "past_end"},
+        {"chrom": "20", "pos": good["pos"], "ref": "", "alt": "G", "id": "no_ref"},  # a VCF's REF '.'
+        {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": good["ref"] + ".", "id": "single_breakend"},
     ]
     response = post_score(setup, [good] + bad)
     assert response.status_code == 200, response.text
@@ -164,6 +166,7 @@ def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
     reasons = [r["reason"] for r in results[1:]]
     assert reasons[:5] == ["ref_mismatch", "unknown_contig", "symbolic_allele", "missing_alt", "invalid_allele"]
     assert reasons[5] == "ref_mismatch" and "past the end of contig" in results[6]["message"]
+    assert reasons[6:] == ["malformed", "symbolic_allele"] and "REF is missing" in results[7]["message"]
     assert response.json()["n_rejected"] == len(bad)
 
     all_bad = post_score(setup, bad[:2])
