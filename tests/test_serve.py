@@ -186,8 +186,13 @@ def test_unusual_records_get_the_batch_jobs_verdicts_words_and_numbers(setup, tm
     genome = Genome(FIXTURE_FASTA)
     end = genome.length("20")
     p = 150_001
-    ref = lambda pos, n=1: genome.fetch("20", pos - 1, pos - 1 + n)  # noqa: E731
-    other = lambda base: "A" if base != "A" else "C"  # noqa: E731
+
+    def ref(pos: int, n: int = 1) -> str:  # the genome's bases at 1-based pos
+        return genome.fetch("20", pos - 1, pos - 1 + n)
+
+    def other(base: str) -> str:
+        return "A" if base != "A" else "C"
+
     records = [  # chrom, pos, id, ref, alt (ALT alleles comma-separated)
         ("20", p, "lower", ref(p).lower(), other(ref(p)).lower()),
         ("20", p + 10, "mnv", ref(p + 10, 3), "NAC"),
