@@ -314,3 +314,22 @@ def test_ism_of_models_name_latest_is_logged_to_the_run_of_that_version(tmp_path
     run_id = mlflow.MlflowClient().get_model_version("toy-ism", logged.version).run_id
     names = {a.path.rsplit("/", 1)[-1] for a in mlflow.MlflowClient().list_artifacts(run_id, "interpretation/ism")}
     assert {"ism.parquet", "index.html"} <= names
+
+
+def test_a_variant_window_takes_the_variants_the_scorer_scores():
+    """--variant had a REF rule of its own: REF 'N' at a G, or REF 'A' where the genome is N
+    (scored by `dnacnn score`, N matching any base) was refused as not matching the
+    reference; now the scorer's check (dnacnn.variants.check_ref) decides."""
+    from conftest import FIXTURE_FASTA
+    from dnacnn.genome import Genome
+    from dnacnn.interpret.inputs import variant_sequence
+    from dnacnn.variants import check_allele
+
+    genome = Genome(FIXTURE_FASTA)
+    assert genome.fetch("20", 60100, 60101) == "G" and genome.fetch("20", 99, 100) == "N"
+    for chrom, pos, ref, alt in (("20", 60101, "N", "A"), ("20", 100, "A", "G"), ("chr20", 60101, "g", "A")):
+        assert check_allele(genome, chrom, pos, ref, alt)[1] is None
+        window = variant_sequence(FIXTURE_FASTA, f"{chrom}:{pos}:{ref}>{alt}", 64)
+        assert window.names == [f"{chrom}:{pos - 1 - 32}-{pos - 1 + 32}"]
+    with pytest.raises(ValueError, match="does not match the reference 'G'"):
+        variant_sequence(FIXTURE_FASTA, "20:60101:C>A", 64)

@@ -414,6 +414,27 @@ def test_unsorted_vcf_is_read_whole_with_line_numbers(edited_run, model_dir, tmp
     assert_same_rows(read_scores(out), read_scores(edited_run[0]))  # same rows as the sorted file
 
 
+def test_records_that_are_not_utf8_are_rejects_and_the_rest_is_scored(ray_session, model_dir, tmp_path):
+    """A Latin-1 CHROM (htslib indexes it, pysam cannot open the index: read whole) and a
+    Latin-1 ID stopped the job with "error: 'utf-8' codec can't decode byte 0xe9"; now each
+    is a malformed reject and every other record is scored."""
+    header = "".join(header_lines(FIXTURE_VCF)).encode()
+    body = [line.encode() for line in data_lines(FIXTURE_VCF)[:6]]
+    fields = body[2].split(b"\t")
+    body[2] = b"\t".join([fields[0], fields[1], b"r\xe9s"] + fields[3:])
+    body.append(b"\t".join([b"2\xe90"] + body[4].split(b"\t")[1:]))  # sorted: tabix indexes it
+    vcf = tmp_path / "latin1.vcf"
+    vcf.write_bytes(header + b"".join(body))
+    assert indexed_copy(vcf, tmp_path / "work") == (str(vcf), False)
+    out = tmp_path / "out"
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, vcf, out, shard_variants=SHARD, num_actors=1, plot=False)
+    assert_accounting(summary, out)
+    assert summary["records_read"] == 7 and summary["rejected_by_reason"] == {"malformed": 2}
+    rejects = read_rejects(out)
+    assert sorted(m.split(": ")[-1].split(";")[0] for m in rejects.message) == [
+        "CHROM not UTF-8 text", "ID not UTF-8 text"]
+
+
 # ---- the real VCFs against the whole real chr20 --------------------------------------------
 
 

@@ -152,6 +152,8 @@ def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
         {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": ".", "id": "missing"},
         {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": "XYZ", "id": "invalid"},
         {"chrom": "20", "pos": 63_025_520 + 50, "ref": "A", "alt": "G", "id": "past_end"},
+        {"chrom": "20", "pos": good["pos"], "ref": "", "alt": "G", "id": "no_ref"},  # a VCF's REF '.'
+        {"chrom": "20", "pos": good["pos"], "ref": good["ref"], "alt": good["ref"] + ".", "id": "single_breakend"},
     ]
     response = post_score(setup, [good] + bad)
     assert response.status_code == 200, response.text
@@ -164,6 +166,7 @@ def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
     reasons = [r["reason"] for r in results[1:]]
     assert reasons[:5] == ["ref_mismatch", "unknown_contig", "symbolic_allele", "missing_alt", "invalid_allele"]
     assert reasons[5] == "ref_mismatch" and "past the end of contig" in results[6]["message"]
+    assert reasons[6:] == ["malformed", "symbolic_allele"] and "REF is missing" in results[7]["message"]
     assert response.json()["n_rejected"] == len(bad)
 
     all_bad = post_score(setup, bad[:2])
@@ -172,6 +175,64 @@ def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
     assert body["error"] == "all_rejected" and "ref_mismatch" in body["message"]
     assert [r["reason"] for r in body["results"]] == ["ref_mismatch", "unknown_contig"]
     assert_valid_request_works(setup)
+
+
+def test_unusual_records_get_the_batch_jobs_verdicts_words_and_numbers(setup, tmp_path):
+    """One VCF of unusual records (lower case, an MNV, indels longer than the window, a
+    multi-allelic site with '*', '<DEL>', a single breakend, IUPAC and ALT = REF, a window of
+    N, an alias, an absent contig, REF '.', the contig's last base, past its end) and the same
+    rows as one request: the service scores the rows the batch job scores, with its numbers,
+    and rejects the others with its reasons, in its words."""
+    genome = Genome(FIXTURE_FASTA)
+    end = genome.length("20")
+    p = 150_001
+
+    def ref(pos: int, n: int = 1) -> str:  # the genome's bases at 1-based pos
+        return genome.fetch("20", pos - 1, pos - 1 + n)
+
+    def other(base: str) -> str:
+        return "A" if base != "A" else "C"
+
+    records = [  # chrom, pos, id, ref, alt (ALT alleles comma-separated)
+        ("20", p, "lower", ref(p).lower(), other(ref(p)).lower()),
+        ("20", p + 10, "mnv", ref(p + 10, 3), "NAC"),
+        ("20", p + 20, "ins150", ref(p + 20), ref(p + 20) + "ACGTT" * 30),
+        ("20", p + 30, "del150", ref(p + 30, 151), ref(p + 30)),
+        ("20", p + 200, "multi", ref(p + 200), f"{other(ref(p + 200))},*,<DEL>,{ref(p + 200)}.,R,{ref(p + 200)}"),
+        ("20", p + 210, "ref_dot", ".", "A"),
+        ("20", 100, "in_n", "N", "A"),
+        ("20", end, "last_base", "N", "A"),
+        ("20", end - 1, "past_end", "NNN", "N"),
+        ("chr20", p + 300, "alias", ref(p + 300), other(ref(p + 300))),
+        ("21", 100, "absent", "A", "C"),
+    ]
+    vcf = tmp_path / "unusual.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=20>\n##contig=<ID=chr20>\n##contig=<ID=21>\n"
+                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   + "".join(f"{c}\t{pos}\t{i}\t{r}\t{a}\t.\t.\t.\n" for c, pos, i, r, a in records))
+    score_vcf(str(setup["model_dir"]), FIXTURE_FASTA, vcf, tmp_path / "out", num_actors=1, plot=False)
+    batch_scores = pq.read_table(tmp_path / "out" / "scores").to_pandas().set_index(["id", "alt"])
+    batch_rejects = pq.read_table(tmp_path / "out" / "rejects").to_pandas().set_index(["id", "alt"])
+
+    rows = [{"chrom": c, "pos": pos, "ref": r, "alt": a, "id": i}
+            for c, pos, i, r, alts in records for a in alts.split(",")]
+    results = post_score(setup, rows).json()["results"]
+    assert len(batch_scores) + len(batch_rejects) == len(rows) == len(results)
+    for row, got in zip(rows, results):
+        key = (row["id"], row["alt"].upper())
+        if got["status"] == "scored":
+            np.testing.assert_allclose(got["delta"], batch_scores.loc[key, "delta"], atol=TOL, err_msg=str(key))
+            assert got["kind"] == batch_scores.loc[key, "kind"]
+        else:
+            assert (got["reason"], got["message"]) == tuple(batch_rejects.loc[key, ["reason", "message"]]), key
+    verdicts = {(r["id"], r["alt"]): r.get("reason") for r in results}
+    assert [k for k, v in verdicts.items() if v is None] == [
+        ("lower", rows[0]["alt"]), ("mnv", "NAC"), ("ins150", rows[2]["alt"]), ("del150", rows[3]["alt"]),
+        ("multi", rows[4]["alt"]), ("in_n", "A"), ("last_base", "A"), ("alias", rows[-2]["alt"])]
+    assert [v for k, v in verdicts.items() if k[0] == "multi"][1:] == [
+        "symbolic_allele", "symbolic_allele", "symbolic_allele", "invalid_allele", "invalid_allele"]
+    assert (verdicts[("ref_dot", "A")], verdicts[("past_end", "N")], verdicts[("absent", "C")]) == (
+        "malformed", "ref_mismatch", "unknown_contig")
 
 
 # ---- bad requests -----------------------------------------------------------------------

@@ -138,6 +138,25 @@ def test_page_scores_two_variants_and_shows_the_wrong_ref(page_service, browser,
     assert shown == [f"{v:.3f}" for v in rc["max_abs_delta"]]
 
 
+def test_a_line_at_pos_0_is_unparsed_and_the_others_are_scored(page_service, browser):
+    """A pasted VCF line at POS 0 (a telomere; `dnacnn score` makes it one 'malformed' reject)
+    was sent, and the service's 422 for pos 0 failed the whole submission."""
+    from selenium.webdriver.common.by import By
+
+    url, _ = page_service
+    ref = Genome(FIXTURE_FASTA).fetch("20", 150_000, 150_001)
+    lines = ["20 0 telomere N <DEL> . PASS .", f"20:150001:{ref}>{'G' if ref != 'G' else 'A'}", "20:0:N>A"]
+    browser.get(url)
+    wait_for(lambda: "cell types" in browser.find_element(By.ID, "model").text, what="the model line")
+    browser.find_element(By.ID, "variants").send_keys("\n".join(lines))
+    browser.find_element(By.ID, "submit").click()
+    status = wait_for(lambda: "scored" in browser.find_element(By.ID, "status").text and
+                      browser.find_element(By.ID, "status").text, what="the results", browser=browser)
+    assert status.startswith("1 scored, 2 rejected"), status
+    rejected = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#rejected tbody tr")]
+    assert len(rejected) == 2 and all("unparsed" in r and "POS 1 .. 2^31-1" in r for r in rejected), rejected
+
+
 def test_page_needs_nothing_from_the_network(page_service):
     import httpx
 

@@ -118,6 +118,27 @@ def test_malformed_lines_become_rejects_naming_the_line(genome, tmp_path):
     assert str(path) in malformed[0].message
 
 
+def test_a_malformed_lines_reject_row_is_the_same_read_whole_or_by_region(genome, tmp_path):
+    """Its columns as far as they go (not '.' in one mode and the line's ID, REF, ALT in the
+    other); a line that is not tab-separated does not become a CHROM."""
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if not l.startswith("#")][:3]
+    pos = int(body[1].split("\t")[1])
+    bad = [f"20\t{pos}\tseven\tA\tC\t.\t.", f"20\t{pos}\tfive\tA\tC"]
+    plain = _write(tmp_path / "bad.vcf", header + [body[0], *bad, body[1], body[2]])
+    vcf = pysam.tabix_index(str(plain), preset="vcf", keep_original=True, force=True)
+
+    def rows(alleles):
+        return sorted((a.chrom, a.pos, a.id, a.ref, a.alt) for a in alleles if a.reject == "malformed")
+
+    want = [("20", pos, "five", "A", "C"), ("20", pos, "seven", "A", "C")]
+    assert rows(read_alleles(plain, genome)) == want
+    assert rows(read_alleles(vcf, genome, region=("20", 0, 70_000_000))) == want
+    spaced = _write(tmp_path / "spaced.vcf", header + [bad[0].replace("\t", " ")])
+    assert rows(read_alleles(spaced, genome)) == [(".", 0, ".", ".", ".")]
+
+
 def test_malformed_lines_are_logged_up_to_a_limit_and_all_kept_as_rejects(genome, tmp_path, caplog):
     """A file of many broken lines does not flood the console: the first LOGGED_MALFORMED are
     logged, then one line with how many more; every one is still a reject. The driver's survey
@@ -236,6 +257,62 @@ def test_table_rows_and_vcf_records_follow_the_same_rules(genome, tmp_path):
             allele.kind, allele.reject, allele.message)
 
 
+def test_single_breakends_are_symbolic_in_a_vcf_and_in_a_table(genome, tmp_path):
+    """VCF's single breakends (``G.``, ``.G``) are symbolic alleles, not bases with a stray '.'."""
+    from dnacnn.variants import check_allele
+
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    site = [l.split("\t") for l in lines if not l.startswith("#")][0]
+    ref = site[3][0]
+    site[3:5] = [ref, f"{ref}.,.{ref},{ref}[20:5["]
+    path = _write(tmp_path / "bnd.vcf", header + ["\t".join(site)])
+    alleles = list(read_alleles(path, genome))
+    assert [(a.alt, a.kind, a.reject) for a in alleles] == [
+        (alt, "symbolic", "symbolic_allele") for alt in (f"{ref}.", f".{ref}", f"{ref}[20:5[")]
+    for a in alleles:
+        assert check_allele(genome, a.chrom, a.pos, a.ref, a.alt) == (a.kind, a.reject, a.message)
+        assert "is symbolic" in a.message
+    assert check_allele(genome, "20", int(site[1]), ref, "A,.")[1] == "invalid_allele"  # a list, not a breakend
+
+
+def test_a_missing_ref_is_one_verdict_in_a_vcf_a_table_and_a_request(genome, tmp_path):
+    """REF '.' in a VCF was an invalid_allele ("has characters outside A, C, G, T, N"), an empty
+    REF (a JSON request's "") the same, said of no character, and None in a table malformed:
+    now all three are malformed, "REF is missing"."""
+    from dnacnn.variants import check_allele
+
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    site = [l.split("\t") for l in lines if not l.startswith("#")][0]
+    site[3:5] = [".", "A"]
+    (allele,) = read_alleles(_write(tmp_path / "noref.vcf", header + ["\t".join(site)]), genome)
+    assert (allele.reject, allele.kind) == ("malformed", "unknown") and "REF is missing" in allele.message
+    for ref in (".", "", None):
+        kind, reason, message = check_allele(genome, "20", int(site[1]), ref, "A")
+        assert reason == "malformed" and "REF is missing" in message, (ref, message)
+
+
+def test_a_field_that_is_not_utf8_is_a_malformed_record_not_an_error(genome, tmp_path):
+    """A Latin-1 byte in CHROM, ID, REF or ALT raised UnicodeDecodeError out of the reader
+    (`dnacnn score`: "error: 'utf-8' codec can't decode byte 0xe9", no file, no line, nothing
+    scored); now that record is one malformed reject naming its line and the field."""
+    lines = _lines(FIXTURE_VCF)
+    header = [l.encode() for l in lines if l.startswith("#")]
+    good = [l.encode() for l in lines if not l.startswith("#")][:2]
+    pos, ref = good[0].split(b"\t")[1], good[0].split(b"\t")[3]
+    bad = {"CHROM": b"2\xe90\t%s\t.\t%s\tA" % (pos, ref), "ID": b"20\t%s\tr\xe9\t%s\tA" % (pos, ref),
+           "REF": b"20\t%s\t.\t\xe9\tA" % pos, "ALT": b"20\t%s\t.\t%s\tA,\xe9" % (pos, ref)}
+    for field, line in bad.items():
+        path = tmp_path / f"{field}.vcf"
+        path.write_bytes(b"\n".join(header + [good[0], line + b"\t.\t.\t.", good[1]]) + b"\n")
+        alleles = list(read_alleles(path, genome))
+        assert [a.reject for a in alleles] == [None, "malformed", None], field
+        bad_one = alleles[1]
+        assert bad_one.line == len(header) + 2 and bad_one.pos == int(pos)
+        assert f"{path}, line {len(header) + 2}: malformed VCF record: {field} not UTF-8 text" in bad_one.message
+
+
 def test_table_rows_positions_and_alleles_are_checked_whole(genome):
     """An allele with a final newline is not bases; a huge POS is past the contig's end
     (said as such), a non-integral one is malformed."""
@@ -272,6 +349,19 @@ def test_vcf_writer_round_trips_through_pysam_and_indexes_sorted_records(tmp_pat
     assert not (tmp_path / "w.vcf.gz.tbi").exists()
     assert [r.pos for r in pysam.VariantFile(str(out))] == [200, 100]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.vcf.gz"]  # no temporary left
+
+
+def test_a_vcf_that_starts_with_a_byte_order_mark_is_refused_saying_so(tmp_path):
+    """A BOM (Windows editors) was refused as "must start with a '##fileformat=VCFv4.x' header",
+    which the file, as an editor shows it, does."""
+    from dnacnn.variants import open_vcf
+
+    text = "".join(line + "\n" for line in _lines(FIXTURE_VCF)[:40]).encode()
+    for path in (tmp_path / "bom.vcf", tmp_path / "bom.vcf.gz"):
+        data = b"\xef\xbb\xbf" + text
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        with pytest.raises(VcfFormatError, match=f"{path} is not a readable VCF .it starts with a UTF-8 byte-order mark"):
+            open_vcf(path)
 
 
 def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):

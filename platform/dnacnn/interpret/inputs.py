@@ -17,6 +17,7 @@ from dnacnn.data.bed import read_bed
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, split_dir
 from dnacnn.data.motifs import Motif, read_meme
 from dnacnn.genome import Genome
+from dnacnn.variants.alleles import check_ref
 
 
 @dataclass
@@ -177,7 +178,7 @@ def bed_sequences(genome: str | Path, bed: str | Path, seq_len: int) -> Sequence
 
 
 _REGION = re.compile(r"^([^:\s]+):([\d,]+)-([\d,]+)$")
-_VARIANT = re.compile(r"^([^:\s]+):(\d+):([ACGTacgt]+)>([ACGTacgt]+)$")
+_VARIANT = re.compile(r"^([^:\s]+):(\d+):([ACGTNacgtn]+)>([ACGTNacgtn]+)$")
 
 
 def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
@@ -201,17 +202,16 @@ def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
 
 def variant_sequence(genome: str | Path, variant: str, seq_len: int) -> Sequences:
     """The reference window around ``chr:pos:ref>alt`` (1-based pos; window start = p - L//2,
-    as the scorer's); REF must match the genome. The variant's position is marked."""
+    as the scorer's); REF must match the genome by the scorer's rule
+    (:func:`dnacnn.variants.check_ref`). The variant's position is marked."""
     match = _VARIANT.match(variant)
     if match is None:
         raise ValueError(f"--variant {variant!r} is not chr:pos:ref>alt (e.g. chr20:1000000:A>G)")
     chrom, pos, ref = match.group(1), int(match.group(2)) - 1, match.group(3).upper()
     g = Genome(genome)
     _check_on_contig(g, chrom, pos, pos + len(ref), f"--variant {variant}")
-    found = g.fetch(chrom, pos, pos + len(ref))
-    if found != ref:
-        raise ValueError(f"--variant {variant}: REF {ref!r} does not match the reference {found!r} "
-                         f"of {genome}; check the genome build")
+    if mismatch := check_ref(g, chrom, pos + 1, ref):  # the scorer's REF rule: N matches any base
+        raise ValueError(f"--variant {variant} (genome {genome}): {mismatch}")
     lo = pos - seq_len // 2
     onehot = g.fetch_onehot(chrom, lo, lo + seq_len)
     return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None],

@@ -17,9 +17,9 @@ from dnacnn.genome import Genome, UnknownContigError
 
 #: Why an allele was not scored.
 REJECT_REASONS = (
-    "malformed",  # htslib could not parse the line (or CHROM / POS missing in a table row)
+    "malformed",  # htslib could not parse the line; CHROM, POS or REF missing (REF '.' in a VCF)
     "missing_alt",  # ALT is '.'
-    "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends, '*' (spanning deletion)
+    "symbolic_allele",  # <DEL>, <*>, <NON_REF>, breakends (G]20:5], single: G. or .G), '*' (spanning deletion)
     "invalid_allele",  # REF or ALT with characters outside A, C, G, T, N; ALT equal to REF
     "unknown_contig",  # CHROM not in the genome under any alias
     "ref_mismatch",  # REF differs from the genome (or runs past the contig end)
@@ -60,11 +60,16 @@ class Allele:
     message: str = ""
 
 
+def _single_breakend(alt: str) -> bool:
+    """VCF's single breakend: bases with a '.' before or after them (``G.``, ``.G``)."""
+    return len(alt) > 1 and (alt[0] == "." or alt[-1] == ".") and "," not in alt
+
+
 def allele_kind(ref: str, alt: str) -> str:
     """SNV, MNV, insertion, deletion, symbolic or missing for a REF/ALT pair."""
     if alt in (".", ""):
         return "missing"
-    if alt.startswith("<") or alt == "*" or _BREAKEND.search(alt):
+    if alt.startswith("<") or alt == "*" or _BREAKEND.search(alt) or _single_breakend(alt):
         return "symbolic"
     if len(ref) == len(alt):
         return "SNV" if len(ref) == 1 else "MNV"
@@ -132,9 +137,9 @@ def check_allele(
     if position is None:
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
     pos = position
+    if ref is None or ref in ("", "."):  # a VCF's '.', a table's None or empty text: one verdict
+        return "unknown", "malformed", f"row {where}: REF is missing ({ref!r}); a variant needs its reference base(s)"
     if not isinstance(ref, str) or not (alt is None or isinstance(alt, str)):  # rare: one test per row
-        if ref is None:
-            return "unknown", "malformed", f"row {where}: REF is missing"
         name, value = ("REF", ref) if not isinstance(ref, str) else ("ALT", alt)  # a DataFrame's NaN, a list
         return "unknown", "malformed", f"row {where}: {name} {value!r} (type {type(value).__name__}) is not a string of bases"
     ref = ref.upper()

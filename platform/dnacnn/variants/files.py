@@ -135,6 +135,15 @@ def _variant_file(path: str) -> pysam.VariantFile:
         return pysam.VariantFile(path, ignore_truncation=True)
 
 
+def _starts_with_bom(path: str) -> bool:
+    """Whether a (possibly gzipped) text file starts with the UTF-8 byte-order mark."""
+    try:
+        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+            return handle.read(3) == b"\xef\xbb\xbf"
+    except (OSError, EOFError):
+        return False
+
+
 def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFile:
     """Open a VCF or BCF, raising :class:`VcfFormatError` naming the file when it is not one.
 
@@ -157,7 +166,9 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
             copy = _as_bgzf(path, head_bytes)
         return _variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
-        why = "it is empty" if os.path.getsize(path) == 0 else str(err) or type(err).__name__
+        why = ("it is empty" if os.path.getsize(path) == 0 else
+               "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"
+               if _starts_with_bom(path) else str(err) or type(err).__name__)
         raise VcfFormatError(
             f"{path} is not a readable VCF ({why}); the file must start with a "
             "'##fileformat=VCFv4.x' header and a '#CHROM' line"
@@ -341,6 +352,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
             copy_text(src, dst)
     try:
         pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
+        _check_indexed_contig_names(f"{plain}.gz")
     except OSError as err:
         log.warning(
             "cannot index %s (%s): it is unsorted or has a line whose CHROM/POS cannot be "
@@ -354,6 +366,16 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     os.replace(f"{plain}.gz.tbi", f"{copy}.tbi")  # last: the pair exists only when complete
     log.info("%s is not a tabix-indexed VCF; scoring a bgzipped, indexed copy %s", vcf, copy)
     return str(copy), True
+
+
+def _check_indexed_contig_names(path: str) -> None:
+    """htslib indexes any bytes as a CHROM, but pysam then cannot open the file (it reads the
+    index's names as UTF-8): OSError saying so, so that such a VCF is read whole, where a record
+    with such a CHROM is one 'malformed' reject."""
+    try:
+        pysam.VariantFile(path).close()
+    except UnicodeDecodeError as err:
+        raise OSError(f"a CHROM is not UTF-8 text: {err}") from None
 
 
 def _is_bcf(path: str) -> bool:

@@ -8,6 +8,7 @@ and a message that says what is wrong and where. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 from collections.abc import Iterator
@@ -132,6 +133,7 @@ def read_alleles(
     pending_malformed: list[tuple[int, int]] = []  # (record, line)
     index = 0
     errors_in_row = 0
+    warn = _MalformedLog(source or path, log_malformed)
     with closing_quietly(vcf):
         while True:
             line = header_lines + index + 1 if header_lines else 0
@@ -157,9 +159,14 @@ def read_alleles(
                 if region[1] == 0 and rec.start >= region[2]:
                     break  # the contig's records come sorted: the rest lie past this region
                 continue
-            yield from _record_alleles(rec, index, line, genome)
+            try:  # pysam decodes CHROM, ID, REF, ALT as UTF-8 when they are read
+                alleles = list(_record_alleles(rec, index, line, genome))
+            except UnicodeDecodeError:
+                where = f"line {line}" if line else f"record at {region[0] if region else '?'}:{rec.pos}"
+                alleles = [_undecodable_allele(rec, index, line, f"{source or path}, {where}")]
+                warn(alleles[0].message)
+            yield from alleles
             index += 1
-    warn = _MalformedLog(source or path, log_malformed)
     if region is not None:
         if pending_malformed:
             yield from _owned_malformed(path, region, warn, source or path)
@@ -188,33 +195,57 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
                 break
             except (OSError, ValueError):
                 pass  # this raw line is the one htslib could not parse
-            fields = text.split("\t")
-            pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
-            if not start <= pos - 1 < end:
+            allele = _malformed_allele(text, record=-1 - number, line=0, message="")
+            if not start <= allele.pos - 1 < end:
                 continue
-            message = f"{source}, record at {chrom}:{pos}: malformed VCF record: {diagnose_line(text)}"
+            message = f"{source}, record at {chrom}:{allele.pos}: malformed VCF record: {diagnose_line(text)}"
             warn(message)
-            yield Allele(
-                chrom=chrom, pos=pos, id=fields[2] if len(fields) > 2 else ".",
-                ref=fields[3] if len(fields) > 3 else ".", alt=fields[4] if len(fields) > 4 else ".",
-                kind="unknown", record=-1 - number, line=0, reject="malformed", message=message,
-            )
+            yield dataclasses.replace(allele, chrom=chrom, message=message)
 
 
 def _malformed_alleles(path: str, pending: list[tuple[int, int]], warn: _MalformedLog) -> Iterator[Allele]:
     raw = _raw_lines(path, {line for _, line in pending if line}) if pending else {}
     for index, line in pending:
         text = raw.get(line, "")
-        fields = text.split("\t")
-        chrom = fields[0] if fields and fields[0] else "."
-        pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
         why = diagnose_line(text) if text else "htslib could not parse it"
         message = f"{path}, line {line}: malformed VCF record: {why}"
         warn(message)
-        yield Allele(
-            chrom=chrom, pos=pos, id=".", ref=".", alt=".", kind="unknown",
-            record=index, line=line, reject="malformed", message=message,
-        )
+        yield _malformed_allele(text, record=index, line=line, message=message)
+
+
+def _malformed_allele(text: str, record: int, line: int, message: str) -> Allele:
+    """The reject of an unparseable data line: CHROM, POS, ID, REF, ALT as far as its
+    tab-separated columns give them (else '.', POS 0), whichever way the file is read."""
+    fields = text.rstrip("\r\n").split("\t")
+    if len(fields) < 2:  # not tab-separated: no column is known to be CHROM
+        fields = []
+
+    def column(k: int) -> str:
+        return fields[k] if len(fields) > k and fields[k] else "."
+
+    pos = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+    return Allele(
+        chrom=column(0), pos=pos, id=column(2), ref=column(3), alt=column(4), kind="unknown",
+        record=record, line=line, reject="malformed", message=message,
+    )
+
+
+def _undecodable_allele(rec, index: int, line: int, where: str) -> Allele:
+    """The one reject of a record with a CHROM, ID, REF or ALT that is not UTF-8 text (a
+    Latin-1 'é', say): what can be read of it, '.' for the rest."""
+    fields, bad = {}, []
+    for name, read in (("CHROM", lambda: rec.chrom), ("ID", lambda: rec.id or "."),
+                       ("REF", lambda: rec.ref or "."), ("ALT", lambda: ",".join(rec.alts or (".",)))):
+        try:
+            fields[name] = read()
+        except UnicodeDecodeError:
+            fields[name] = "."
+            bad.append(name)
+    message = (f"{where}: malformed VCF record: {' and '.join(bad)} not UTF-8 text; "
+               "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+    return Allele(chrom=fields["CHROM"], pos=rec.pos, id=fields["ID"], ref=fields["REF"].upper(),
+                  alt=fields["ALT"].upper(), kind="unknown", record=index, line=line, reject="malformed",
+                  message=message)
 
 
 def _record_alleles(rec, index: int, line: int, genome: Genome | None) -> Iterator[Allele]:
