@@ -505,3 +505,19 @@ def test_a_pipe_is_refused_in_one_line(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(VcfFormatError, match="not a regular file"):
         inspect_vcf(fifo)  # returns at once: nothing opens the pipe
+
+
+def test_an_iupac_code_in_the_genome_matches_the_bases_it_stands_for(tmp_path):
+    """GRCh38 carries a few IUPAC codes (M, R, ...): a REF of one of the bases a code
+    stands for matches it, another base does not; N in the genome matches any."""
+    from dnacnn.data.simulation_files import write_fasta_bgzip
+    from dnacnn.variants import check_allele
+
+    genome = Genome(write_fasta_bgzip({"c": b"ACGTMRNACGT" * 10}, tmp_path / "g.fa.gz"))
+    assert genome.fetch("c", 4, 7) == "MRN"
+    verdicts = {(pos, ref): check_allele(genome, "c", pos, ref, "T")[1]
+                for pos, ref in [(5, "A"), (5, "C"), (5, "G"), (6, "A"), (6, "G"), (6, "C"), (7, "G"), (5, "CG")]}
+    assert verdicts == {(5, "A"): None, (5, "C"): None, (5, "G"): "ref_mismatch",
+                        (6, "A"): None, (6, "G"): None, (6, "C"): "ref_mismatch", (7, "G"): None,
+                        (5, "CG"): None}
+    assert "does not match the reference 'M'" in check_allele(genome, "c", 5, "G", "T")[2]

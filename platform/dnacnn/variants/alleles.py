@@ -76,10 +76,16 @@ def allele_kind(ref: str, alt: str) -> str:
     return "insertion" if len(alt) > len(ref) else "deletion"
 
 
+#: The bases an IUPAC code of the reference genome stands for (NC-IUB 1984).
+_GENOME_CODES = {"R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT", "M": "AC",
+                 "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT"}
+
+
 def check_ref(genome: Genome, chrom: str, pos: int, ref: str) -> str | None:
     """``None`` if REF matches the genome at ``chrom:pos`` (1-based), else a message.
 
-    ``N`` in REF or in the genome matches any base.
+    ``N`` in REF matches any base; an IUPAC ambiguity code in the genome (GRCh38 has a
+    few: ``M``, ``R``...) matches the bases it stands for (``M``: A or C; ``N``: any).
 
     Raises:
         UnknownContigError: ``chrom`` is not in the genome under any alias.
@@ -93,7 +99,7 @@ def check_ref(genome: Genome, chrom: str, pos: int, ref: str) -> str | None:
         )
     actual = genome.fetch(chrom, start, start + len(ref))
     for a, b in zip(ref.upper(), actual):
-        if a != b and a != "N" and b != "N":
+        if a != b and a != "N" and a not in _GENOME_CODES.get(b, ""):
             return (
                 f"REF {ref!r} at {chrom}:{pos} does not match the reference {actual!r}; "
                 "check the genome build (e.g. GRCh37 vs GRCh38)"
