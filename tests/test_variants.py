@@ -414,16 +414,18 @@ def _by_regions(path, genome, shard_variants=40) -> list:
 
 
 def test_regions_read_every_record_of_vcf43_utf8_with_a_pos0_record_and_a_csi_index(genome, tmp_path):
-    """A POS 0 record (malformed, first on its contig) is read by the first region, UTF-8
-    text (VCF 4.3) does not stop the planning, and a CSI index serves as a .tbi does."""
+    """POS 0 records (malformed, or a telomere's breakend: symbolic; first on their contig)
+    are read by the first region, UTF-8 text (VCF 4.3) does not stop the planning, and a
+    CSI index serves as a .tbi does."""
     def edit(header, body):
         header = ["##fileformat=VCFv4.3"] + header[1:-1] + [
             '##INFO=<ID=NOTE,Number=1,Type=String,Description="free text">', header[-1]]
         fields = body[0].split("\t")
-        body = ["\t".join(["20", "0", "zero", "N", "A"] + fields[5:])] + body
-        noted = body[5].split("\t")
+        body = ["\t".join(["20", "0", "zero", "N", "A"] + fields[5:]),
+                "\t".join(["20", "0", "telomere", "N", ".[20:1000["] + fields[5:])] + body
+        noted = body[6].split("\t")
         noted[7] = "NOTE=Müller_β" if noted[7] == "." else noted[7] + ";NOTE=Müller_β"
-        body[5] = "\t".join(noted)
+        body[6] = "\t".join(noted)
         return header, body
 
     for csi in (False, True):
@@ -433,8 +435,10 @@ def test_regions_read_every_record_of_vcf43_utf8_with_a_pos0_record_and_a_csi_in
         path = _bgzip_indexed(plain, csi=csi)
         alleles = _by_regions(path, genome)
         assert len({(shard, a.record) for shard, a in alleles}) == n_records  # every record, once
-        zero = [a for _, a in alleles if a.pos == 0]
-        assert len(zero) == 1 and zero[0].reject == "malformed"
+        zero = {a.id: a for _, a in alleles if a.pos == 0}
+        assert zero["zero"].reject == "malformed" and len(zero) == 2
+        # VCF 4.3 5.4.9: a breakend at the telomere is what POS 0 is for
+        assert zero["telomere"].reject == "symbolic_allele" and "telomere" in zero["telomere"].message
 
 
 def test_an_index_older_than_its_vcf_is_not_used(genome, tmp_path, caplog):

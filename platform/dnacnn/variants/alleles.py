@@ -121,6 +121,12 @@ def _position(pos: object) -> int | None:
     return value if value is not None and value >= 1 else None
 
 
+def _telomere_breakend(pos: object, alt: object) -> bool:
+    """Whether a POS 0 row is what VCF 4.3 (5.4.9) allows there: a breakend at the telomere."""
+    zero = isinstance(pos, (int, np.integer)) and not isinstance(pos, bool) and pos == 0
+    return zero and isinstance(alt, str) and allele_kind("N", alt.upper()) == "symbolic"
+
+
 def check_allele(
     genome: Genome | None, chrom: object, pos: object, ref: object, alt: object
 ) -> tuple[str, str | None, str]:
@@ -141,6 +147,9 @@ def check_allele(
         return "unknown", "malformed", f"row {where}: CHROM {chrom!r} is missing"
     position = _position(pos)
     if position is None:
+        if _telomere_breakend(pos, alt):
+            return "symbolic", "symbolic_allele", (
+                f"ALT {alt!r} at {where} is a breakend at a telomere (POS 0); only sequence alleles are scored")
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
     pos = position
     if ref is None or ref in ("", "."):  # a VCF's '.', a table's None or empty text: one verdict
