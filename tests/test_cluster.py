@@ -283,6 +283,52 @@ def test_scoring_job_reads_the_registry_and_accounts_for_every_allele(cluster):
     assert pq.read_table(out / "rejects").num_rows == summary["alleles_rejected"]
 
 
+STATE_API_ON_EVERY_NODE = """
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@ray.remote(num_cpus=0)
+class Asker:  # as Ray Train's PlacementGroupCleaner asks: an actor, no address given
+    def nodes_seen(self):
+        from ray.util.state import list_nodes
+        return len(list_nodes())
+
+
+ray.init()
+nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+askers = [Asker.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+          for n in nodes]
+print("nodes seen from each node:", ray.get([a.nodes_seen.remote() for a in askers]))
+"""
+
+OTHER_RAY = """
+import sys, ray
+ray.init(address="local", num_cpus=1, include_dashboard=False)
+print("up", flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+@pytest.mark.slow
+def test_every_node_reaches_the_clusters_state_api_while_another_ray_runs_here(cluster):
+    """Ray Train's PlacementGroupCleaner asks the state API (no address given) from a node of
+    the cluster. Was: with another Ray instance on the machine, "ConnectionError: Found
+    multiple active Ray instances" and its traceback in every training job's logs."""
+    script = cluster.root / "state_api.py"
+    script.write_text(STATE_API_ON_EVERY_NODE)
+    other = subprocess.Popen([sys.executable, "-c", OTHER_RAY], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=_base_env())
+    try:
+        assert other.stdout.readline().strip() == "up"
+        logs = wait_for_job(cluster, submit(cluster, str(script), wait=False), timeout=300)
+    finally:
+        other.stdin.close()
+        other.wait(timeout=120)
+    assert "nodes seen from each node: [2, 2]" in logs, logs[-3000:]
+
+
 @pytest.mark.slow
 def test_scoring_survives_losing_a_worker_node(cluster):
     """The worker node's raylet dies mid-job: Ray retries its shards elsewhere and the
