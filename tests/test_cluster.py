@@ -124,13 +124,16 @@ def cluster():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float = 900) -> str:
-    """``ray job submit --working-dir . -- python ...`` from the repository root; with
-    ``wait``, follow its logs to the end and fail with them unless it succeeded."""
+def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float = 900,
+           env_vars: dict[str, str] | None = None) -> str:
+    """``ray job submit --working-dir . -- python ...`` from the repository root (``env_vars``:
+    the job's own, as ``--runtime-env-json`` gives them); with ``wait``, follow its logs to
+    the end and fail with them unless it succeeded."""
     job_id = f"dnacnn-test-{uuid.uuid4().hex[:8]}"
+    runtime_env = ["--runtime-env-json", json.dumps({"env_vars": env_vars})] if env_vars else []
     proc = subprocess.run(
         [RAY, "job", "submit", "--no-wait", "--submission-id", job_id, "--working-dir", ".",
-         "--", "python", *entrypoint],
+         *runtime_env, "--", "python", *entrypoint],
         cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     if wait:
@@ -138,11 +141,12 @@ def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float
     return job_id
 
 
-def wait_for_job(cluster: Cluster, job_id: str, timeout: float = 900) -> str:
-    """Follow the job's logs until it ends; assert that it succeeded; return the logs."""
+def wait_for_job(cluster: Cluster, job_id: str, timeout: float = 900,
+                 status: str = "SUCCEEDED") -> str:
+    """Follow the job's logs until it ends; assert that it ended in ``status``; return the logs."""
     logs = subprocess.run([RAY, "job", "logs", "--follow", job_id], env=cluster.env,
                           capture_output=True, text=True, timeout=timeout).stdout
-    assert job_status(cluster, job_id) == "SUCCEEDED", logs[-5000:]
+    assert job_status(cluster, job_id) == status, logs[-5000:]
     return logs
 
 
@@ -327,6 +331,39 @@ def test_every_node_reaches_the_clusters_state_api_while_another_ray_runs_here(c
         other.stdin.close()
         other.wait(timeout=120)
     assert "nodes seen from each node: [2, 2]" in logs, logs[-3000:]
+
+
+def _error_lines(logs: str) -> list[str]:
+    """The job's ``error:`` lines (a failed job's logs end with Ray's copy of them: once each)."""
+    return sorted({line for line in logs.splitlines() if line.startswith("error:")})
+
+
+@pytest.mark.slow
+def test_paths_inside_the_jobs_copy_of_the_working_dir_are_refused_in_one_line(cluster):
+    """A submitted job runs in a temporary copy of the working directory. Were: a relative
+    train.storage_path or local MLflow store (checkpoints, run and model written into the
+    copy and lost, the job SUCCEEDED), a relative --out ("no model.json in
+    out/scores/_work/model": the actor on the other node has its own copy), a git-ignored
+    dataset ("not a dnacnn dataset (no dataset.json); make one", though it is there)."""
+    score = [a if a != str(cluster.root / "x") else "out/x" for a in score_args(cluster, cluster.root / "x")]
+    ignored = Path("data") / f"ignored-{uuid.uuid4().hex[:8]}"  # there, but git-ignored: not uploaded
+    (REPO / ignored).mkdir(parents=True)
+    try:
+        jobs = {
+            "--out out/x is inside this Ray job's temporary copy": submit(cluster, *score, wait=False),
+            "train.storage_path runs is inside": submit(
+                cluster, *train_args(cluster, "--set", "train.storage_path=runs"), wait=False),
+            "the tracking store sqlite:///": submit(
+                cluster, *train_args(cluster), wait=False, env_vars={"MLFLOW_TRACKING_URI": ""}),
+            f"data.dataset {ignored} is not in this Ray job's copy": submit(
+                cluster, *train_args(cluster, "--set", f"data.dataset={ignored}"), wait=False),
+        }
+    finally:
+        (REPO / ignored).rmdir()
+    for said, job_id in jobs.items():
+        lines = _error_lines(wait_for_job(cluster, job_id, status="FAILED"))
+        assert len(lines) == 1 and said in lines[0], lines
+        assert "give an absolute path" in lines[0] or "set MLFLOW_TRACKING_URI" in lines[0], lines
 
 
 @pytest.mark.slow

@@ -219,7 +219,7 @@ def fit(job: JobConfig, address: str | None = None,
     if preflight is not None:
         preflight(spec, description)
     if "://" not in storage:
-        check_output_folder(storage, "train.storage_path")
+        check_output_folder(job.train.storage_path, "train.storage_path")  # as the user wrote it
         check_run_identity(Path(storage) / name, run_identity(job, description))
     started = init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
     cpus = ray.cluster_resources().get("CPU", 0)
