@@ -64,7 +64,7 @@ from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
 from dnacnn.ray_cluster import Interrupted
-from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
+from dnacnn.scoring.job_cluster import check_cluster, connect, sigterm_interrupts, stop_cluster
 from dnacnn.scoring.job_state import (
     JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
     write_identity,
@@ -216,10 +216,11 @@ def score_vcf(
         if pending:  # Ray only for work to do: a VCF with no record, or a job all done, needs none
             started = connect(address, device, wait_for_resources)
             t_run = time.monotonic()
-            worker_pids = run_shards(pending, len(shards), model, os.path.abspath(ref.path),
-                                      os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
-                                      num_actors, cpus_per_actor, device, source=vcf,
-                                      actors_per_gpu=actors_per_gpu)
+            with sigterm_interrupts():  # `ray job stop`: said as Ctrl-C is, with the shards kept
+                worker_pids = run_shards(pending, len(shards), model, os.path.abspath(ref.path),
+                                          os.path.abspath(vcf_path), out.resolve(), rc, batch_size,
+                                          precision, num_actors, cpus_per_actor, device, source=vcf,
+                                          actors_per_gpu=actors_per_gpu)
             scoring_seconds = time.monotonic() - t_run
             for sub in JOB_FOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
