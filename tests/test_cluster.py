@@ -372,6 +372,19 @@ def test_paths_inside_the_jobs_copy_of_the_working_dir_are_refused_in_one_line(c
 
 
 @pytest.mark.slow
+def test_dnacnn_score_joins_the_cluster_with_a_relative_out(cluster):
+    """``dnacnn score --address`` from a shell in another folder, ``--out`` relative. Was:
+    "error: no model.json in rel/_work/model" (the fetched model's path was relative, and
+    the joined cluster's actors run in their own working directory)."""
+    args = score_args(cluster, Path("rel-scores"))[1:]  # the job's options, without the script
+    proc = subprocess.run([DNACNN, "score", *args, "--address", cluster.env["RAY_ADDRESS"]],
+                          cwd=cluster.root, env=cluster.env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for sub in ("scores", "rejects"):  # the submitted job's rows, to the last digit
+        assert sorted_rows(cluster.root / "rel-scores", sub) == sorted_rows(cluster.root / "scores", sub)
+
+
+@pytest.mark.slow
 def test_a_stopped_scoring_job_says_what_it_kept_and_resumes(cluster):
     """``ray job stop`` mid-scoring. Was: Ray's SIGTERM handler ended the job without a word
     (only Ray's own "*** SIGTERM received" lines); now the job says how many shards are done,

@@ -202,7 +202,8 @@ def score_vcf(
         for leftover in (out / "_work").glob("_tmp-*"):  # indexed_copy's scratch files
             leftover.unlink()
         if fetched is not None:
-            model = str(_keep_fetched_model(fetched, out / "_work" / "model"))
+            # absolute: the actors of a joined cluster run in another working directory
+            model = str(_keep_fetched_model(fetched, out.resolve() / "_work" / "model"))
         if not resumed:
             write_identity(out, identity)
         atomic_write_text(out / "tasks.txt", "".join(f"{t}\n" for t in tasks))
