@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     try:
         check_input_paths({"--config": args.config})
         job = load_config(args.config, overrides)

@@ -142,6 +142,12 @@ def test_the_ray_job_entrypoint_gives_the_same_one_line(tmp_path, env):
     line = one_error_line(proc)
     assert line == ("error: --set train.num_workers=0: in section 'train': "
                     "num_workers must be >= 1, got 0")
+    # --epochs 0 was dropped without a word (the config's epochs trained)
+    proc = subprocess.run([sys.executable, str(repo / "jobs" / "train.py"), "--config", str(job),
+                           "--epochs", "0"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert one_error_line(proc) == ("error: --set train.epochs=0: in section 'train': "
+                                    "epochs must be >= 1, got 0")
 
 
 def test_more_workers_than_the_local_cluster_has_cpus_fail_at_once(tmp_path, env):
