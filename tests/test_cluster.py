@@ -125,15 +125,15 @@ def cluster():
 
 
 def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float = 900,
-           env_vars: dict[str, str] | None = None) -> str:
-    """``ray job submit --working-dir . -- python ...`` from the repository root (``env_vars``:
-    the job's own, as ``--runtime-env-json`` gives them); with ``wait``, follow its logs to
+           runtime_env: dict | None = None) -> str:
+    """``ray job submit --working-dir . -- python ...`` from the repository root (with
+    ``--runtime-env-json`` when ``runtime_env`` is given); with ``wait``, follow its logs to
     the end and fail with them unless it succeeded."""
     job_id = f"dnacnn-test-{uuid.uuid4().hex[:8]}"
-    runtime_env = ["--runtime-env-json", json.dumps({"env_vars": env_vars})] if env_vars else []
+    extra = ["--runtime-env-json", json.dumps(runtime_env)] if runtime_env else []
     proc = subprocess.run(
         [RAY, "job", "submit", "--no-wait", "--submission-id", job_id, "--working-dir", ".",
-         *runtime_env, "--", "python", *entrypoint],
+         *extra, "--", "python", *entrypoint],
         cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     if wait:
@@ -359,7 +359,8 @@ def test_paths_inside_the_jobs_copy_of_the_working_dir_are_refused_in_one_line(c
             "train.storage_path runs is inside": submit(
                 cluster, *train_args(cluster, "--set", "train.storage_path=runs"), wait=False),
             "the tracking store sqlite:///": submit(
-                cluster, *train_args(cluster), wait=False, env_vars={"MLFLOW_TRACKING_URI": ""}),
+                cluster, *train_args(cluster), wait=False,
+                runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": ""}}),
             f"data.dataset {ignored} is not in this Ray job's copy": submit(
                 cluster, *train_args(cluster, "--set", f"data.dataset={ignored}"), wait=False),
         }
@@ -369,6 +370,28 @@ def test_paths_inside_the_jobs_copy_of_the_working_dir_are_refused_in_one_line(c
         lines = _error_lines(wait_for_job(cluster, job_id, status="FAILED"))
         assert len(lines) == 1 and said in lines[0], lines
         assert "give an absolute path" in lines[0] or "set MLFLOW_TRACKING_URI" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_a_scoring_job_reads_inputs_uploaded_with_it_and_resumes_in_another_upload(cluster):
+    """--genome and --vcf relative: files of the uploaded working directory. Were: "its index
+    ... is older than the file" (the unpacking's times) and a re-indexed copy of the VCF, and,
+    submitted again from a changed working directory (another upload), "holds results of a
+    job with other inputs (vcf, vcf_mtime_ns, genome differ)"."""
+    out = cluster.root / "uploaded-inputs"
+    fixtures = {str(FIXTURE_FASTA): str(FIXTURE_FASTA.relative_to(REPO)),
+                str(FIXTURE_VCF): str(FIXTURE_VCF.relative_to(REPO))}
+    args = [fixtures.get(a, a) for a in score_args(cluster, out)]
+    logs = wait_for_job(cluster, submit(cluster, *args, wait=False))
+    assert "older than the file" not in logs and "indexed copy" not in logs, logs[-3000:]
+    for sub in ("scores", "rejects"):
+        assert sorted_rows(out, sub) == sorted_rows(cluster.root / "scores", sub)
+    marker = sorted((out / "_shards").glob("*.json"))[0]
+    marker.unlink()  # one shard to do again
+    logs = wait_for_job(cluster, submit(cluster, *args, wait=False,
+                                        runtime_env={"excludes": ["README.md"]}))  # another upload
+    assert "48 done before, 1 to score" in logs, logs[-3000:]
+    assert marker.exists()
 
 
 @pytest.mark.slow

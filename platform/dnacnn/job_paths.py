@@ -7,7 +7,9 @@ was uploaded: a dataset made under the git-ignored ``data/`` is not. A relative 
 path names a folder of that copy, which nobody looks in and Ray deletes with its
 session: the scores or checkpoints would be lost, and a job submitted again (another
 copy) could not resume. :func:`check_input_paths` and :func:`inside_job_copy` let the
-commands say so in one line before any work starts.
+commands say so in one line before any work starts. An input that was uploaded is used
+as :func:`portable_path` names it: every node has its own copy, in a folder that changes
+with every upload and session, and its files bear the time they were unpacked.
 
 Ray tells a job's driver what it was submitted with in the environment variable
 ``RAY_JOB_CONFIG_JSON_ENV_VAR`` (JSON with its ``runtime_env``; Ray 2.60's job
@@ -49,6 +51,16 @@ def inside_job_copy(path: str | os.PathLike) -> bool:
         return False
     resolved = Path(path).expanduser().resolve()
     return resolved.is_relative_to(Path.cwd().resolve())
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` as other processes and a restarted job should name it: relative to the job's
+    copy of the working directory when it lies inside it (the scoring actors of every node
+    run in their own node's copy), else absolute."""
+    absolute = os.path.abspath(path)
+    if inside_job_copy(absolute):
+        return os.path.relpath(absolute, Path.cwd())
+    return absolute
 
 
 def check_input_paths(paths: Mapping[str, str | os.PathLike | None]) -> None:

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING
 
 from dnacnn.checkpoint_files import read_checkpoint_meta, weights_sha256
 from dnacnn.genome import Genome, alias_message
+from dnacnn.job_paths import portable_path
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
@@ -218,8 +219,8 @@ def score_vcf(
             started = connect(address, device, wait_for_resources)
             t_run = time.monotonic()
             with sigterm_interrupts():  # `ray job stop`: said as Ctrl-C is, with the shards kept
-                worker_pids = run_shards(pending, len(shards), model, os.path.abspath(ref.path),
-                                          os.path.abspath(vcf_path), out.resolve(), rc, batch_size,
+                worker_pids = run_shards(pending, len(shards), model, portable_path(ref.path),
+                                          portable_path(vcf_path), out.resolve(), rc, batch_size,
                                           precision, num_actors, cpus_per_actor, device, source=vcf,
                                           actors_per_gpu=actors_per_gpu)
             scoring_seconds = time.monotonic() - t_run
@@ -292,7 +293,7 @@ def _fetch_model(model: ModelSpec) -> tuple[ModelSpec, Path | None]:
             shutil.rmtree(fetched, ignore_errors=True)
             raise
     if isinstance(model, (str, os.PathLike)):
-        model = os.path.abspath(model)  # actors may run in another working directory
+        model = portable_path(model)  # actors may run in another working directory
     return model, fetched
 
 
