@@ -293,6 +293,8 @@ def test_scoring_job_reads_the_registry_and_accounts_for_every_allele(cluster):
 
 
 STATE_API_ON_EVERY_NODE = """
+import sys
+
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -304,7 +306,11 @@ class Asker:  # as Ray Train's PlacementGroupCleaner asks: an actor, no address 
         return len(list_nodes())
 
 
-ray.init()
+if sys.argv[1] == "dnacnn":  # as the training job joins: dnacnn.ray_cluster.init_ray
+    from dnacnn.ray_cluster import init_ray
+    init_ray(dashboard=True)
+else:
+    ray.init()
 nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 askers = [Asker.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
           for n in nodes]
@@ -323,7 +329,10 @@ sys.stdin.read()  # until the test closes it
 def test_every_node_reaches_the_clusters_state_api_while_another_ray_runs_here(cluster):
     """Ray Train's PlacementGroupCleaner asks the state API (no address given) from a node of
     the cluster. Was: with another Ray instance on the machine, "ConnectionError: Found
-    multiple active Ray instances" and its traceback in every training job's logs."""
+    multiple active Ray instances" and its traceback in every training job's logs. Fixed
+    twice: the nodes of `dnacnn cluster up` know their state API (a job of plain
+    ``ray.init()``), and a job joining through ``init_ray`` tells its workers where it is
+    (on a cluster whose nodes do not, as a plain ``ray start`` one: the variable blanked)."""
     script = cluster.root / "state_api.py"
     script.write_text(STATE_API_ON_EVERY_NODE)
     other = subprocess.Popen([sys.executable, "-c", OTHER_RAY], stdin=subprocess.PIPE,
@@ -331,11 +340,15 @@ def test_every_node_reaches_the_clusters_state_api_while_another_ray_runs_here(c
                              env=_base_env())
     try:
         assert other.stdout.readline().strip() == "up"
-        logs = wait_for_job(cluster, submit(cluster, str(script), wait=False), timeout=300)
+        plain = submit(cluster, str(script), "ray", wait=False)
+        joined = submit(cluster, str(script), "dnacnn", wait=False,
+                        runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": ""}})
+        for job_id in (plain, joined):
+            logs = wait_for_job(cluster, job_id, timeout=300)
+            assert "nodes seen from each node: [2, 2]" in logs, logs[-3000:]
     finally:
         other.stdin.close()
         other.wait(timeout=120)
-    assert "nodes seen from each node: [2, 2]" in logs, logs[-3000:]
 
 
 def _error_lines(logs: str) -> list[str]:

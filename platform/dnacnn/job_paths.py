@@ -31,16 +31,21 @@ JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 ABSOLUTE_HINT = "give an absolute path that every node of the cluster can reach (e.g. $PWD/...)"
 
 
+def submitted_runtime_env() -> dict:
+    """The runtime environment this process's Ray job was submitted with, when this process
+    is such a job's entrypoint; {} otherwise."""
+    raw = os.environ.get(JOB_CONFIG_ENV)
+    try:
+        runtime_env = json.loads(raw).get("runtime_env") if raw else None
+    except (ValueError, AttributeError):  # not JSON, or not the object Ray writes
+        return {}
+    return runtime_env if isinstance(runtime_env, dict) else {}
+
+
 def submitted_working_dir() -> str | None:
     """The ``working_dir`` this process's Ray job was submitted with (a ``gcs://`` package
     URI), when this process is such a job's entrypoint; None otherwise."""
-    raw = os.environ.get(JOB_CONFIG_ENV)
-    if not raw:
-        return None
-    try:
-        working_dir = (json.loads(raw).get("runtime_env") or {}).get("working_dir")
-    except (ValueError, AttributeError):  # not JSON, or not the object Ray writes
-        return None
+    working_dir = submitted_runtime_env().get("working_dir")
     return working_dir if isinstance(working_dir, str) and working_dir else None
 
 
