@@ -2,10 +2,12 @@
 
     RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/score_variants.py --model models:/basset@champion \
-        --genome data/20.fa.gz --vcf data/calls.vcf.gz --out out/scores
+        --genome $PWD/data/20.fa.gz --vcf $PWD/data/calls.vcf.gz --out $PWD/out/scores
 
 Parses arguments and calls ``dnacnn.scoring.batch.score_vcf`` (which joins the
-job's cluster through RAY_ADDRESS); run it again with the same --out to resume.
+job's cluster through RAY_ADDRESS); run it again with the same --out to resume. Give
+--out as an absolute path (a folder inside the job's copy of the working directory is
+refused: it would be lost with it), and inputs absolute or uploaded with the working dir.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import logging
 import sys
 
 from dnacnn.cli.errors import USER_ERRORS
+from dnacnn.job_paths import check_input_paths
 from dnacnn.ray_cluster import Interrupted
+from dnacnn.registry.uris import is_model_uri
 from dnacnn.scoring.batch import score_vcf
 
 
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        check_input_paths({"--genome": args.genome, "--vcf": args.vcf,
+                           "--model": None if is_model_uri(args.model) else args.model})
         summary = score_vcf(
             model=args.model, genome=args.genome, vcf=args.vcf, out_dir=args.out, rc=args.rc,
             batch_size=args.batch_size, precision=args.precision, shard_variants=args.shard_variants,

@@ -6,8 +6,9 @@
 Parses arguments and calls ``dnacnn.train.trainer.train_and_register`` (which
 joins the job's cluster through RAY_ADDRESS). Submit it again with the same
 ``train.run_name`` and ``train.storage_path`` to resume the run. Paths in the
-config are relative to the job's working directory: give absolute ones (and a
-shared ``train.storage_path``) on a multi-node cluster.
+config are relative to the job's copy of the working directory: give absolute ones
+(a dataset in a git-ignored folder is not uploaded; ``train.storage_path`` and a local
+MLflow store inside the copy are refused, as they would be lost with it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 
 from dnacnn.cli.errors import USER_ERRORS
 from dnacnn.config import load_config
+from dnacnn.job_paths import check_input_paths
 from dnacnn.ray_cluster import Interrupted
 from dnacnn.train.trainer import train_and_register
 
@@ -32,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     try:
-        summary = train_and_register(load_config(args.config, overrides), args.address).to_dict()
+        check_input_paths({"--config": args.config})
+        job = load_config(args.config, overrides)
+        check_input_paths({"data.dataset": job.data.dataset})
+        summary = train_and_register(job, args.address).to_dict()
     except Interrupted as err:  # Ctrl-C (SIGINT): where the run is, how to resume
         print(err, file=sys.stderr)
         return 130

@@ -124,13 +124,16 @@ def cluster():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float = 900) -> str:
-    """``ray job submit --working-dir . -- python ...`` from the repository root; with
-    ``wait``, follow its logs to the end and fail with them unless it succeeded."""
+def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float = 900,
+           runtime_env: dict | None = None) -> str:
+    """``ray job submit --working-dir . -- python ...`` from the repository root (with
+    ``--runtime-env-json`` when ``runtime_env`` is given); with ``wait``, follow its logs to
+    the end and fail with them unless it succeeded."""
     job_id = f"dnacnn-test-{uuid.uuid4().hex[:8]}"
+    extra = ["--runtime-env-json", json.dumps(runtime_env)] if runtime_env else []
     proc = subprocess.run(
         [RAY, "job", "submit", "--no-wait", "--submission-id", job_id, "--working-dir", ".",
-         "--", "python", *entrypoint],
+         *extra, "--", "python", *entrypoint],
         cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     if wait:
@@ -138,19 +141,25 @@ def submit(cluster: Cluster, *entrypoint: str, wait: bool = True, timeout: float
     return job_id
 
 
-def wait_for_job(cluster: Cluster, job_id: str, timeout: float = 900) -> str:
-    """Follow the job's logs until it ends; assert that it succeeded; return the logs."""
+def wait_for_job(cluster: Cluster, job_id: str, timeout: float = 900,
+                 status: str = "SUCCEEDED") -> str:
+    """Follow the job's logs until it ends; assert that it ended in ``status``; return the logs."""
     logs = subprocess.run([RAY, "job", "logs", "--follow", job_id], env=cluster.env,
                           capture_output=True, text=True, timeout=timeout).stdout
-    assert job_status(cluster, job_id) == "SUCCEEDED", logs[-5000:]
+    assert job_status(cluster, job_id) == status, logs[-5000:]
     return logs
 
 
-def job_status(cluster: Cluster, job_id: str) -> str:
-    """The job's status from the job server's REST API (with the cluster's token)."""
+def job_status(cluster: Cluster, job_id: str, action: str = "") -> str:
+    """The job's status from the job server's REST API (with the cluster's token); ``action``
+    "stop" asks it to stop the job first, as ``ray job stop`` does (without the CLI's start-up)."""
     token = Path(cluster.env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
-    request = urllib.request.Request(f"{cluster.env['RAY_API_SERVER_ADDRESS']}/api/jobs/{job_id}",
-                                     headers={"Authorization": f"Bearer {token}"})
+    url = f"{cluster.env['RAY_API_SERVER_ADDRESS']}/api/jobs/{job_id}"
+    if action:
+        stop = urllib.request.Request(f"{url}/{action}", method="POST",
+                                      headers={"Authorization": f"Bearer {token}"})
+        urllib.request.urlopen(stop, timeout=60).close()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())["status"]
 
@@ -281,6 +290,161 @@ def test_scoring_job_reads_the_registry_and_accounts_for_every_allele(cluster):
     assert summary["alleles_read"] == summary["alleles_scored"] + summary["alleles_rejected"]
     assert pq.read_table(out / "scores").num_rows == summary["alleles_scored"] > 0
     assert pq.read_table(out / "rejects").num_rows == summary["alleles_rejected"]
+
+
+STATE_API_ON_EVERY_NODE = """
+import sys
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@ray.remote(num_cpus=0)
+class Asker:  # as Ray Train's PlacementGroupCleaner asks: an actor, no address given
+    def nodes_seen(self):
+        from ray.util.state import list_nodes
+        return len(list_nodes())
+
+
+if sys.argv[1] == "dnacnn":  # as the training job joins: dnacnn.ray_cluster.init_ray
+    from dnacnn.ray_cluster import init_ray
+    init_ray(dashboard=True)
+else:
+    ray.init()
+nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+askers = [Asker.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+          for n in nodes]
+print("nodes seen from each node:", ray.get([a.nodes_seen.remote() for a in askers]))
+"""
+
+OTHER_RAY = """
+import sys, ray
+ray.init(address="local", num_cpus=1, include_dashboard=False)
+print("up", flush=True)
+sys.stdin.read()  # until the test closes it
+"""
+
+
+@pytest.mark.slow
+def test_every_node_reaches_the_clusters_state_api_while_another_ray_runs_here(cluster):
+    """Ray Train's PlacementGroupCleaner asks the state API (no address given) from a node of
+    the cluster. Was: with another Ray instance on the machine, "ConnectionError: Found
+    multiple active Ray instances" and its traceback in every training job's logs. Fixed
+    twice: the nodes of `dnacnn cluster up` know their state API (a job of plain
+    ``ray.init()``), and a job joining through ``init_ray`` tells its workers where it is
+    (on a cluster whose nodes do not, as a plain ``ray start`` one: the variable blanked)."""
+    script = cluster.root / "state_api.py"
+    script.write_text(STATE_API_ON_EVERY_NODE)
+    other = subprocess.Popen([sys.executable, "-c", OTHER_RAY], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=_base_env())
+    try:
+        assert other.stdout.readline().strip() == "up"
+        plain = submit(cluster, str(script), "ray", wait=False)
+        joined = submit(cluster, str(script), "dnacnn", wait=False,
+                        runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": ""}})
+        for job_id in (plain, joined):
+            logs = wait_for_job(cluster, job_id, timeout=300)
+            assert "nodes seen from each node: [2, 2]" in logs, logs[-3000:]
+    finally:
+        other.stdin.close()
+        other.wait(timeout=120)
+
+
+def _error_lines(logs: str) -> list[str]:
+    """The job's ``error:`` lines (a failed job's logs end with Ray's copy of them: once each)."""
+    return sorted({line for line in logs.splitlines() if line.startswith("error:")})
+
+
+@pytest.mark.slow
+def test_paths_inside_the_jobs_copy_of_the_working_dir_are_refused_in_one_line(cluster):
+    """A submitted job runs in a temporary copy of the working directory. Were: a relative
+    train.storage_path or local MLflow store (checkpoints, run and model written into the
+    copy and lost, the job SUCCEEDED), a relative --out ("no model.json in
+    out/scores/_work/model": the actor on the other node has its own copy), a git-ignored
+    dataset ("not a dnacnn dataset (no dataset.json); make one", though it is there)."""
+    score = [a if a != str(cluster.root / "x") else "out/x" for a in score_args(cluster, cluster.root / "x")]
+    ignored = Path("data") / f"ignored-{uuid.uuid4().hex[:8]}"  # there, but git-ignored: not uploaded
+    (REPO / ignored).mkdir(parents=True)
+    try:
+        jobs = {
+            "--out out/x is inside this Ray job's temporary copy": submit(cluster, *score, wait=False),
+            "train.storage_path runs is inside": submit(
+                cluster, *train_args(cluster, "--set", "train.storage_path=runs"), wait=False),
+            "the tracking store sqlite:///": submit(
+                cluster, *train_args(cluster), wait=False,
+                runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": ""}}),
+            f"data.dataset {ignored} is not in this Ray job's copy": submit(
+                cluster, *train_args(cluster, "--set", f"data.dataset={ignored}"), wait=False),
+        }
+    finally:
+        (REPO / ignored).rmdir()
+    for said, job_id in jobs.items():
+        lines = _error_lines(wait_for_job(cluster, job_id, status="FAILED"))
+        assert len(lines) == 1 and said in lines[0], lines
+        assert "give an absolute path" in lines[0] or "set MLFLOW_TRACKING_URI" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_a_scoring_job_reads_inputs_uploaded_with_it_and_resumes_in_another_upload(cluster):
+    """--genome and --vcf relative: files of the uploaded working directory. Were: "its index
+    ... is older than the file" (the unpacking's times) and a re-indexed copy of the VCF, and,
+    submitted again from a changed working directory (another upload), "holds results of a
+    job with other inputs (vcf, vcf_mtime_ns, genome differ)"."""
+    out = cluster.root / "uploaded-inputs"
+    fixtures = {str(FIXTURE_FASTA): str(FIXTURE_FASTA.relative_to(REPO)),
+                str(FIXTURE_VCF): str(FIXTURE_VCF.relative_to(REPO))}
+    args = [fixtures.get(a, a) for a in score_args(cluster, out)]
+    logs = wait_for_job(cluster, submit(cluster, *args, wait=False))
+    assert "older than the file" not in logs and "indexed copy" not in logs, logs[-3000:]
+    for sub in ("scores", "rejects"):
+        assert sorted_rows(out, sub) == sorted_rows(cluster.root / "scores", sub)
+    marker = sorted((out / "_shards").glob("*.json"))[0]
+    marker.unlink()  # one shard to do again
+    logs = wait_for_job(cluster, submit(cluster, *args, wait=False,
+                                        runtime_env={"excludes": ["README.md"]}))  # another upload
+    assert "48 done before, 1 to score" in logs, logs[-3000:]
+    assert marker.exists()
+
+
+@pytest.mark.slow
+def test_dnacnn_score_joins_the_cluster_with_a_relative_out(cluster):
+    """``dnacnn score --address`` from a shell in another folder, ``--out`` relative. Was:
+    "error: no model.json in rel/_work/model" (the fetched model's path was relative, and
+    the joined cluster's actors run in their own working directory)."""
+    args = score_args(cluster, Path("rel-scores"))[1:]  # the job's options, without the script
+    proc = subprocess.run([DNACNN, "score", *args, "--address", cluster.env["RAY_ADDRESS"]],
+                          cwd=cluster.root, env=cluster.env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for sub in ("scores", "rejects"):  # the submitted job's rows, to the last digit
+        assert sorted_rows(cluster.root / "rel-scores", sub) == sorted_rows(cluster.root / "scores", sub)
+
+
+@pytest.mark.slow
+def test_a_stopped_scoring_job_says_what_it_kept_and_resumes(cluster):
+    """``ray job stop`` mid-scoring. Was: Ray's SIGTERM handler ended the job without a word
+    (only Ray's own "*** SIGTERM received" lines); now the job says how many shards are done,
+    leaves no scoring actor, and the same job submitted again scores only the rest."""
+    out = cluster.root / "scores-stopped"
+    args = [a if a != str(SHARD_VARIANTS) else "1" for a in score_args(cluster, out)]  # 194 shards
+    job_id = submit(cluster, *args, wait=False)
+    wait_until(lambda: any((out / "_shards").glob("*.json"))
+               or job_status(cluster, job_id) not in ("PENDING", "RUNNING"), 600, "the first shard")
+    job_status(cluster, job_id, action="stop")
+    logs = wait_for_job(cluster, job_id, timeout=120, status="STOPPED")
+    said = [line for line in logs.splitlines() if line.startswith("scoring interrupted: ")]
+    assert said and f"shards are done in {out}; run the same command again" in said[0], logs[-3000:]
+    done = int(said[0].split()[2])
+    assert 0 < done < 194
+    wait_until(lambda: not [a for a in ray_list_actors(cluster, "ShardWorker") if a["state"] == "ALIVE"],
+               60, "the scoring actors to go")
+    kept = len(list((out / "_shards").glob("*.json")))  # an actor may finish one more as it goes
+    assert done <= kept < 194
+    logs = wait_for_job(cluster, submit(cluster, *args, wait=False))
+    assert f"194 shard(s) of {FIXTURE_VCF}: {kept} done before, {194 - kept} to score" in logs
+    summary = json.loads((out / "summary.json").read_text())
+    keys = [(r["chrom"], r["pos"], r["ref"], r["alt"]) for r in pq.read_table(out / "scores").to_pylist()]
+    assert len(keys) == len(set(keys)) == summary["alleles_scored"] > 0  # none lost, none twice
 
 
 @pytest.mark.slow

@@ -142,6 +142,30 @@ def test_the_ray_job_entrypoint_gives_the_same_one_line(tmp_path, env):
     line = one_error_line(proc)
     assert line == ("error: --set train.num_workers=0: in section 'train': "
                     "num_workers must be >= 1, got 0")
+    # --epochs 0 was dropped without a word (the config's epochs trained)
+    proc = subprocess.run([sys.executable, str(repo / "jobs" / "train.py"), "--config", str(job),
+                           "--epochs", "0"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert one_error_line(proc) == ("error: --set train.epochs=0: in section 'train': "
+                                    "epochs must be >= 1, got 0")
+
+
+def test_a_run_another_job_is_training_now_is_refused_in_one_line(tmp_path, env):
+    """Two jobs of the same train.run_name at once. Was: both trained from the same checkpoint
+    into one run folder, interleaving their checkpoints, and registered two models."""
+    from dnacnn.folder_lock import exclusive
+
+    job = write_job(tmp_path, 60, MULTISCALE)
+    run = yaml.safe_load(job.read_text())["train"]
+    run_dir = tmp_path / run.get("storage_path", "runs") / run["run_name"]
+    with exclusive(run_dir, "the first job's run", "wait"):  # held as a running job holds it
+        proc = dnacnn("train", "--config", str(job), cwd=tmp_path, env=env)
+    line = one_error_line(proc)
+    assert line.startswith(f"error: run {run['run_name']} in {run_dir.parent} is in use by process "
+                           f"{os.getpid()} on host "), line
+    assert line.endswith("; wait for it to end, or give another train.run_name (or train.storage_path)")
+    proc = dnacnn("train", "--config", str(job), cwd=tmp_path, env=env)  # the lock went with its holder
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_more_workers_than_the_local_cluster_has_cpus_fail_at_once(tmp_path, env):

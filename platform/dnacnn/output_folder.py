@@ -1,4 +1,5 @@
-"""Checking an output folder before any work: it must be a folder (or creatable) and writable.
+"""Checking an output folder before any work: it must be a folder (or creatable) and writable,
+and, in a submitted Ray job, outside the job's temporary copy of its working directory.
 
 Nothing is created by the check; a command that fails it has written nothing.
 """
@@ -9,13 +10,16 @@ import os
 import tempfile
 from pathlib import Path
 
+from dnacnn.job_paths import ABSOLUTE_HINT, inside_job_copy
+
 
 class OutputFolderError(ValueError):
     """An output location that cannot be used (a file, not writable)."""
 
 
 def check_output_folder(path: str | Path, option: str = "--out") -> None:
-    """Refuse ``path`` unless it is a writable folder, or can be created as one.
+    """Refuse ``path`` unless it is a writable folder, or can be created as one, outside the
+    copy of the working directory that a submitted Ray job runs in (``dnacnn.job_paths``).
 
     Writability is tried, not guessed from permission bits (root, read-only file
     systems, ACLs): a temporary file is created and removed in ``path`` or in its
@@ -26,6 +30,11 @@ def check_output_folder(path: str | Path, option: str = "--out") -> None:
     """
     if not str(path).strip():  # Path("") is the current folder: a mistyped variable, not a choice
         raise OutputFolderError(f"{option} is empty: give the folder to write to (\".\" for this one)")
+    if inside_job_copy(path):
+        raise OutputFolderError(
+            f"{option} {path} is inside this Ray job's temporary copy of the submitted working "
+            "directory: what is written there is lost with it, and a job submitted again could "
+            f"not resume from it; {ABSOLUTE_HINT}")
     path = Path(path)
     probe = path
     while not probe.exists():

@@ -155,7 +155,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         num_cpus: CPUs of the local cluster (ignored when joining one).
         connect_timeout_s: how long a cluster's head may take to answer.
         dashboard: give a local cluster its dashboard and state API (Ray Train needs
-            them; they cost about 1 GB and a dozen processes, so scoring goes without).
+            them; they cost about 1 GB and a dozen processes, so scoring goes without);
+            on a joined cluster, tell the job's workers where its state API is
+            (:func:`_state_api_env`).
     Returns:
         True when this call started Ray (so the caller may shut it down), else False.
     Raises:
@@ -175,7 +177,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
             check_reachable(address, connect_timeout_s)
             log.info("joining the Ray cluster at %s", address)
             try:
-                ray.init(address=address, log_to_driver=True)
+                ray.init(address=address, log_to_driver=True,
+                         runtime_env=_state_api_env(address) if dashboard else None)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise RayConnectionError(f"cannot join the Ray cluster at --address {address}: {err}") from None
         else:
@@ -196,6 +199,24 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
         started = True
         drop_worker_lines(RAY_NOTICES.search)
     return started
+
+
+def _state_api_env(address: str) -> dict | None:
+    """The runtime environment that shows the job's workers the joined cluster's state API.
+
+    Ray Train's PlacementGroupCleaner (an actor) asks the state API with no address: without
+    RAY_API_SERVER_ADDRESS or RAY_ADDRESS in its environment (a plain ``ray start`` cluster's
+    nodes have neither) Ray looks for "the" Ray instance on the machine, and where another
+    runs it fails with a traceback in the job's logs. Its workers get the cluster's address
+    as RAY_ADDRESS, unless the job's own runtime environment sets that variable. None for an
+    address Ray resolves itself (``auto``, ``ray://``)."""
+    from dnacnn.job_paths import submitted_runtime_env
+
+    if "://" in address or _host_port(address) is None:
+        return None
+    if "RAY_ADDRESS" in (submitted_runtime_env().get("env_vars") or {}):
+        return None
+    return {"env_vars": {"RAY_ADDRESS": address}}
 
 
 def require_resources(resource: str, amount: float, local: bool, wait_s: float = 0.0, poll_s: float = 2.0) -> None:

@@ -154,11 +154,13 @@ def _tool(name: str) -> str:
 
 def _node_env(state: ClusterState) -> dict[str, str]:
     """The environment of every started process: jobs' ``python`` is this environment's,
-    Ray uses this cluster's token and temporary folder, jobs reach the tracking server."""
+    Ray uses this cluster's token and temporary folder, jobs reach the tracking server, and
+    Ray's state API (``RAY_API_SERVER_ADDRESS``) is this cluster's: without it a node's
+    processes look for "the" Ray on the machine and fail while another runs (Ray Train's
+    PlacementGroupCleaner printed that traceback in every training job's logs)."""
     env = dict(os.environ)
     env.update(state.env())
     env.pop("RAY_ADDRESS")  # a head must not join another cluster; workers get --address
-    env.pop("RAY_API_SERVER_ADDRESS")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 

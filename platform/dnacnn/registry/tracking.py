@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from dnacnn.config import MlflowConfig
+from dnacnn.job_paths import inside_job_copy
 
 _SERVER_NAMES = ("databricks", "databricks-uc", "uc")  # tracking "URIs" that are not paths
 #: Seconds an http(s) tracking server may take to accept a connection.
@@ -98,7 +99,8 @@ def check_server(uri: str, source: str, timeout_s: float = SERVER_CONNECT_TIMEOU
 
 def setup_tracking(cfg: MlflowConfig | None = None) -> str:
     """Point MLflow at the tracking store of ``cfg`` (created when missing) and select
-    (or create) its experiment.
+    (or create) its experiment. A local store inside a submitted Ray job's temporary copy of
+    its working directory (no MLFLOW_TRACKING_URI on the cluster) is refused.
 
     Returns:
         the experiment id.
@@ -106,6 +108,13 @@ def setup_tracking(cfg: MlflowConfig | None = None) -> str:
     cfg = cfg or MlflowConfig()
     quiet_artifact_transfers()
     uri = default_tracking_uri(cfg)
+    store = local_store(uri)
+    if store is not None and inside_job_copy(store):
+        raise ValueError(
+            f"the tracking store {uri} would be inside this Ray job's temporary copy of the submitted "
+            "working directory, and the run and its registered model lost with it; set "
+            "MLFLOW_TRACKING_URI on the cluster (or in --runtime-env-json's env_vars) to a tracking "
+            "server, or mlflow.tracking_uri to an absolute sqlite:////path every node can reach")
     if uri.startswith("sqlite:///"):
         local_store(uri).parent.mkdir(parents=True, exist_ok=True)
     check_server(uri, "the job's tracking URI")

@@ -59,12 +59,13 @@ from typing import TYPE_CHECKING
 
 from dnacnn.checkpoint_files import read_checkpoint_meta, weights_sha256
 from dnacnn.genome import Genome, alias_message
+from dnacnn.job_paths import portable_path
 from dnacnn.output_folder import check_output_folder
 from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
 from dnacnn.ray_cluster import Interrupted
-from dnacnn.scoring.job_cluster import check_cluster, connect, stop_cluster
+from dnacnn.scoring.job_cluster import check_cluster, connect, sigterm_interrupts, stop_cluster
 from dnacnn.scoring.job_state import (
     JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
     write_identity,
@@ -202,7 +203,8 @@ def score_vcf(
         for leftover in (out / "_work").glob("_tmp-*"):  # indexed_copy's scratch files
             leftover.unlink()
         if fetched is not None:
-            model = str(_keep_fetched_model(fetched, out / "_work" / "model"))
+            # absolute: the actors of a joined cluster run in another working directory
+            model = str(_keep_fetched_model(fetched, out.resolve() / "_work" / "model"))
         if not resumed:
             write_identity(out, identity)
         atomic_write_text(out / "tasks.txt", "".join(f"{t}\n" for t in tasks))
@@ -216,10 +218,11 @@ def score_vcf(
         if pending:  # Ray only for work to do: a VCF with no record, or a job all done, needs none
             started = connect(address, device, wait_for_resources)
             t_run = time.monotonic()
-            worker_pids = run_shards(pending, len(shards), model, os.path.abspath(ref.path),
-                                      os.path.abspath(vcf_path), out.resolve(), rc, batch_size, precision,
-                                      num_actors, cpus_per_actor, device, source=vcf,
-                                      actors_per_gpu=actors_per_gpu)
+            with sigterm_interrupts():  # `ray job stop`: said as Ctrl-C is, with the shards kept
+                worker_pids = run_shards(pending, len(shards), model, portable_path(ref.path),
+                                          portable_path(vcf_path), out.resolve(), rc, batch_size,
+                                          precision, num_actors, cpus_per_actor, device, source=vcf,
+                                          actors_per_gpu=actors_per_gpu)
             scoring_seconds = time.monotonic() - t_run
             for sub in JOB_FOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
@@ -290,7 +293,7 @@ def _fetch_model(model: ModelSpec) -> tuple[ModelSpec, Path | None]:
             shutil.rmtree(fetched, ignore_errors=True)
             raise
     if isinstance(model, (str, os.PathLike)):
-        model = os.path.abspath(model)  # actors may run in another working directory
+        model = portable_path(model)  # actors may run in another working directory
     return model, fetched
 
 

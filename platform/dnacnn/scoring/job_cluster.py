@@ -3,11 +3,14 @@ with no shard worker left running."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,22 @@ def connect(address: str | None, device: str, wait_for_resources: float) -> bool
                 stop_cluster(set())
             raise
     return started
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM (``ray job stop``, ``kill``) interrupts the job as Ctrl-C does
+    (KeyboardInterrupt), so that it stops its cluster and says which shards it kept; the
+    handler ``ray.init`` installs exits without a word. The previous handler is put back
+    after. Only in the main thread (the only one Python delivers signals to)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stop_cluster(worker_pids: set[int]) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from dnacnn.job_paths import inside_job_copy, portable_path
+from dnacnn.registry.provenance import sha256_file
 from dnacnn.scoring.shards import Shard, ShardCounts
 from dnacnn.variants import REJECT_REASONS
 
@@ -64,12 +66,16 @@ def model_fingerprint(model: object) -> str:
 
 def job_identity(vcf: str, genome_path: str, model: ModelIdentity, rc: bool, shard_variants: int,
                  precision: str = "fp32") -> dict:
-    """The inputs that decide a job's rows."""
+    """The inputs that decide a job's rows. A VCF uploaded with a submitted Ray job's working
+    directory is named within it and known by its sha256 (its time is that of its unpacking,
+    its folder new with every upload: ``dnacnn.job_paths``), any other by its path, size and time."""
     stat = os.stat(vcf)
+    changed = ({"vcf_sha256": sha256_file(vcf)} if inside_job_copy(vcf)
+               else {"vcf_mtime_ns": stat.st_mtime_ns})
     return {
         "format": FORMAT,
-        "vcf": os.path.abspath(vcf), "vcf_bytes": stat.st_size, "vcf_mtime_ns": stat.st_mtime_ns,
-        "genome": os.path.abspath(genome_path),
+        "vcf": portable_path(vcf), "vcf_bytes": stat.st_size, **changed,
+        "genome": portable_path(genome_path),
         "model_sha256": model.sha256, "model_name": model.name,
         "tasks": list(model.tasks), "seq_len": model.seq_len,
         "rc": bool(rc), "precision": precision, "shard_variants": int(shard_variants),

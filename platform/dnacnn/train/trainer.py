@@ -22,6 +22,7 @@ MLflow run, model version and alias (see :mod:`dnacnn.registry`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -38,6 +39,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from dnacnn.config import JobConfig, to_dict
 from dnacnn.data.dataset_io import DatasetDescription, split_dir
+from dnacnn.folder_lock import exclusive
 from dnacnn.output_folder import check_output_folder
 from dnacnn.train import metrics
 from dnacnn.train.ingest import EvalSplitDataConfig, load_datasets
@@ -207,9 +209,9 @@ def fit(job: JobConfig, address: str | None = None,
     Returns:
         the final checkpoint (downloaded under ``<run_dir>/final`` when storage is remote)
         and what it records.
+    Raises:
+        FolderBusyError: another job is training the same run (same name and storage) now.
     """
-    from dnacnn.ray_cluster import ClusterResourceError, Interrupted, init_ray
-
     description = DatasetDescription.load(job.data.dataset)
     if description.empty_splits():
         raise ValueError(f"dataset {job.data.dataset}: {description.why_empty()}; training needs rows in "
@@ -219,8 +221,25 @@ def fit(job: JobConfig, address: str | None = None,
     if preflight is not None:
         preflight(spec, description)
     if "://" not in storage:
-        check_output_folder(storage, "train.storage_path")
+        check_output_folder(job.train.storage_path, "train.storage_path")  # as the user wrote it
         check_run_identity(Path(storage) / name, run_identity(job, description))
+    with _run_lock(storage, name):
+        return _fit(job, address, spec, description, name, storage)
+
+
+def _run_lock(storage: str, name: str) -> contextlib.AbstractContextManager:
+    """One job at a time trains run ``name`` (``dnacnn.folder_lock``; a local storage only)."""
+    if "://" in storage:
+        return contextlib.nullcontext()
+    return exclusive(Path(storage) / name, f"run {name} in {storage}",
+                     "give another train.run_name (or train.storage_path)")
+
+
+def _fit(job: JobConfig, address: str | None, spec: LoopSpec, description: DatasetDescription,
+         name: str, storage: str) -> FitResult:
+    """:func:`fit` once its checks passed: Ray Train, then the final checkpoint."""
+    from dnacnn.ray_cluster import ClusterResourceError, Interrupted, init_ray
+
     started = init_ray(address, dashboard=True)  # Ray Train polls the state API the dashboard serves
     cpus = ray.cluster_resources().get("CPU", 0)
     gpus = ray.cluster_resources().get("GPU", 0)

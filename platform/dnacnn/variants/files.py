@@ -24,6 +24,7 @@ from pathlib import Path
 import pysam
 
 from dnacnn.compression import is_bgzf, is_gzip  # noqa: F401  (part of this module's API)
+from dnacnn.job_paths import inside_job_copy
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,8 @@ def has_index(path: str | Path) -> bool:
     if not is_bgzf(path):  # plain text or plain gzip: no index possible
         return False
     index = index_path(path)
-    if index is not None and os.path.getmtime(index) < os.path.getmtime(path):
+    # (a file uploaded with a Ray job's working directory bears the time it was unpacked)
+    if index is not None and os.path.getmtime(index) < os.path.getmtime(path) and not inside_job_copy(path):
         log.warning("%s: its index %s is older than the file (it may miss records); using a fresh index "
                     "(re-index it with `tabix -f -p vcf`)", path, index)
         return False
