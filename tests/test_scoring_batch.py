@@ -598,3 +598,22 @@ def test_shards_tile_each_contig_and_say_where_they_are():
         assert (before.chrom, before.end) == (after.chrom, after.start)  # no gap, no overlap
     assert shards[0].start == 0 and shards[0].describe() == f"20:0-{shards[0].end}"
     assert shards[-1].describe() == f"20:{shards[-1].start}-end"  # open to the contig's end
+
+
+def test_a_second_job_in_a_folder_being_scored_is_refused_and_touches_nothing(ray_session, model_dir, tmp_path):
+    """While a job scores into OUT (here: this process holds its lock, as a running job does),
+    another is refused in one line naming the holder, before its clean-up could delete the
+    running job's unfinished parts; once the lock is free the same call scores."""
+    from dnacnn.folder_lock import FolderBusyError, exclusive
+
+    out = tmp_path / "out"
+    (out / "scores").mkdir(parents=True)
+    running = out / "scores" / ".part-000001.parquet.0f3a.tmp"  # the running job's part being written
+    running.write_bytes(b"half a part")
+    with exclusive(out / "_work", "--out", "give another --out"):
+        with pytest.raises(FolderBusyError, match=rf"in use by process {os.getpid()} .*give another --out"):
+            score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=100, plot=False)
+        assert running.read_bytes() == b"half a part"
+        assert sorted(p.name for p in out.iterdir()) == ["_work", "scores"]
+    running.unlink()
+    assert score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=100, plot=False)["alleles_scored"] == 194

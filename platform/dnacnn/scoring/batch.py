@@ -33,7 +33,8 @@ Output folder::
     OUT/top_effects.png               the strongest variants' deltas across tasks
     OUT/job.json                      the job's inputs; a restart must match them
     OUT/_shards/NNNNNN.json           one marker per finished shard (its counts)
-    OUT/_work/                        an indexed copy of a VCF that is not one, a fetched model
+    OUT/_work/                        an indexed copy of a VCF that is not one, a fetched model,
+                                      .dnacnn.lock: held by the job running in OUT (one at a time)
 
 Restarts: parts and markers are written atomically (``dnacnn.data.parquet_part.ParquetPart``),
 a shard's marker last, and part names are fixed by the shard; a job killed at
@@ -47,6 +48,7 @@ multi-node cluster), and the FASTA and VCF paths must be readable on every node.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -58,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dnacnn.checkpoint_files import read_checkpoint_meta, weights_sha256
+from dnacnn.folder_lock import FolderBusyError, exclusive
 from dnacnn.genome import Genome, alias_message
 from dnacnn.job_paths import portable_path
 from dnacnn.output_folder import check_output_folder
@@ -161,6 +164,8 @@ def score_vcf(
         wait_for_resources: on a joined cluster, seconds to wait for a GPU node.
     Returns:
         the summary (also ``out_dir/summary.json``).
+    Raises:
+        FolderBusyError: another job is scoring into ``out_dir`` now (:mod:`dnacnn.folder_lock`).
     """
     t0 = time.monotonic()
     check_options(batch_size, shard_variants, num_actors, cpus_per_actor, device, wait_for_resources, precision,
@@ -195,7 +200,12 @@ def score_vcf(
     started = False
     created = [path for path in [out, *(out / name for name in (*JOB_FOLDERS, "job.json", "tasks.txt"))]
                if not path.exists()]
+    held = contextlib.ExitStack()  # the folder's lock, from here until the outputs are written
     try:
+        # One job at a time: a second one's clean-up below would delete the first's unfinished parts.
+        (out / "_work").mkdir(parents=True, exist_ok=True)
+        held.enter_context(exclusive(out / "_work", f"--out {out}",
+                                     "give another --out"))
         for sub in JOB_FOLDERS:  # what a killed run left: temporaries, never partial final names
             (out / sub).mkdir(parents=True, exist_ok=True)
             remove_unfinished_parts(out / sub)
@@ -227,6 +237,9 @@ def score_vcf(
             for sub in JOB_FOLDERS:  # what a lost actor left half-written (its shard was redone)
                 remove_unfinished_parts(out / sub)
     except BaseException as err:
+        held.close()
+        if isinstance(err, FolderBusyError):  # the folder is the running job's: nothing of this call's to remove
+            raise
         if started:
             stop_cluster(worker_pids)
         finished = sum(1 for _ in (out / "_shards").glob("*.json"))
@@ -250,6 +263,7 @@ def score_vcf(
     finally:
         if stopping is not None:
             stopping.join()
+        held.close()
 
 
 def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, pending: list[Shard], vcf: str,
