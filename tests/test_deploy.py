@@ -192,3 +192,25 @@ def test_the_launcher_cluster_points_mlflow_at_a_server():
     launcher = yaml.safe_load((DEPLOY / "cluster.yaml").read_text())
     assert any(re.fullmatch(r"--env MLFLOW_TRACKING_URI=http://\S+:5000", option)
                for option in launcher["docker"]["run_options"])
+
+
+@pytest.mark.parametrize("kind", sorted(RAY_KINDS))
+def test_every_ray_pod_mounts_the_data_its_manifest_names(kind):
+    """A job's inputs and outputs under /data must be there on every pod (the head runs the
+    driver, the workers the actors); a job that writes there (--out, train.storage_path)
+    mounts it writable."""
+    for path, manifest in _manifests(kind):
+        text = yaml.safe_dump(manifest)
+        if "/data/" not in text:
+            continue
+        entrypoint = manifest.get("spec", {}).get("entrypoint", "")
+        writes = re.search(r"(--out|storage_path=)\s*/data/", entrypoint) is not None
+        for pod in _walk(manifest, "template"):
+            spec = pod.get("spec", {})
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            for container in spec.get("containers", []):
+                (mount,) = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/data"] or [None]
+                assert mount is not None, (path.name, container["name"], "no /data mount")
+                assert mount["name"] in volumes, (path.name, container["name"], "mount of an undeclared volume")
+                if writes:
+                    assert not mount.get("readOnly"), (path.name, container["name"], "writes to a read-only /data")
