@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from dnacnn import console_logging
 from dnacnn.cli.errors import USER_ERRORS
 from dnacnn.job_paths import check_input_paths
 from dnacnn.ray_cluster import Interrupted
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="stop when the VCF does not fit the genome")
     parser.add_argument("--wait-for-resources", type=float, default=0.0, help="seconds to wait for a GPU node")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console_logging.setup()
     try:
         check_input_paths({"--genome": args.genome, "--vcf": args.vcf,
                            "--model": None if is_model_uri(args.model) else args.model})

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from dnacnn import console_logging
 from dnacnn.cli.errors import USER_ERRORS
 from dnacnn.config import load_config
 from dnacnn.job_paths import check_input_paths
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=N")
     parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console_logging.setup()
     overrides = args.set + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     try:
         check_input_paths({"--config": args.config})

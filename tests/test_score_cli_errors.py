@@ -440,3 +440,20 @@ def test_a_contig_alias_is_said_once_not_by_every_actor(model_dir, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["alleles_scored"] == 194 and summary["contig_aliases"] == {"chr20": "20"}
     assert summary["warnings"] == [f"contig 'chr20' is named '20' in {FIXTURE_FASTA}; using '20'"]
+
+
+def test_the_ray_job_script_prints_the_commands_console(model_dir, tmp_path):
+    """jobs/score_variants.py (what `ray job submit` runs) logs as `dnacnn score` does: the
+    job's own lines in one format, not Ray's "Started a local Ray instance." notice."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "DNACNN_PROGRESS": "0"}
+    environ.pop("RAY_ADDRESS", None)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "score_variants.py"), "--model", str(model_dir), "--genome",
+         str(FIXTURE_FASTA), "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env=environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["alleles_scored"] == 194
+    lines = result.stderr.splitlines()
+    assert any("starting a local Ray cluster" in line for line in lines), result.stderr
+    odd = [line for line in lines if not re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) dnacnn\.", line)]
+    assert odd == [], result.stderr

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import os
-
 import typer
 
+from dnacnn import console_logging
 from dnacnn.cli.errors import OneLineErrorsTyper
 
 app = OneLineErrorsTyper(
@@ -18,22 +16,7 @@ app = OneLineErrorsTyper(
 
 @app.callback()
 def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    if not verbose:  # MLflow's own progress ("Creating initial MLflow database tables", "Validating
-        # input example against model signature"): the job says what it logged and registered.
-        # By module: importing mlflow sets its root "mlflow" logger's level again.
-        for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        # and Ray's "Started a local Ray instance." (the job says it starts one, and how many CPUs)
-        logging.getLogger("ray._private.worker").setLevel(logging.WARNING)
-        # and Ray Data's lines per dataset ("Execution plan", "execution finished", "Data sink
-        # Parquet finished"): the commands say what they wrote (read when Ray Data configures
-        # its loggers, on import and at each dataset's execution)
-        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+    console_logging.setup(verbose)
 
 
 # Registration: importing each module adds its commands to `app`.

@@ -1,0 +1,32 @@
+"""The console of every dnacnn entrypoint (the ``dnacnn`` command, the Ray job scripts in
+``jobs/``): the job's own progress lines, one format, without the libraries' routine notices."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def setup(verbose: bool = False) -> None:
+    """Log INFO (DEBUG when ``verbose``) to stderr as ``HH:MM:SS LEVEL logger: message``, and
+    quiet what libraries say of their own routine (unless ``verbose``):
+
+    - MLflow's ("Creating initial MLflow database tables", "Validating input example against
+      model signature"): the job says what it logged and registered. By module: importing
+      mlflow sets its root "mlflow" logger's level again.
+    - Ray's "Started a local Ray instance." and "Connected to Ray cluster": the job says it
+      starts or joins one, and how many CPUs.
+    - Ray Data's lines per dataset ("Execution plan", "execution finished", "Data sink Parquet
+      finished"): the commands say what they wrote (read when Ray Data configures its
+      loggers, on import and at each dataset's execution).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if verbose:
+        return
+    for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models", "ray._private.worker"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
