@@ -163,6 +163,8 @@ def test_rejected_variants_carry_the_batch_jobs_reasons_in_request_order(setup):
     assert [r["status"] for r in results[1:]] == ["rejected"] * len(bad)
     api = VariantScorer(str(setup["model_dir"]), FIXTURE_FASTA).score_dataframe(pd.DataFrame([good] + bad))
     assert [r.get("reason") for r in results] == list(api["reason"])
+    assert [r["kind"] for r in results] == list(api["kind"])  # rejects too, as the batch job's rejects/
+    assert results[3]["kind"] == "symbolic" and results[4]["kind"] == "missing"
     reasons = [r["reason"] for r in results[1:]]
     assert reasons[:5] == ["ref_mismatch", "unknown_contig", "symbolic_allele", "missing_alt", "invalid_allele"]
     assert reasons[5] == "ref_mismatch" and "past the end of contig" in results[6]["message"]

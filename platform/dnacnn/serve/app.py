@@ -113,7 +113,7 @@ def _results(variants: list[Variant], cols: dict) -> list[dict]:
             row.update(status="scored", kind=cols["kind"][k], delta=delta[k], logit_delta=logit_delta[k],
                        max_abs_delta=float(cols["max_abs_delta"][k]), max_task=cols["max_task"][k])
         else:
-            row.update(status="rejected", reason=cols["reason"][k], message=cols["message"][k])
+            row.update(status="rejected", kind=cols["kind"][k], reason=cols["reason"][k], message=cols["message"][k])
         out.append(row)
     return out
 

@@ -67,6 +67,7 @@ class ScoredVariant(_Echo):
 
 class RejectedVariant(_Echo):
     status: Literal["rejected"] = "rejected"
+    kind: str = Field(description="as the batch job's rejects: SNV, ..., symbolic, missing or unknown")
     reason: str = Field(description="one of the batch job's reject reasons, e.g. ref_mismatch")
     message: str
 
