@@ -164,8 +164,8 @@ def test_a_run_another_job_is_training_now_is_refused_in_one_line(tmp_path, env)
     assert line.startswith(f"error: run {run['run_name']} in {run_dir.parent} is in use by process "
                            f"{os.getpid()} on host "), line
     assert line.endswith("; wait for it to end, or give another train.run_name (or train.storage_path)")
-    proc = dnacnn("train", "--config", str(job), cwd=tmp_path, env=env)  # the lock went with its holder
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p.name for p in run_dir.iterdir()] == [".dnacnn.lock"]  # the refused job wrote nothing there
+    # (once the holder is gone, the run trains: every other training test takes the same lock)
 
 
 def test_more_workers_than_the_local_cluster_has_cpus_fail_at_once(tmp_path, env):

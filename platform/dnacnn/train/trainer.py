@@ -222,8 +222,9 @@ def fit(job: JobConfig, address: str | None = None,
         preflight(spec, description)
     if "://" not in storage:
         check_output_folder(job.train.storage_path, "train.storage_path")  # as the user wrote it
-        check_run_identity(Path(storage) / name, run_identity(job, description))
-    with _run_lock(storage, name):
+    with _run_lock(storage, name):  # first: the identity check writes into the run's folder
+        if "://" not in storage:
+            check_run_identity(Path(storage) / name, run_identity(job, description))
         return _fit(job, address, spec, description, name, storage)
 
 
