@@ -17,7 +17,7 @@ import json
 import sys
 
 from dnacnn import console_logging
-from dnacnn.cli.errors import USER_ERRORS
+from dnacnn.cli.errors import USER_ERRORS, report
 from dnacnn.job_paths import check_input_paths
 from dnacnn.ray_cluster import Interrupted
 from dnacnn.registry.uris import is_model_uri
@@ -56,12 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             actors_per_gpu=args.actors_per_gpu, vcf_out=args.vcf_out, address=args.address,
             strict=args.strict, wait_for_resources=args.wait_for_resources,
         )
-    except Interrupted as err:  # Ctrl-C (SIGINT): the shards done, how to go on
-        print(err, file=sys.stderr)
-        return 130
-    except USER_ERRORS as err:  # a bad input: one line, as the dnacnn command prints it
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    except (Interrupted, *USER_ERRORS) as err:  # a bad input, Ctrl-C: as the dnacnn command says them
+        return report(err)
     print(json.dumps(summary, indent=2))
     return 0
 

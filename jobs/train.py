@@ -18,7 +18,7 @@ import json
 import sys
 
 from dnacnn import console_logging
-from dnacnn.cli.errors import USER_ERRORS
+from dnacnn.cli.errors import USER_ERRORS, report
 from dnacnn.config import load_config
 from dnacnn.job_paths import check_input_paths
 from dnacnn.ray_cluster import Interrupted
@@ -40,12 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         job = load_config(args.config, overrides)
         check_input_paths({"data.dataset": job.data.dataset})
         summary = train_and_register(job, args.address).to_dict()
-    except Interrupted as err:  # Ctrl-C (SIGINT): where the run is, how to resume
-        print(err, file=sys.stderr)
-        return 130
-    except USER_ERRORS as err:  # a bad input: one line, as the dnacnn command prints it
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (Interrupted, *USER_ERRORS) as err:  # a bad input, Ctrl-C: as the dnacnn command says them
+        return report(err)
     print(json.dumps(summary, indent=2))
     return 0
 

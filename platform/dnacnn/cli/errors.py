@@ -40,19 +40,26 @@ def path_option(default, *names: str, **kwargs):
     return typer.Option(default, *names, parser=non_empty_path, **kwargs)
 
 
+def report(err: Interrupted | Exception) -> int:
+    """Print an input error on one line (an interruption: what was kept and how to go on)
+    to stderr, as every entrypoint does (the commands, the Ray job scripts in ``jobs/``);
+    return the exit status: 2, or 130 (the shell's SIGINT status) for an interruption."""
+    if isinstance(err, Interrupted):  # Ctrl-C
+        typer.secho(str(err), fg=typer.colors.YELLOW, err=True)
+        return 130
+    logging.getLogger("dnacnn").debug("input error", exc_info=err)
+    message = " ".join(str(err).split())  # one line, whatever the message holds
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return 2
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Print the message of an input error on one line and exit 2 (an interruption: exit 130)."""
     try:
         yield
-    except Interrupted as err:  # Ctrl-C: what was kept and how to go on, exit 130 (the shell's SIGINT status)
-        typer.secho(str(err), fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(130) from None
-    except USER_ERRORS as err:
-        logging.getLogger("dnacnn").debug("input error", exc_info=True)
-        message = " ".join(str(err).split())  # one line, whatever the message holds
-        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    except (Interrupted, *USER_ERRORS) as err:
+        raise typer.Exit(report(err)) from None
 
 
 class OneLineErrorsTyper(typer.Typer):
