@@ -203,9 +203,7 @@ def score_vcf(
     held = contextlib.ExitStack()  # the folder's lock, from here until the outputs are written
     try:
         # One job at a time: a second one's clean-up below would delete the first's unfinished parts.
-        (out / "_work").mkdir(parents=True, exist_ok=True)
-        held.enter_context(exclusive(out / "_work", f"--out {out}",
-                                     "give another --out"))
+        held.enter_context(exclusive(out / "_work", f"--out {out}", "give another --out"))  # makes _work
         for sub in JOB_FOLDERS:  # what a killed run left: temporaries, never partial final names
             (out / sub).mkdir(parents=True, exist_ok=True)
             remove_unfinished_parts(out / sub)
