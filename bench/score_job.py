@@ -5,7 +5,9 @@
 Scores N SNVs at real positions of GRCh37 chr20 (``../shared/data/grch37_chr20/20.fa.gz``;
 positions drawn with a fixed seed among non-N bases, REF the genome's base, ALT another
 base) with an untrained full Basset (600 bp, 164 tasks), by running the command a user
-runs (``dnacnn score``, a private 2-CPU local Ray cluster) in a subprocess. Reports:
+runs (``dnacnn score``, a private local Ray cluster of the machine's CPUs) in a subprocess.
+``--synthetic-genome MB`` scores a random contig of that many megabases instead (the device
+machine has no genome; the rate does not depend on the sequence). Reports:
 
 - whole run: SNVs / wall time of the command (Ray start-up, model loads, shards, outputs);
 - scoring step: SNVs / the job's ``scoring_seconds`` (the Ray part: actors scoring shards),
@@ -141,7 +143,8 @@ def run_score(model: Path, fasta: Path, vcf: Path, out: Path, extra: list[str], 
     ``dnacnn.cluster.local`` state) joining a running one, whose processes are then
     part of the memory measured."""
     ray_tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
+    pythonpath = os.pathsep.join(p for p in (str(REPO / "platform"), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": pythonpath, "DNACNN_PROGRESS": "0", "RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_AUTH_MODE", None)
     cluster_pids = []
@@ -165,23 +168,45 @@ def run_score(model: Path, fasta: Path, vcf: Path, out: Path, extra: list[str], 
             "procs": mem.peak_procs, "left": left, "breakdown": mem.breakdown}
 
 
+def synthetic_genome(folder: Path, megabases: int, seed: int = 0) -> Path:
+    """A random contig "1" of ``megabases`` Mb, a plain FASTA with its .fai."""
+    import pysam
+
+    rng = np.random.default_rng(seed)
+    path = folder / "synthetic.fa"
+    with open(path, "wb") as fh:
+        fh.write(b">1\n")
+        for _ in range(megabases):
+            lines = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, size=(10_000, 100))]
+            fh.write(np.hstack([lines, np.full((10_000, 1), ord("\n"), np.uint8)]).tobytes())
+    pysam.faidx(str(path))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snvs", type=int, default=10_000)
     parser.add_argument("--rc", action="store_true")
     parser.add_argument("--options", default="", help='more `dnacnn score` options, e.g. "--batch-size 64"')
+    parser.add_argument("--synthetic-genome", type=int, default=0, metavar="MB",
+                        help="score a random contig of MB megabases instead of chr20")
     parser.add_argument("--joined", action="store_true",
                         help="join a running 1-node, 2-CPU cluster (dnacnn.cluster.local) instead of starting one")
     args = parser.parse_args()
     fasta = SHARED / "grch37_chr20" / "20.fa.gz"
-    if not fasta.exists():
-        raise SystemExit(f"needs {fasta} (../shared/data beside the clone)")
+    if not args.synthetic_genome and not fasta.exists():
+        raise SystemExit(f"needs {fasta} (../shared/data beside the clone), or --synthetic-genome MB")
     with tempfile.TemporaryDirectory(prefix="dnacnn-bench-") as tmp:
         tmp = Path(tmp)
+        t0 = time.monotonic()
+        if args.synthetic_genome:
+            fasta = synthetic_genome(tmp, args.synthetic_genome)
         genome = Genome(fasta)
-        rows = real_snvs(genome, "20", args.snvs)
+        contig = genome.contigs[0]
+        rows = real_snvs(genome, contig, args.snvs)
         vcf = tmp / "snvs.vcf.gz"
-        write_vcf(vcf, {"20": genome.length("20")}, rows)
+        write_vcf(vcf, {contig: genome.length(contig)}, rows)
+        print(f"inputs: {args.snvs} SNVs on {contig} of {fasta.name} ({time.monotonic() - t0:.0f} s)", flush=True)
         model = models.build("basset", dict(seq_len=600, n_tasks=164))
         tasks = [f"cell type {i}" for i in range(164)]
         models.save(model.eval(), tmp / "model", tasks, task_type="multitask")

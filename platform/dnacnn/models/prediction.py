@@ -14,6 +14,7 @@ multiclass logits are defined only up to a per-row constant).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -83,6 +84,22 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+@contextlib.contextmanager
+def fp32_convolutions(device: torch.device):
+    """Float32 convolutions on ``device`` for the block: cuDNN runs them in TF32 by default (a
+    10-bit mantissa; logits move by about 1e-3), which inference's float32 numbers (the exact
+    path's 1e-5) rule out. The flag is restored after the block; a no-op off CUDA."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
 @torch.inference_mode()
 def predict_logits(
     model: nn.Module,
@@ -107,7 +124,7 @@ def predict_logits(
     device = torch.device(device) if device is not None else model_device(model)
     model.eval()
     parts = []
-    with autocast(device, precision):
+    with autocast(device, precision), fp32_convolutions(device):
         for lo in range(0, len(onehot), batch_size):
             x = onehot_to_x(onehot[lo:lo + batch_size], device)  # (B, 4, L)
             parts.append(model(x).float().cpu().numpy())  # (B, T)

@@ -43,16 +43,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnacnn.models import RCAverage, predict_logits, probabilities
-from dnacnn.models.prediction import model_device, onehot_to_x
+from dnacnn.models.prediction import fp32_convolutions, model_device, onehot_to_x
 from dnacnn.precision import check_precision
 from dnacnn.scoring.folded import FoldedModel, fold
 from dnacnn.scoring.shared_reference import reference_chunks, reverse_strand_starts, shared_tower, union_segments
 from dnacnn.scoring.tower_map import TowerMap
 
-#: Reference windows per tower pass (their maps are kept: ~1.2 MB a Basset window).
-REF_CHUNK = 128
-#: Mutants per incremental pass.
-MUTANT_CHUNK = 1024
+#: Reference windows per tower pass on a CPU (their maps are kept: ~1.2 MB a Basset window
+#: in float32) and on a GPU, where small passes leave it waiting on kernel launches.
+REF_CHUNK = {"cpu": 128, "cuda": 2048}
+#: Mutants per incremental pass, likewise.
+MUTANT_CHUNK = {"cpu": 1024, "cuda": 8192}
 
 
 class MutantEffect:
@@ -79,6 +80,8 @@ class MutantEffect:
         self.model = model.eval()
         self.precision = precision
         self.device = torch.device(device) if device is not None else model_device(model)
+        self.ref_chunk = REF_CHUNK.get(self.device.type, REF_CHUNK["cpu"])
+        self.mutant_chunk = MUTANT_CHUNK.get(self.device.type, MUTANT_CHUNK["cpu"])
         self.rc_average = isinstance(model, RCAverage)
         inner = model.model if self.rc_average else model
         folded = fold(inner)
@@ -129,9 +132,11 @@ class MutantEffect:
             n = len(onehot_ref)
             ref = np.concatenate([onehot_ref, onehot_ref[:, ::-1, ::-1]])
             alt = np.concatenate([onehot_alt, onehot_alt[:, ::-1, ::-1]])
-            logits_ref, logits_alt = self._pair_logits(ref, alt, reverse_strand_starts(starts, onehot_ref.shape[1]))
+            with fp32_convolutions(self.device):
+                logits_ref, logits_alt = self._pair_logits(ref, alt, reverse_strand_starts(starts, onehot_ref.shape[1]))
             return (logits_ref[:n] + logits_ref[n:]) / 2, (logits_alt[:n] + logits_alt[n:]) / 2
-        return self._pair_logits(onehot_ref, onehot_alt, starts)
+        with fp32_convolutions(self.device):
+            return self._pair_logits(onehot_ref, onehot_alt, starts)
 
     # ---- incremental core ---------------------------------------------------------------
 
@@ -149,7 +154,7 @@ class MutantEffect:
         # shared towers are measured on CPU only (on a GPU their per-window copies are many small
         # kernels: not measured, so not used there)
         share = window_starts if self.device.type == "cpu" else None
-        for chunk, shared in reference_chunks(share, n, length, REF_CHUNK):
+        for chunk, shared in reference_chunks(share, n, length, self.ref_chunk):
             ref, alt = onehot_ref[chunk], onehot_alt[chunk]
             if shared:
                 segments = union_segments(ref, window_starts[chunk])
@@ -220,7 +225,7 @@ class MutantEffect:
 
     def _mutants(self, maps: list, rows: np.ndarray, starts: np.ndarray,
                  values: np.ndarray) -> np.ndarray:
-        """Logits of mutants of reference windows, MUTANT_CHUNK at a time.
+        """Logits of mutants of reference windows, ``mutant_chunk`` at a time.
 
         Args:
             maps: :meth:`_reference`'s maps of the reference windows.
@@ -231,8 +236,8 @@ class MutantEffect:
             (B, T) float32 logits.
         """
         out = []
-        for a in range(0, len(rows), MUTANT_CHUNK):
-            b = min(len(rows), a + MUTANT_CHUNK)
+        for a in range(0, len(rows), self.mutant_chunk):
+            b = min(len(rows), a + self.mutant_chunk)
             out.append(self._mutant_chunk(
                 maps,
                 torch.as_tensor(rows[a:b], dtype=torch.long, device=self.device),
@@ -349,9 +354,10 @@ def _ism_logits(engine: MutantEffect, onehot: np.ndarray) -> tuple[np.ndarray, n
     base_rows = np.eye(4, dtype=np.uint8)
     if engine.incremental:
         parts_ref, parts_alt = [], []
-        for a in range(0, n, REF_CHUNK):
-            b = min(n, a + REF_CHUNK)
-            maps, logits = engine._reference(onehot_to_x(onehot[a:b], engine.device))
+        for a in range(0, n, engine.ref_chunk):
+            b = min(n, a + engine.ref_chunk)
+            with fp32_convolutions(engine.device):
+                maps, logits = engine._reference(onehot_to_x(onehot[a:b], engine.device))
             parts_ref.append(logits)
             sel = np.flatnonzero((windows >= a) & (windows < b))
             if len(sel):
@@ -362,8 +368,8 @@ def _ism_logits(engine: MutantEffect, onehot: np.ndarray) -> tuple[np.ndarray, n
     else:  # whole mutant windows
         logits_ref = predict_logits(engine.model, onehot, device=engine.device, precision=engine.precision)
         logits_alt = np.empty((len(windows), logits_ref.shape[1]), dtype=np.float32)
-        for a in range(0, len(windows), MUTANT_CHUNK):
-            b = min(len(windows), a + MUTANT_CHUNK)
+        for a in range(0, len(windows), engine.mutant_chunk):
+            b = min(len(windows), a + engine.mutant_chunk)
             mutants = onehot[windows[a:b]].copy()  # (B, L, 4)
             mutants[np.arange(b - a), positions[a:b]] = base_rows[bases[a:b]]
             logits_alt[a:b] = predict_logits(engine.model, mutants, batch_size=b - a, device=engine.device,

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The GPU checks of variant scoring, as one command on a lent device machine (one H200,
+# 16 CPUs, Python 3.12 with CUDA torch, no package registry): BENCHMARKS.md records what it printed.
+#
+# What the machine lacks travels as wheels in .whl/ (git-ignored; built on the dev machine):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     ray==2.60.0 pysam jsonschema jsonschema-specifications referencing rpds-py
+# with Ray's wheel repacked without ray/jars, ray/rllib and ray/llm (79 MB -> 43 MB: a call
+# carries 64 MiB). Then, through the device tool: carry [".whl"], command "bash bench/device_check.sh".
+#
+# Steps, each bounded, each log under $OUT: the engine in one process (bench/gpu_scoring.py),
+# the whole `dnacnn score` job from VCF to Parquet (bench/score_job.py), the CUDA tests.
+set -u
+OUT=${OUT:-/tmp/device_check}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/platform PYTHONUNBUFFERED=1 DNACNN_PROGRESS=0
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+python3 -c "import torch, ray, pysam; print('torch', torch.__version__, torch.cuda.get_device_name(0), '| ray', ray.__version__, '| pysam', pysam.__version__)" || exit 1
+nproc
+
+timeout "${ENGINE_S:-240}" python3 bench/gpu_scoring.py --json "$OUT/gpu_scoring.json" 2>&1 | tee "$OUT/gpu_scoring.log"
+for precision in ${PRECISIONS:-bf16 fp32}; do
+  timeout "${JOB_S:-150}" python3 bench/score_job.py --synthetic-genome 50 --snvs "${SNVS:-1000000}" --rc \
+    --options "--device cuda --precision $precision --batch-size ${BATCH:-4096} --shard-variants ${SHARD:-20000}" \
+    2>&1 | tee "$OUT/score_job_$precision.log"
+done
+timeout "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/test_models.py tests/test_mutant_effect.py \
+  tests/test_actor_layout.py -k "gpu or cuda" 2>&1 | tee "$OUT/pytest_gpu.log"

@@ -1,0 +1,164 @@
+"""Variant scoring on a GPU, in one process: the engine against the naive and the bare forward.
+
+    python bench/gpu_scoring.py [--n 131072] [--batch-sizes 512,2048,8192] [--device cuda] [--json F]
+
+For the device machine (one H200), which has no genome and no trained model: an untrained
+full Basset (600 bp, 164 tasks; the rates do not depend on the weights) and ``--n`` SNVs
+at the centres of random 600 bp windows (seed 0), built on the host as a scoring actor
+hands them to the engine (uint8 one-hot). Each method returns numpy arrays, so each
+timing includes the device's work and the copies back. Measured, plain and RC-averaged:
+
+- bare forward fp32 (TF32 off) and bf16, windows/s: the limit of whole-window methods;
+  the naive method's variant rate is at most half of it (a quarter with RC);
+- ``naive``: ``predict_logits`` on the ref and alt windows (the reference numbers);
+- ``exact``: ``VariantScorer.score_onehot`` (the mutant-effect engine, fp32);
+- ``fast``: the same with ``precision="bf16"``;
+- ``engine only``: ``MutantEffect.pair_logits`` on windows already stacked (the
+  difference to ``exact`` is the scorer's host work: reverse complements, probabilities);
+
+each at every ``--batch-sizes`` (variants per call), with its max |delta - naive delta|
+(probabilities). Then all SNVs of a region (``ism`` of 64 windows, fp32 and bf16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+
+from dnacnn import models  # noqa: E402
+from dnacnn.models import predict_logits  # noqa: E402
+from dnacnn.scoring import VariantScorer  # noqa: E402
+from dnacnn.scoring.mutant_effect import ism  # noqa: E402
+from dnacnn.sequence import encode_batch, reverse_complement_onehot  # noqa: E402
+
+L = 600
+BASES = np.array(list("ACGT"))
+
+
+def synthetic_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(ref, alt) (n, L, 4) uint8: random windows and the same with a different centre base."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 4, size=(n, L))
+    ref = np.eye(4, dtype=np.uint8)[codes]
+    alt = ref.copy()
+    centre = (codes[:, L // 2] + rng.integers(1, 4, size=n)) % 4
+    alt[:, L // 2] = np.eye(4, dtype=np.uint8)[centre]
+    return ref, alt
+
+
+def tiny_fasta(folder: Path) -> Path:
+    """A 10 kb random contig (VariantScorer wants a genome; ``score_onehot`` never reads it)."""
+    import pysam
+
+    path = folder / "g.fa"
+    seq = "".join(BASES[np.random.default_rng(1).integers(0, 4, 10_000)])
+    path.write_text(">g\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n")
+    pysam.faidx(str(path))
+    return path
+
+
+def best_of(fn, repeats: int = 2):
+    """(best seconds, last result) of ``repeats`` calls, the device synchronised after each."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def probs(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+def naive_deltas(model, ref, alt, rc, batch_size, device):
+    windows = [ref, alt] + ([reverse_complement_onehot(ref), reverse_complement_onehot(alt)] if rc else [])
+    p = [probs(predict_logits(model, w, batch_size=batch_size, device=device)) for w in windows]
+    return (np.mean(p[1::2], axis=0) - np.mean(p[0::2], axis=0)).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=131_072)
+    parser.add_argument("--batch-sizes", default="512,2048,8192")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"{args.n} SNVs, Basset {L} bp x 164 tasks (untrained), on {name}, torch {torch.__version__}", flush=True)
+    results: dict = {"n": args.n, "device": name, "torch": torch.__version__, "rows": []}
+    torch.manual_seed(0)
+    model = models.build("basset", dict(seq_len=L, n_tasks=164)).eval()
+    ref, alt = synthetic_pairs(args.n)
+    tasks = [f"cell type {i}" for i in range(164)]
+    with tempfile.TemporaryDirectory() as tmp:
+        models.save(model, Path(tmp) / "model", tasks, task_type="multitask")
+        fasta = tiny_fasta(Path(tmp))
+        model = model.to(device)
+        top = max(sizes)
+        for precision in ("fp32", "bf16"):  # the bare forward: whole windows, no variant logic
+            predict_logits(model, ref[:top], batch_size=top, device=device, precision=precision)
+            sec, _ = best_of(lambda: predict_logits(model, ref, batch_size=top, device=device, precision=precision))
+            results[f"forward_{precision}"] = args.n / sec
+            print(f"  bare forward {precision} (batch {top}): {args.n / sec:,.0f} windows/s", flush=True)
+
+        def row(method, rc, batch, seconds, deviation):
+            rate = args.n / seconds
+            results["rows"].append(dict(method=method, rc=rc, batch=batch, rate=rate, deviation=deviation))
+            dev = "" if deviation is None else f"{deviation:.1e}"
+            print(f"  {method:<11} rc={str(rc):<5} batch {batch:>5}: {rate:>11,.0f} SNVs/s  "
+                  f"max|d - naive| {dev}", flush=True)
+
+        for rc in (False, True):
+            naive_deltas(model, ref[:top], alt[:top], rc, top, device)
+            sec, naive = best_of(lambda: naive_deltas(model, ref, alt, rc, top, device))
+            row("naive", rc, top, sec, 0.0)
+            for batch in sizes:
+                for method, precision in (("exact", "fp32"), ("fast", "bf16")):
+                    scorer = VariantScorer(str(Path(tmp) / "model"), fasta, rc=rc, batch_size=batch,
+                                           device=args.device, precision=precision)
+                    scorer.score_onehot(ref[:batch], alt[:batch])
+                    sec, got = best_of(lambda: scorer.score_onehot(ref, alt)["delta"])
+                    row(method, rc, batch, sec, float(np.abs(got - naive).max()))
+                    if rc:  # the engine alone on the stacked strands, as score_onehot hands them over
+                        both_ref = np.concatenate([ref[:batch], reverse_complement_onehot(ref[:batch])])
+                        both_alt = np.concatenate([alt[:batch], reverse_complement_onehot(alt[:batch])])
+                        calls = args.n // batch
+                        sec, _ = best_of(lambda: [scorer.engine.pair_logits(both_ref, both_alt)
+                                                  for _ in range(calls)])
+                        row(f"{method} engine only", rc, batch, sec * args.n / (calls * batch), None)
+
+        region = encode_batch(["".join(BASES[r]) for r in np.random.default_rng(2).integers(0, 4, (64, L))], L)
+        n_snvs = 3 * 64 * L
+        for precision in ("fp32", "bf16"):
+            ism(model, region[:2], precision=precision)
+            sec, _ = best_of(lambda: ism(model, region, precision=precision))
+            results[f"ism_{precision}"] = n_snvs / sec
+            print(f"  all SNVs of 64 windows ({n_snvs:,}), ism {precision}: {n_snvs / sec:,.0f} SNVs/s", flush=True)
+    for rc in (False, True):
+        naive_rate = next(r["rate"] for r in results["rows"] if r["method"] == "naive" and r["rc"] == rc)
+        best = {m: max(r["rate"] for r in results["rows"] if r["method"] == m and r["rc"] == rc)
+                for m in ("exact", "fast")}
+        print(f"rc={rc}: exact {best['exact'] / naive_rate:.2f}x naive, fast {best['fast'] / naive_rate:.2f}x naive; "
+              f"bare bf16 forward / {4 if rc else 2} = {results['forward_bf16'] / (4 if rc else 2):,.0f} SNVs/s",
+              flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
