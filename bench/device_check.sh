@@ -20,7 +20,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 python3 -c "import torch, ray, pysam; print('torch', torch.__version__, torch.cuda.get_device_name(0), '| ray', ray.__version__, '| pysam', pysam.__version__)" || exit 1
 nproc
 
-timeout "${ENGINE_S:-240}" python3 bench/gpu_scoring.py --json "$OUT/gpu_scoring.json" 2>&1 | tee "$OUT/gpu_scoring.log"
+timeout "${ENGINE_S:-240}" python3 bench/gpu_scoring.py --json "$OUT/gpu_scoring.json" --profile "$OUT/profile.txt" \
+  ${ENGINE_ARGS:-} 2>&1 | tee "$OUT/gpu_scoring.log"
 for precision in ${PRECISIONS:-bf16 fp32}; do
   timeout "${JOB_S:-150}" python3 bench/score_job.py --synthetic-genome 50 --snvs "${SNVS:-1000000}" --rc \
     --options "--device cuda --precision $precision --batch-size ${BATCH:-4096} --shard-variants ${SHARD:-20000}" \

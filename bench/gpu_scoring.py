@@ -89,12 +89,41 @@ def naive_deltas(model, ref, alt, rc, batch_size, device):
     return (np.mean(p[1::2], axis=0) - np.mean(p[0::2], axis=0)).astype(np.float32)
 
 
+def profile(scorer: VariantScorer, ref: np.ndarray, alt: np.ndarray, out: Path | None) -> None:
+    """Where an RC engine call's time goes: torch.profiler's kernels (device time) and
+    operators (host time), and the call's wall time against the device's busy time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    both_ref = np.concatenate([ref, reverse_complement_onehot(ref)])
+    both_alt = np.concatenate([alt, reverse_complement_onehot(alt)])
+    scorer.engine.pair_logits(both_ref, both_alt)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    t0 = time.perf_counter()
+    with torch_profile(activities=activities) as prof:
+        for _ in range(3):
+            scorer.engine.pair_logits(both_ref, both_alt)
+    wall = (time.perf_counter() - t0) / 3
+    events = prof.key_averages()
+    device_us = sum(e.self_device_time_total for e in events) / 3 if torch.cuda.is_available() else 0.0
+    print(f"  profile {scorer.precision} rc, {len(ref)} SNVs a call: wall {wall * 1e3:.1f} ms, device busy "
+          f"{device_us / 1e3:.1f} ms ({device_us / 1e6 / wall:.0%})", flush=True)
+    for key in (["self_device_time_total"] if torch.cuda.is_available() else []) + ["self_cpu_time_total"]:
+        table = events.table(sort_by=key, row_limit=14, max_name_column_width=48)
+        print(table, flush=True)
+        if out:
+            with open(out, "a") as fh:
+                fh.write(f"== {scorer.precision} by {key}\n{table}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=131_072)
     parser.add_argument("--batch-sizes", default="512,2048,8192")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="profile an RC engine call per precision (tables also into FILE) first")
     args = parser.parse_args()
     device = torch.device(args.device)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -110,11 +139,21 @@ def main() -> None:
         fasta = tiny_fasta(Path(tmp))
         model = model.to(device)
         top = max(sizes)
+        if args.profile:
+            for precision in ("fp32", "bf16"):
+                scorer = VariantScorer(str(Path(tmp) / "model"), fasta, rc=True, batch_size=top,
+                                       device=args.device, precision=precision)
+                profile(scorer, ref[:top], alt[:top], args.profile)
         for precision in ("fp32", "bf16"):  # the bare forward: whole windows, no variant logic
-            predict_logits(model, ref[:top], batch_size=top, device=device, precision=precision)
-            sec, _ = best_of(lambda: predict_logits(model, ref, batch_size=top, device=device, precision=precision))
-            results[f"forward_{precision}"] = args.n / sec
-            print(f"  bare forward {precision} (batch {top}): {args.n / sec:,.0f} windows/s", flush=True)
+            for tuned in (False, True):  # cuDNN's own choice of kernels, or the fastest it times
+                torch.backends.cudnn.benchmark = tuned
+                predict_logits(model, ref[:top], batch_size=top, device=device, precision=precision)
+                sec, _ = best_of(lambda: predict_logits(model, ref, batch_size=top, device=device,
+                                                        precision=precision))
+                results[f"forward_{precision}{'_tuned' * tuned}"] = args.n / sec
+                print(f"  bare forward {precision} (batch {top}{', cudnn.benchmark' * tuned}): "
+                      f"{args.n / sec:,.0f} windows/s", flush=True)
+            torch.backends.cudnn.benchmark = False
 
         def row(method, rc, batch, seconds, deviation):
             rate = args.n / seconds

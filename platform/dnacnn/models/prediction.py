@@ -47,10 +47,12 @@ def link(task_type: str, logits: np.ndarray) -> np.ndarray:
 
 
 def onehot_to_x(onehot: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(N, L, 4) uint8 (or 0/1 float) one-hot -> (N, 4, L) float32 on ``device`` (a new tensor)."""
+    """(N, L, 4) uint8 (or 0/1 float) one-hot -> (N, 4, L) float32 on ``device`` (a new tensor).
+
+    Bytes travel to the device and become floats there (a quarter of the copy to a GPU)."""
     if not isinstance(onehot, torch.Tensor):
         onehot = torch.from_numpy(np.array(onehot, dtype=np.uint8))  # own, writable copy
-    return onehot.to(device=device, dtype=torch.float32).permute(0, 2, 1).contiguous()
+    return onehot.to(device=device).to(torch.float32).permute(0, 2, 1).contiguous()
 
 
 def usable_device(device: str | torch.device) -> torch.device:

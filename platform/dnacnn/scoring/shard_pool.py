@@ -49,7 +49,7 @@ def run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_pa
     def new_actor():
         return worker.remote(model=model, genome=genome_path, vcf=vcf_path, source=source, out_dir=str(out), rc=rc,
                              batch_size=batch_size, precision=precision, device=device,
-                             num_threads=max(1, int(cpus_per_actor)))
+                             num_threads=max(1, int(cpus_per_actor)), gpu_share=layout.gpus)
 
     live = [new_actor() for _ in range(layout.actors)]
     idle, queue, running = list(live), list(pending), {}

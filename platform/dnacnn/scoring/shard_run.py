@@ -144,6 +144,10 @@ def _reject_row(allele: Allele) -> dict:
     }
 
 
+#: The part of a GPU's memory the actors sharing it divide among themselves.
+GPU_MEMORY_USE = 0.85
+
+
 class ShardWorker:
     """The Ray actor class: holds one :class:`VariantScorer`, scores whole shards.
 
@@ -157,9 +161,16 @@ class ShardWorker:
 
     def __init__(self, model: ModelSpec, genome: str, vcf: str, out_dir: str, rc: bool,
                  batch_size: int, precision: str = "fp32", device: str = "cpu", num_threads: int | None = 1,
-                 source: str | None = None):
+                 source: str | None = None, gpu_share: float = 0.0):
         from dnacnn.scoring.scorer import VariantScorer
 
+        if device.startswith("cuda") and 0 < gpu_share < 1:
+            # Actors sharing a GPU each keep to their share of its memory (less room for the
+            # CUDA contexts): torch's caching allocator would otherwise hold what one actor's
+            # peak took, and the others' next allocations fail.
+            import torch
+
+            torch.cuda.set_per_process_memory_fraction(GPU_MEMORY_USE * gpu_share)
         # A contig read under another name is said once by the driver (from the shards' counts),
         # not once more by every actor through Ray's log forwarding.
         logging.getLogger("dnacnn.genome").setLevel(logging.ERROR)

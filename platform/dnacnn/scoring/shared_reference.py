@@ -10,7 +10,7 @@ the next stage over their own union (with Basset's pools 3, 4, 4 the second conv
 nine tenths of the tower's work, is shared among the windows of each of 3 phases).
 Windows that overlap nothing are computed as a batch, as whole windows are.
 
-The maps come out as :class:`~dnacnn.scoring.tower_map.TowerMap`\ s, as
+The maps come out as :class:`~dnacnn.scoring.tower_map.TowerMap` objects, as
 :meth:`MutantEffect._reference` keeps them for the mutant pass: the unions' maps end to
 end, each window a slice of its union's (no copy per window), holding the same numbers as
 whole windows' maps: the same convs over the same columns.
@@ -122,7 +122,7 @@ def shared_tower(stages: tuple[ConvStage, ...], weights_2d: list[torch.Tensor],
         n, length: N windows of L bases.
     Returns:
         per stage k its input (N, L_k, C_in) and pre-activation (N, Lc_k, C_out), then the
-        tower output (N, P, C): :class:`TowerMap`\ s, channels last, in each stage's dtype.
+        tower output (N, P, C): :class:`TowerMap` objects, channels last, in each stage's dtype.
     """
     segs: list[Segment] = [
         (torch.as_tensor(np.asarray(u, dtype=np.float32), device=device), rows, offs) for u, rows, offs in segments
