@@ -24,7 +24,7 @@ from dnacnn.models import (
 from dnacnn.models.prediction import onehot_to_x
 from dnacnn.scoring import VariantScorer
 from dnacnn.scoring.folded import fold, fold_batch_norm
-from dnacnn.scoring.mutant_effect import MutantEffect, ism
+from dnacnn.scoring.mutant_effect import MutantEffect, changed_positions, ism
 from dnacnn.scoring.shared_reference import shared_tower, union_segments
 from dnacnn.scoring.tower_map import TowerMap
 from dnacnn.sequence import reverse_complement_onehot
@@ -299,6 +299,18 @@ def test_scorer_records_mode_and_precision_and_refuses_unknown_ones():
         VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), precision="fp16")
     with pytest.raises(ValueError, match="mode 'fast' is not one of exact"):
         VariantScorer(model, FIXTURE_FASTA, seq_len=L, tasks=list("abcde"), mode="fast")
+
+
+def test_changed_positions_finds_every_differing_position_in_any_layout():
+    """The word compare of uint8 windows finds what the per-channel compare finds: SNVs,
+    MNVs, N (all-zero) positions, shifted flanks; for float and non-contiguous windows too."""
+    ref, alt = variant_pairs(5)
+    alt[2, 10] = 0  # an N in the alt
+    want = (ref != alt).any(axis=2)
+    assert want.sum() > 20
+    for a, b in ((ref, alt), (ref[:, ::-1], alt[:, ::-1]), (ref.astype(np.float32), alt.astype(np.float32))):
+        np.testing.assert_array_equal(changed_positions(a, b), (a != b).any(axis=2))
+    np.testing.assert_array_equal(changed_positions(ref, alt), want)
 
 
 @pytest.mark.gpu

@@ -25,6 +25,19 @@ def test_reverse_complement_twice_is_identity(seq):
     )
 
 
+@given(st.lists(dna.map(sequence.encode), min_size=1, max_size=4).map(
+    lambda rows: np.stack([np.resize(r, (7, 4)) if len(r) else np.zeros((7, 4), np.uint8) for r in rows])))
+def test_reverse_complement_onehot_is_the_flip_of_both_axes_for_any_layout(batch):
+    """The byte-swap path (uint8, contiguous) and the strided path give the flip itself."""
+    expected = batch[..., ::-1, ::-1]
+    for x in (batch, batch[:, ::-1], batch.astype(np.float32), batch[0]):
+        want = x[..., ::-1, ::-1]
+        got = sequence.reverse_complement_onehot(x)
+        assert got.dtype == x.dtype and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(sequence.reverse_complement_onehot(batch), expected)
+
+
 @given(dna)
 def test_encoding_commutes_with_reverse_complement(seq):
     np.testing.assert_array_equal(
