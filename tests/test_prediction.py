@@ -109,3 +109,34 @@ def test_multiclass_deltas_sum_to_zero(tmp_path):
     assert np.abs(scores["delta"]).max() > 1e-4  # the mutations do change the classes' odds
     # logit_delta is the log-probability difference, averaged over both strands
     assert np.isfinite(scores["logit_delta"]).all()
+
+
+def test_fp32_convolutions_hold_tf32_off_while_any_thread_is_inside():
+    """cuDNN's TF32 flag is process-wide: a thread leaving its block (the service's /predict)
+    must not turn TF32 back on under another still scoring; the flag comes back after the last."""
+    import threading
+
+    from dnacnn.models.prediction import fp32_convolutions
+
+    cuda = torch.device("cuda")  # only the flag is touched: no GPU needed
+    before = torch.backends.cudnn.allow_tf32
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_thread():
+        with fp32_convolutions(cuda):
+            inside.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=other_thread)
+    try:
+        with fp32_convolutions(cuda):  # this thread first, then the other joins
+            assert torch.backends.cudnn.allow_tf32 is False
+            worker.start()
+            assert inside.wait(10)
+        assert torch.backends.cudnn.allow_tf32 is False  # the other thread is still inside
+    finally:
+        leave.set()
+        worker.join(10)
+    assert torch.backends.cudnn.allow_tf32 is before
+    with fp32_convolutions(torch.device("cpu")):
+        assert torch.backends.cudnn.allow_tf32 is before  # off CUDA: nothing changes

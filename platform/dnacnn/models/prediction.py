@@ -15,6 +15,7 @@ multiclass logits are defined only up to a per-row constant).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,20 +87,33 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+#: Blocks inside :func:`fp32_convolutions` now, and cuDNN's TF32 flag before the first of them.
+_FP32_BLOCKS = {"open": 0, "before": True}
+_FP32_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def fp32_convolutions(device: torch.device):
     """Float32 convolutions on ``device`` for the block: cuDNN runs them in TF32 by default (a
     10-bit mantissa; logits move by about 1e-3), which inference's float32 numbers (the exact
-    path's 1e-5) rule out. The flag is restored after the block; a no-op off CUDA."""
+    path's 1e-5) rule out. The flag is process-wide: it stays off while any thread is inside
+    such a block (the service scores and predicts in threads at once) and is restored when
+    the last one leaves. A no-op off CUDA."""
     if device.type != "cuda":
         yield
         return
-    before = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
+    with _FP32_LOCK:
+        if not _FP32_BLOCKS["open"]:
+            _FP32_BLOCKS["before"] = torch.backends.cudnn.allow_tf32
+            torch.backends.cudnn.allow_tf32 = False
+        _FP32_BLOCKS["open"] += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = before
+        with _FP32_LOCK:
+            _FP32_BLOCKS["open"] -= 1
+            if not _FP32_BLOCKS["open"]:
+                torch.backends.cudnn.allow_tf32 = _FP32_BLOCKS["before"]
 
 
 @torch.inference_mode()
