@@ -164,3 +164,21 @@ def test_page_needs_nothing_from_the_network(page_service):
     assert "<script src" not in html and "<link" not in html and "http://" not in html.replace(
         "http://www.w3.org/2000/svg", "")
     assert "https://" not in html
+
+
+def test_the_api_docs_render_without_the_network(page_service, browser):
+    """/docs is Swagger UI from files the service carries (FastAPI's own page loads it from a
+    CDN, which a cluster without internet, and this test's browser, cannot reach: a blank page),
+    and it shows the scoring endpoint; /redoc likewise."""
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    url = page_service[0].rstrip("/")
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(url + page, timeout=30).text
+        assert "cdn." not in html and "https://" not in html, html[:2000]
+    browser.get(url + "/docs")
+    title = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"),
+                     what="Swagger UI's title")
+    assert "dnacnn variant scoring" in title[0].text
+    wait_for(lambda: "/v1/score" in browser.find_element(By.TAG_NAME, "body").text, what="the /v1/score operation")

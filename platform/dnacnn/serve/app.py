@@ -18,8 +18,9 @@ import os
 from importlib.resources import files
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from ray import serve
@@ -70,7 +71,9 @@ def _page() -> str:
     return files("dnacnn.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
 
-api = FastAPI(
+# /docs and /redoc from files the package carries (FastAPI's own load Swagger UI from a CDN:
+# a blank page on a cluster without internet)
+api = FastAPIOffline(
     title="dnacnn variant scoring",
     description="Per-cell-type effects of DNA variants from a trained CNN: the numbers of "
                 "`dnacnn score` (the batch job) for a few variants at a time.",
