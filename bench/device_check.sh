@@ -9,6 +9,9 @@
 # with Ray's wheel repacked without ray/jars, ray/rllib and ray/llm (79 MB -> 43 MB: a call
 # carries 64 MiB). Then, through the device tool: carry [".whl"], command "bash bench/device_check.sh".
 #
+# Knobs (environment): ENGINE_S, ENGINE_ARGS, JOB_S, SNVS, BATCH, SHARD, PRECISIONS, ACTORS_PER_GPU
+# (e.g. "16 8 4": one job each), TESTS_S.
+#
 # Steps, each bounded, each log under $OUT: the engine in one process (bench/gpu_scoring.py),
 # the whole `dnacnn score` job from VCF to Parquet (bench/score_job.py), the CUDA tests.
 set -u
@@ -22,10 +25,18 @@ nproc
 
 timeout "${ENGINE_S:-240}" python3 bench/gpu_scoring.py --json "$OUT/gpu_scoring.json" --profile "$OUT/profile.txt" \
   ${ENGINE_ARGS:-} 2>&1 | tee "$OUT/gpu_scoring.log"
+# the job at each precision and number of actors sharing the GPU (time-slicing 16 CUDA contexts
+# may cost more than it feeds), with the GPU's utilisation sampled every second beside it
 for precision in ${PRECISIONS:-bf16 fp32}; do
-  timeout "${JOB_S:-150}" python3 bench/score_job.py --synthetic-genome 50 --snvs "${SNVS:-1000000}" --rc \
-    --options "--device cuda --precision $precision --batch-size ${BATCH:-4096} --shard-variants ${SHARD:-20000}" \
-    2>&1 | tee "$OUT/score_job_$precision.log"
+  for apg in ${ACTORS_PER_GPU:-16}; do
+    run="${precision}_apg$apg"
+    nvidia-smi dmon -s u -d 1 > "$OUT/dmon_$run.txt" 2>&1 &
+    dmon=$!
+    timeout "${JOB_S:-150}" python3 bench/score_job.py --synthetic-genome 50 --snvs "${SNVS:-1000000}" --rc \
+      --options "--device cuda --precision $precision --batch-size ${BATCH:-4096} --shard-variants ${SHARD:-20000} --actors-per-gpu $apg" \
+      2>&1 | tee "$OUT/score_job_$run.log"
+    kill "$dmon" 2>/dev/null
+  done
 done
 timeout "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/test_models.py tests/test_mutant_effect.py \
   tests/test_actor_layout.py -k "gpu or cuda" 2>&1 | tee "$OUT/pytest_gpu.log"
