@@ -2,7 +2,7 @@
 # The GPU checks of variant scoring, as one command on a lent device machine (one H200,
 # 16 CPUs, Python 3.12 with CUDA torch, no package registry): BENCHMARKS.md records what it printed.
 #
-# What the machine lacks travels as wheels in .whl/ (git-ignored; built on the dev machine):
+# What the machine lacks travels as wheels in .whl/ (git-ignored; bench/device_wheels.sh builds it):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #     ray==2.60.0 pysam jsonschema jsonschema-specifications referencing rpds-py
