@@ -77,3 +77,21 @@ def test_two_actors_share_this_machines_gpu(ray_session, tmp_path):
     a = pd.read_parquet(tmp_path / "cpu" / "scores").sort_values(["pos", "alt"])
     b = pd.read_parquet(tmp_path / "gpu" / "scores").sort_values(["pos", "alt"])
     assert max(abs(x - y).max() for x, y in zip(a["delta"], b["delta"])) < 1e-4
+
+
+def test_a_gpu_out_of_memory_says_what_to_lower_in_one_line():
+    """torch's message lists every process on the GPU with its memory (a dozen lines' worth
+    with 16 actors): the job says instead what each actor keeps to and what to lower."""
+    from dnacnn.scoring.shard_pool import shard_error
+    from dnacnn.scoring.shards import Shard
+
+    shard = Shard(3, "20", 1_000, 2_000)
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.33 GiB. GPU 0 has a total capacity of "
+                                 "139.80 GiB of which 297.38 MiB is free. Process 2178 has 6.57 GiB memory in use.")
+    line = shard_error(shard, "in.vcf.gz", oom, "RayTaskError", gpus=1 / 16, batch_size=4096)
+    assert line == ("shard 20:1000-2000 of in.vcf.gz could not be scored: the GPU ran out of memory (its "
+                    "scoring actors keep to 1/16 of its memory each); lower --batch-size (now 4096) or "
+                    "--actors-per-gpu"), line
+    other = shard_error(shard, "in.vcf.gz", ValueError("bad\nthing"), "RayTaskError", gpus=0.0, batch_size=256)
+    assert other == "shard 20:1000-2000 of in.vcf.gz could not be scored: ValueError: bad thing"
+    assert shard_error(shard, "in.vcf.gz", None, "RayTaskError", 0.0, 256).endswith("could not be scored: RayTaskError")

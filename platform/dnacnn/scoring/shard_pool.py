@@ -86,10 +86,9 @@ def run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_pa
                 queue.insert(0, shard)
                 continue
             except RayTaskError as err:  # the shard's own error, said in one line (not the actor's traceback)
-                cause = err.cause if isinstance(getattr(err, "cause", None), BaseException) else err
-                why = " ".join(str(cause).split()) if cause is not err else type(err).__name__
-                raise ShardFailure(f"shard {shard.describe()} of {source} could not be scored: "
-                                   f"{type(cause).__name__}: {why[:500]}") from None
+                cause = err.cause if isinstance(getattr(err, "cause", None), BaseException) else None
+                raise ShardFailure(shard_error(shard, source, cause, type(err).__name__, layout.gpus,
+                                               batch_size)) from None
             idle.append(actor)
             pids.add(pid)
             done += 1
@@ -101,3 +100,19 @@ def run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_pa
         for actor in live:
             ray.kill(actor)
     return pids
+
+
+def shard_error(shard: Shard, source: str, cause: BaseException | None, raised: str, gpus: float,
+                batch_size: int) -> str:
+    """One line for the error a shard's actor raised: its ``cause`` (None: Ray's error, named
+    ``raised``, carried none). A GPU out of memory (torch's ``OutOfMemoryError``, named, not
+    imported: the driver runs without torch) says what to lower instead of torch's list of
+    the GPU's processes."""
+    where = f"shard {shard.describe()} of {source} could not be scored"
+    if cause is None:
+        return f"{where}: {raised}"
+    if type(cause).__name__ == "OutOfMemoryError":
+        share = f"1/{round(1 / gpus)} of its memory each" if 0 < gpus < 1 else "its whole memory"
+        return (f"{where}: the GPU ran out of memory (its scoring actors keep to {share}); "
+                f"lower --batch-size (now {batch_size}) or --actors-per-gpu")
+    return f"{where}: {type(cause).__name__}: {' '.join(str(cause).split())[:500]}"
