@@ -1,6 +1,6 @@
 """Variant scoring on a GPU, in one process: the engine against the naive and the bare forward.
 
-    python bench/gpu_scoring.py [--n 131072] [--batch-sizes 512,2048,8192] [--device cuda] [--json F]
+    python bench/gpu_scoring.py [--n 65536] [--batch-sizes 4096] [--repeats 1] [--device cuda] [--json F]
 
 For the device machine (one H200), which has no genome and no trained model: an untrained
 full Basset (600 bp, 164 tasks; the rates do not depend on the weights) and ``--n`` SNVs
@@ -67,7 +67,7 @@ def tiny_fasta(folder: Path) -> Path:
     return path
 
 
-def best_of(fn, repeats: int = 2):
+def best_of(fn, repeats: int):
     """(best seconds, last result) of ``repeats`` calls, the device synchronised after each."""
     best, out = float("inf"), None
     for _ in range(repeats):
@@ -118,8 +118,9 @@ def profile(scorer: VariantScorer, ref: np.ndarray, alt: np.ndarray, out: Path |
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=131_072)
-    parser.add_argument("--batch-sizes", default="512,2048,8192")
+    parser.add_argument("--n", type=int, default=65_536)
+    parser.add_argument("--batch-sizes", default="4096", help="variants per call, comma-separated")
+    parser.add_argument("--repeats", type=int, default=1, help="timed calls per measurement (best kept)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
@@ -149,7 +150,7 @@ def main() -> None:
                 torch.backends.cudnn.benchmark = tuned
                 predict_logits(model, ref[:top], batch_size=top, device=device, precision=precision)
                 sec, _ = best_of(lambda: predict_logits(model, ref, batch_size=top, device=device,
-                                                        precision=precision))
+                                                        precision=precision), args.repeats)
                 results[f"forward_{precision}{'_tuned' * tuned}"] = args.n / sec
                 print(f"  bare forward {precision} (batch {top}{', cudnn.benchmark' * tuned}): "
                       f"{args.n / sec:,.0f} windows/s", flush=True)
@@ -164,28 +165,28 @@ def main() -> None:
 
         for rc in (False, True):
             naive_deltas(model, ref[:top], alt[:top], rc, top, device)
-            sec, naive = best_of(lambda: naive_deltas(model, ref, alt, rc, top, device))
+            sec, naive = best_of(lambda: naive_deltas(model, ref, alt, rc, top, device), args.repeats)
             row("naive", rc, top, sec, 0.0)
             for batch in sizes:
                 for method, precision in (("exact", "fp32"), ("fast", "bf16")):
                     scorer = VariantScorer(str(Path(tmp) / "model"), fasta, rc=rc, batch_size=batch,
                                            device=args.device, precision=precision)
                     scorer.score_onehot(ref[:batch], alt[:batch])
-                    sec, got = best_of(lambda: scorer.score_onehot(ref, alt)["delta"])
+                    sec, got = best_of(lambda: scorer.score_onehot(ref, alt)["delta"], args.repeats)
                     row(method, rc, batch, sec, float(np.abs(got - naive).max()))
                     if rc:  # the engine alone on the stacked strands, as score_onehot hands them over
                         both_ref = np.concatenate([ref[:batch], reverse_complement_onehot(ref[:batch])])
                         both_alt = np.concatenate([alt[:batch], reverse_complement_onehot(alt[:batch])])
                         calls = args.n // batch
                         sec, _ = best_of(lambda: [scorer.engine.pair_logits(both_ref, both_alt)
-                                                  for _ in range(calls)])
+                                                  for _ in range(calls)], args.repeats)
                         row(f"{method} engine only", rc, batch, sec * args.n / (calls * batch), None)
 
         region = encode_batch(["".join(BASES[r]) for r in np.random.default_rng(2).integers(0, 4, (64, L))], L)
         n_snvs = 3 * 64 * L
         for precision in ("fp32", "bf16"):
             ism(model, region[:2], precision=precision)
-            sec, _ = best_of(lambda: ism(model, region, precision=precision))
+            sec, _ = best_of(lambda: ism(model, region, precision=precision), args.repeats)
             results[f"ism_{precision}"] = n_snvs / sec
             print(f"  all SNVs of 64 windows ({n_snvs:,}), ism {precision}: {n_snvs / sec:,.0f} SNVs/s", flush=True)
     for rc in (False, True):
