@@ -48,6 +48,7 @@ from dnacnn.precision import check_precision
 from dnacnn.scoring.folded import FoldedModel, fold
 from dnacnn.scoring.shared_reference import reference_chunks, reverse_strand_starts, shared_tower, union_segments
 from dnacnn.scoring.tower_map import TowerMap
+from dnacnn.sequence import reverse_complement_onehot
 
 #: Reference windows per tower pass on a CPU (their maps are kept: ~1.2 MB a Basset window
 #: in float32) and on a GPU, where small passes leave it waiting on kernel launches.
@@ -130,8 +131,8 @@ class MutantEffect:
             return both[: len(onehot_ref)], both[len(onehot_ref):]
         if self.rc_average:
             n = len(onehot_ref)
-            ref = np.concatenate([onehot_ref, onehot_ref[:, ::-1, ::-1]])
-            alt = np.concatenate([onehot_alt, onehot_alt[:, ::-1, ::-1]])
+            ref = np.concatenate([onehot_ref, reverse_complement_onehot(onehot_ref)])
+            alt = np.concatenate([onehot_alt, reverse_complement_onehot(onehot_alt)])
             with fp32_convolutions(self.device):
                 logits_ref, logits_alt = self._pair_logits(ref, alt, reverse_strand_starts(starts, onehot_ref.shape[1]))
             return (logits_ref[:n] + logits_ref[n:]) / 2, (logits_alt[:n] + logits_alt[n:]) / 2
@@ -284,8 +285,8 @@ class MutantEffect:
 
 def changed_positions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, L) bool: where windows ``a`` and ``b`` (N, L, 4) differ. uint8 windows compare a
-    position's 4 bytes as one word (30x faster than ``(a != b).any(axis=2)``: on a GPU that
-    scan was a quarter of a call's time)."""
+    position's 4 bytes as one word (30x faster than ``(a != b).any(axis=2)``, the largest
+    part of a GPU call's host time before: BENCHMARKS.md, "On a GPU")."""
     if a.dtype == b.dtype == np.uint8 and a.shape[-1] == 4:
         words = [np.ascontiguousarray(x).view(np.uint32)[..., 0] for x in (a, b)]
         return words[0] != words[1]
