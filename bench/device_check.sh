@@ -39,4 +39,4 @@ for precision in ${PRECISIONS:-bf16 fp32}; do
   done
 done
 timeout "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider tests/test_models.py tests/test_mutant_effect.py \
-  tests/test_actor_layout.py -k "gpu or cuda" 2>&1 | tee "$OUT/pytest_gpu.log"
+  tests/test_actor_layout.py tests/test_train_steps.py -k "gpu or cuda" 2>&1 | tee "$OUT/pytest_gpu.log"
