@@ -105,7 +105,9 @@ def profile(scorer: VariantScorer, ref: np.ndarray, alt: np.ndarray, out: Path |
             scorer.engine.pair_logits(both_ref, both_alt)
     wall = (time.perf_counter() - t0) / 3
     events = prof.key_averages()
-    device_us = sum(e.self_device_time_total for e in events) / 3 if torch.cuda.is_available() else 0.0
+    # the device's own activities (kernels, copies): an operator's row repeats its kernels' time
+    device_us = sum(e.self_device_time_total for e in events
+                    if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA) / 3
     print(f"  profile {scorer.precision} rc, {len(ref)} SNVs a call: wall {wall * 1e3:.1f} ms, device busy "
           f"{device_us / 1e3:.1f} ms ({device_us / 1e6 / wall:.0%})", flush=True)
     for key in (["self_device_time_total"] if torch.cuda.is_available() else []) + ["self_cpu_time_total"]:
