@@ -13,7 +13,8 @@
 # PRECISIONS, ACTORS_PER_GPU (e.g. "16 8 4": one job each), TESTS_S.
 #
 # Steps, each bounded, each log under $OUT: the engine in one process (bench/gpu_scoring.py),
-# K processes sharing the GPU (bench/gpu_sharing.py), the whole `dnacnn score` job from VCF to Parquet (bench/score_job.py), the CUDA tests.
+# K processes sharing the GPU (bench/gpu_sharing.py), the whole `dnacnn score` job from VCF to
+# Parquet (bench/score_job.py), the CUDA tests.
 set -u
 OUT=${OUT:-/tmp/device_check}
 mkdir -p "$OUT"
