@@ -118,6 +118,22 @@ def test_malformed_lines_become_rejects_naming_the_line(genome, tmp_path):
     assert str(path) in malformed[0].message
 
 
+def test_a_nul_byte_in_a_record_is_named_as_the_reason(genome, tmp_path):
+    """A NUL byte (a binary file concatenated, a bad export) ends htslib's reading of the line;
+    the reject said "htslib could not parse it (see the INFO/FORMAT fields ...)"."""
+    lines = _lines(FIXTURE_VCF)
+    header = [l for l in lines if l.startswith("#")]
+    body = [l for l in lines if not l.startswith("#")][:3]
+    fields = body[1].split("\t")
+    fields[2] = "rs1\x00x"
+    path = _write(tmp_path / "nul.vcf", header + [body[0], "\t".join(fields), body[2]])
+    alleles = list(read_alleles(path, genome))
+    assert [a.reject for a in alleles].count(None) == 2
+    (bad,) = [a for a in alleles if a.reject == "malformed"]
+    assert bad.line == len(header) + 2 and bad.pos == int(fields[1])
+    assert "column 3 (ID) holds a NUL byte" in bad.message, bad.message
+
+
 def test_a_malformed_lines_reject_row_is_the_same_read_whole_or_by_region(genome, tmp_path):
     """Its columns as far as they go (not '.' in one mode and the line's ID, REF, ALT in the
     other); a line that is not tab-separated does not become a CHROM."""

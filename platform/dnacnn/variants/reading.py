@@ -41,9 +41,17 @@ class _MalformedLog:
                         "'malformed' reject with its line and reason", self.path, self.count - self.limit)
 
 
+#: The fixed columns of a VCF record, by position.
+VCF_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+
+
 def diagnose_line(line: str) -> str:
     """Why a raw VCF data line cannot be parsed, in words."""
     fields = line.rstrip("\r\n").split("\t")
+    if "\x00" in line:  # htslib reads a line as a C string: it ends there
+        k = next(i for i, field in enumerate(fields) if "\x00" in field)
+        name = VCF_COLUMNS[k] if k < len(VCF_COLUMNS) else "FORMAT or a sample"
+        return f"column {k + 1} ({name}) holds a NUL byte, where htslib's reading of the line stops"
     if len(fields) < 8:
         return (
             f"has {len(fields)} tab-separated column(s); a VCF record needs at least 8 "
