@@ -36,10 +36,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from dnacnn import models  # noqa: E402
-from dnacnn.models import predict_logits  # noqa: E402
+from dnacnn.models import predict_logits, usable_device  # noqa: E402
 from dnacnn.scoring import VariantScorer  # noqa: E402
 from dnacnn.scoring.mutant_effect import ism  # noqa: E402
 from dnacnn.sequence import encode_batch, reverse_complement_onehot  # noqa: E402
+from score_job import synthetic_genome  # noqa: E402
+from variant_scoring import naive_deltas, timed  # noqa: E402
 
 L = 600
 BASES = np.array(list("ACGT"))
@@ -54,39 +56,6 @@ def synthetic_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     centre = (codes[:, L // 2] + rng.integers(1, 4, size=n)) % 4
     alt[:, L // 2] = np.eye(4, dtype=np.uint8)[centre]
     return ref, alt
-
-
-def tiny_fasta(folder: Path) -> Path:
-    """A 10 kb random contig (VariantScorer wants a genome; ``score_onehot`` never reads it)."""
-    import pysam
-
-    path = folder / "g.fa"
-    seq = "".join(BASES[np.random.default_rng(1).integers(0, 4, 10_000)])
-    path.write_text(">g\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n")
-    pysam.faidx(str(path))
-    return path
-
-
-def best_of(fn, repeats: int):
-    """(best seconds, last result) of ``repeats`` calls, the device synchronised after each."""
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def probs(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-
-
-def naive_deltas(model, ref, alt, rc, batch_size, device):
-    windows = [ref, alt] + ([reverse_complement_onehot(ref), reverse_complement_onehot(alt)] if rc else [])
-    p = [probs(predict_logits(model, w, batch_size=batch_size, device=device)) for w in windows]
-    return (np.mean(p[1::2], axis=0) - np.mean(p[0::2], axis=0)).astype(np.float32)
 
 
 def profile(scorer: VariantScorer, ref: np.ndarray, alt: np.ndarray, out: Path | None) -> None:
@@ -128,7 +97,10 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
                         help="profile an RC engine call per precision (tables also into FILE) first")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    try:
+        device = usable_device(args.device)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"{args.n} SNVs, Basset {L} bp x 164 tasks (untrained), on {name}, torch {torch.__version__}", flush=True)
@@ -139,7 +111,7 @@ def main() -> None:
     tasks = [f"cell type {i}" for i in range(164)]
     with tempfile.TemporaryDirectory() as tmp:
         models.save(model, Path(tmp) / "model", tasks, task_type="multitask")
-        fasta = tiny_fasta(Path(tmp))
+        fasta = synthetic_genome(Path(tmp), 1)  # VariantScorer wants one; never read
         model = model.to(device)
         top = max(sizes)
         if args.profile:
@@ -151,7 +123,7 @@ def main() -> None:
             for tuned in (False, True):  # cuDNN's own choice of kernels, or the fastest it times
                 torch.backends.cudnn.benchmark = tuned
                 predict_logits(model, ref[:top], batch_size=top, device=device, precision=precision)
-                sec, _ = best_of(lambda: predict_logits(model, ref, batch_size=top, device=device,
+                sec, _ = timed(lambda: predict_logits(model, ref, batch_size=top, device=device,
                                                         precision=precision), args.repeats)
                 results[f"forward_{precision}{'_tuned' * tuned}"] = args.n / sec
                 print(f"  bare forward {precision} (batch {top}{', cudnn.benchmark' * tuned}): "
@@ -166,21 +138,21 @@ def main() -> None:
                   f"max|d - naive| {dev}", flush=True)
 
         for rc in (False, True):
-            naive_deltas(model, ref[:top], alt[:top], rc, top, device)
-            sec, naive = best_of(lambda: naive_deltas(model, ref, alt, rc, top, device), args.repeats)
+            naive_deltas(model, ref[:top], alt[:top], rc, top)
+            sec, naive = timed(lambda: naive_deltas(model, ref, alt, rc, top), args.repeats)
             row("naive", rc, top, sec, 0.0)
             for batch in sizes:
                 for method, precision in (("exact", "fp32"), ("fast", "bf16")):
                     scorer = VariantScorer(str(Path(tmp) / "model"), fasta, rc=rc, batch_size=batch,
                                            device=args.device, precision=precision)
                     scorer.score_onehot(ref[:batch], alt[:batch])
-                    sec, got = best_of(lambda: scorer.score_onehot(ref, alt)["delta"], args.repeats)
+                    sec, got = timed(lambda: scorer.score_onehot(ref, alt)["delta"], args.repeats)
                     row(method, rc, batch, sec, float(np.abs(got - naive).max()))
                     if rc:  # the engine alone on the stacked strands, as score_onehot hands them over
                         both_ref = np.concatenate([ref[:batch], reverse_complement_onehot(ref[:batch])])
                         both_alt = np.concatenate([alt[:batch], reverse_complement_onehot(alt[:batch])])
                         calls = args.n // batch
-                        sec, _ = best_of(lambda: [scorer.engine.pair_logits(both_ref, both_alt)
+                        sec, _ = timed(lambda: [scorer.engine.pair_logits(both_ref, both_alt)
                                                   for _ in range(calls)], args.repeats)
                         row(f"{method} engine only", rc, batch, sec * args.n / (calls * batch), None)
 
@@ -188,7 +160,7 @@ def main() -> None:
         n_snvs = 3 * 64 * L
         for precision in ("fp32", "bf16"):
             ism(model, region[:2], precision=precision)
-            sec, _ = best_of(lambda: ism(model, region, precision=precision), args.repeats)
+            sec, _ = timed(lambda: ism(model, region, precision=precision), args.repeats)
             results[f"ism_{precision}"] = n_snvs / sec
             print(f"  all SNVs of 64 windows ({n_snvs:,}), ism {precision}: {n_snvs / sec:,.0f} SNVs/s", flush=True)
     for rc in (False, True):

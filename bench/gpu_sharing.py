@@ -23,30 +23,39 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent / "platform"), str(BENCH)]
 
+#: Seconds a process waits for the others to be ready before giving up.
+BARRIER_S = 300
+
 
 def score_for(rank: int, device: str, precision: str, batch: int, seconds: float, barrier, results) -> None:
-    """One process: warm up, wait for the others, then score the same batch for ``seconds``."""
-    import torch
+    """One process: warm up, wait for the others, then score the same batch for ``seconds``;
+    puts (rank, SNVs, seconds), or (rank, the error) if it could not."""
+    try:
+        import torch
 
-    from dnacnn import models
-    from dnacnn.scoring import VariantScorer
-    from gpu_scoring import synthetic_pairs, tiny_fasta
+        from dnacnn import models
+        from dnacnn.scoring import VariantScorer
+        from gpu_scoring import synthetic_pairs
+        from score_job import synthetic_genome
 
-    torch.set_num_threads(1)  # as a scoring actor with one CPU
-    torch.manual_seed(0)
-    model = models.build("basset", dict(seq_len=600, n_tasks=164)).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        scorer = VariantScorer(model, tiny_fasta(Path(tmp)), rc=True, batch_size=batch, device=device,
-                               precision=precision, tasks=[str(i) for i in range(164)], seq_len=600,
-                               task_type="multitask")
-        ref, alt = synthetic_pairs(batch, seed=rank)
-        scorer.score_onehot(ref, alt)
-        barrier.wait()
-        t0, calls = time.perf_counter(), 0
-        while time.perf_counter() - t0 < seconds:
+        torch.set_num_threads(1)  # as a scoring actor with one CPU
+        torch.manual_seed(0)
+        model = models.build("basset", dict(seq_len=600, n_tasks=164)).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            scorer = VariantScorer(model, synthetic_genome(Path(tmp), 1), rc=True, batch_size=batch, device=device,
+                                   precision=precision, tasks=[str(i) for i in range(164)], seq_len=600,
+                                   task_type="multitask")
+            ref, alt = synthetic_pairs(batch, seed=rank)
             scorer.score_onehot(ref, alt)
-            calls += 1
-        results.put((rank, calls * batch, time.perf_counter() - t0))
+            barrier.wait(timeout=BARRIER_S)
+            t0, calls = time.perf_counter(), 0
+            while time.perf_counter() - t0 < seconds:
+                scorer.score_onehot(ref, alt)
+                calls += 1
+            results.put((rank, calls * batch, time.perf_counter() - t0))
+    except Exception as err:  # said by the parent, which stops the others
+        barrier.abort()
+        results.put((rank, f"{type(err).__name__}: {err}"))
 
 
 def main() -> None:
@@ -57,6 +66,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4096, help="SNVs per call (the job's --batch-size)")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
+    from dnacnn.models import usable_device
+
+    try:
+        usable_device(args.device)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     base = None
     print(f"score_onehot, RC, {args.precision}, batch {args.batch}, {args.seconds:g} s per K, on {args.device}",
@@ -67,9 +82,12 @@ def main() -> None:
                                                       barrier, results)) for r in range(k)]
         for p in procs:
             p.start()
-        got = [results.get(timeout=600) for _ in procs]
+        got = [results.get(timeout=BARRIER_S + args.seconds + 60) for _ in procs]
         for p in procs:
             p.join()
+        failed = [reply for reply in got if len(reply) == 2]
+        if failed:
+            raise SystemExit(f"error: process {failed[0][0]} of {k}: {failed[0][1]}")
         rate = sum(snvs for _, snvs, _ in got) / max(sec for _, _, sec in got)
         base = base or rate
         print(f"  K={k:>3}: {rate:>10,.0f} RC SNVs/s in all, {rate / k:>9,.0f} per process, "

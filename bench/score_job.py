@@ -193,6 +193,8 @@ def main() -> None:
     parser.add_argument("--joined", action="store_true",
                         help="join a running 1-node, 2-CPU cluster (dnacnn.cluster.local) instead of starting one")
     args = parser.parse_args()
+    if args.synthetic_genome < 0 or args.snvs < 1:
+        parser.error("--synthetic-genome takes megabases >= 1 (0: chr20), --snvs a count >= 1")
     fasta = SHARED / "grch37_chr20" / "20.fa.gz"
     if not args.synthetic_genome and not fasta.exists():
         raise SystemExit(f"needs {fasta} (../shared/data beside the clone), or --synthetic-genome MB")

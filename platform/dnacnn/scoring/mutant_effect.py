@@ -133,11 +133,9 @@ class MutantEffect:
             n = len(onehot_ref)
             ref = np.concatenate([onehot_ref, reverse_complement_onehot(onehot_ref)])
             alt = np.concatenate([onehot_alt, reverse_complement_onehot(onehot_alt)])
-            with fp32_convolutions(self.device):
-                logits_ref, logits_alt = self._pair_logits(ref, alt, reverse_strand_starts(starts, onehot_ref.shape[1]))
+            logits_ref, logits_alt = self._pair_logits(ref, alt, reverse_strand_starts(starts, onehot_ref.shape[1]))
             return (logits_ref[:n] + logits_ref[n:]) / 2, (logits_alt[:n] + logits_alt[n:]) / 2
-        with fp32_convolutions(self.device):
-            return self._pair_logits(onehot_ref, onehot_alt, starts)
+        return self._pair_logits(onehot_ref, onehot_alt, starts)
 
     # ---- incremental core ---------------------------------------------------------------
 
@@ -192,17 +190,19 @@ class MutantEffect:
         # convs as 2-D convs on channels-last (N, C, 1, L) tensors: the maps come out with
         # channels last, as the mutant pass reads them, without a transposing copy
         h = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (N, 4, 1, L)
-        for stage, weight in zip(self.folded.stages, self._weights_2d):
-            h = h.to(weight.dtype)  # each stage in its own dtype (exp stages: float32)
-            maps.append(TowerMap.of_windows(_channels_last(h)))
-            z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
-            pre = _channels_last(z)  # (N, Lc, C_out)
-            maps.append(TowerMap.of_windows(pre))
-            if stage.pool > 1:  # a max over channels-last windows: no index map, no layout change
-                q = pre.shape[1] // stage.pool
-                pre = pre[:, :q * stage.pool].reshape(len(pre), q, stage.pool, -1).amax(dim=2)  # (N, Lc // pool, C_out)
-            # after the pool: they commute, and the pooled map is smaller
-            h = stage.activate(pre).permute(0, 2, 1).unsqueeze(2)  # (N, C_out, 1, Lc // pool), channels last
+        with fp32_convolutions(self.device):  # no TF32 on a GPU: see fp32_convolutions
+            for stage, weight in zip(self.folded.stages, self._weights_2d):
+                h = h.to(weight.dtype)  # each stage in its own dtype (exp stages: float32)
+                maps.append(TowerMap.of_windows(_channels_last(h)))
+                z = F.conv2d(h, weight, stage.bias)  # (N, C_out, 1, Lc)
+                pre = _channels_last(z)  # (N, Lc, C_out)
+                maps.append(TowerMap.of_windows(pre))
+                if stage.pool > 1:  # a max over channels-last windows: no index map, no layout change
+                    q = pre.shape[1] // stage.pool
+                    # (N, Lc // pool, C_out)
+                    pre = pre[:, :q * stage.pool].reshape(len(pre), q, stage.pool, -1).amax(dim=2)
+                # after the pool: they commute, and the pooled map is smaller
+                h = stage.activate(pre).permute(0, 2, 1).unsqueeze(2)  # (N, C_out, 1, Lc // pool), channels last
         maps.append(TowerMap.of_windows(_channels_last(h)))
         return maps, self._dense_first(maps, h.flatten(1))
 
@@ -367,8 +367,7 @@ def _ism_logits(engine: MutantEffect, onehot: np.ndarray) -> tuple[np.ndarray, n
         parts_ref, parts_alt = [], []
         for a in range(0, n, engine.ref_chunk):
             b = min(n, a + engine.ref_chunk)
-            with fp32_convolutions(engine.device):
-                maps, logits = engine._reference(onehot_to_x(onehot[a:b], engine.device))
+            maps, logits = engine._reference(onehot_to_x(onehot[a:b], engine.device))
             parts_ref.append(logits)
             sel = np.flatnonzero((windows >= a) & (windows < b))
             if len(sel):

@@ -54,8 +54,8 @@ def diagnose_line(line: str) -> str:
         return f"column {k + 1} ({name}) holds a NUL byte, where htslib's reading of the line stops"
     if len(fields) < 8:
         return (
-            f"has {len(fields)} tab-separated column(s); a VCF record needs at least 8 "
-            "(CHROM POS ID REF ALT QUAL FILTER INFO)"
+            f"has {len(fields)} tab-separated column(s); a VCF record needs at least "
+            f"{len(VCF_COLUMNS)} ({' '.join(VCF_COLUMNS)})"
         )
     if not fields[1].isdigit():
         return f"POS {fields[1]!r} is not a positive integer"
