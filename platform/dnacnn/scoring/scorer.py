@@ -266,16 +266,22 @@ class VariantScorer:
         out["max_task"] = np.array([self.tasks[i] for i in best], dtype=object)
         return out
 
-    def score_columns(self, chrom, pos, ref, alt) -> dict[str, np.ndarray]:
+    def score_columns(self, chrom, pos, ref, alt, kinds: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Check and score N rows: the per-row result columns of :data:`~dnacnn.scoring.variant_tables.SCORE_COLUMNS`.
 
         Rejected rows get ``reason`` / ``message`` and NaN scores (``max_task`` None).
+        ``kinds``: the rows' kinds when :func:`~dnacnn.variants.check_allele` has passed every
+        one of them against this genome already (the batch job's VCF reader checks each
+        allele as it reads it), so that they are not checked twice.
         Returns:
             dict: ``kind``, ``reason``, ``message``, ``max_task`` (N,) object;
             ``delta``, ``logit_delta`` (N, T) float32; ``max_abs_delta`` (N,) float32.
         """
         n = row_count(chrom, pos, ref, alt)
-        checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
+        if kinds is None:
+            checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
+        else:
+            checks = [(k, None, "") for k in kinds]
         kind = np.array([c[0] for c in checks], dtype=object)
         reason = np.array([c[1] for c in checks], dtype=object)
         message = np.array([c[2] for c in checks], dtype=object)
@@ -298,20 +304,21 @@ class VariantScorer:
 
     # ---- tables -------------------------------------------------------------------------
 
-    def __call__(self, batch: Mapping[str, Any] | pa.Table | pd.DataFrame):
+    def __call__(self, batch: Mapping[str, Any] | pa.Table | pd.DataFrame, kinds: Sequence[str] | None = None):
         """Score a batch, for Ray Data ``map_batches`` (any batch format) or a service.
 
         Args:
             batch: columns ``chrom``, ``pos`` (1-based), ``ref``, ``alt`` and any others
                 (passed through): a dict of numpy arrays, a ``pyarrow.Table`` or a
                 ``pandas.DataFrame``.
+            kinds: the rows' kinds, when they are checked already (see :meth:`score_columns`).
         Returns:
             the same kind of batch with :data:`~dnacnn.scoring.variant_tables.SCORE_COLUMNS` added. In Arrow,
             ``delta`` and ``logit_delta`` are ``fixed_size_list<float32>[T]`` (null for
             rejected rows) and the schema metadata holds ``dnacnn.tasks`` (JSON).
         """
         cols = input_columns(batch)
-        scores = self.score_columns(cols["chrom"], cols["pos"], cols["ref"], cols["alt"])
+        scores = self.score_columns(cols["chrom"], cols["pos"], cols["ref"], cols["alt"], kinds)
         if isinstance(batch, pa.Table):
             return append_arrow(batch, scores, self.n_tasks, self.arrow_schema_metadata())
         if isinstance(batch, pd.DataFrame):

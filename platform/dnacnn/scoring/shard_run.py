@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dnacnn.data.parquet_part import ParquetPart
 from dnacnn.scoring.job_state import atomic_write_text, marker_path
@@ -85,15 +84,8 @@ def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Pa
             "id": [a.id for a in pending], "ref": [a.ref for a in pending],
             "alt": [a.alt for a in pending],
         }, schema=_INPUT_SCHEMA)
-        scored = scorer(batch)  # the one scoring code path
-        why = scored.column("reason").to_pylist()
-        if any(why):  # rejected by the scorer's own checks (rare: read_alleles checked them)
-            messages = scored.column("message").to_pylist()
-            for allele, reason, message in zip(pending, why, messages):
-                if reason:
-                    rejects.append(_reject_row(dataclasses.replace(allele, reject=reason, message=message)))
-                    reasons[reason] += 1
-            scored = scored.filter(pc.is_null(scored.column("reason")))
+        # the one scoring code path; read_alleles checked each allele (upper case) against this genome
+        scored = scorer(batch, kinds=[a.kind for a in pending])
         scores_part.write(scored.select(schema.names))
         counts.scored += scored.num_rows
         pending.clear()

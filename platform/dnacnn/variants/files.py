@@ -291,6 +291,16 @@ def open_tabix(path: str | Path) -> pysam.TabixFile:
     return pysam.TabixFile(str(path), index=index_path(path), encoding="latin-1")
 
 
+def raw_line_before(handle: pysam.BGZFile, end: int) -> str:
+    """The line of an open bgzipped file that ends at BGZF virtual offset ``end`` (what
+    ``VariantFile.tell()`` says after reading it, even when the reading failed), as far as
+    ``end``'s block holds it; NUL bytes kept (htslib's readers end a line at the first);
+    decoded as latin-1, as :func:`open_tabix` decodes; without its line end."""
+    block, within = end & ~0xFFFF, end & 0xFFFF  # the block's file offset, the offset in it
+    handle.seek(block)
+    return handle.read(within).decode("latin-1").rstrip("\r\n").rsplit("\n", 1)[-1]
+
+
 def until_cut(lines: Iterator[str], on_cut: Callable[[Exception], None] | None = None) -> Iterator[str]:
     """Raw lines up to where a cut or damaged file stops them (htslib then fails to read
     on); ``on_cut`` is told why, once."""

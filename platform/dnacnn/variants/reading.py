@@ -14,9 +14,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import pysam
+
 from dnacnn.genome import Genome
 from dnacnn.variants.alleles import Allele, check_allele
-from dnacnn.variants.files import VcfFormatError, closing_quietly, is_gzip, open_tabix, open_vcf, until_cut
+from dnacnn.variants.files import (
+    VcfFormatError, closing_quietly, is_gzip, open_tabix, open_vcf, raw_line_before, until_cut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +197,7 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
     and gives it to the one region its POS falls in.
     """
     chrom, start, end = region
-    with open_tabix(path) as tbx, open_vcf(path) as parsed:
+    with open_tabix(path) as tbx, open_vcf(path) as parsed, pysam.BGZFile(path, "rb") as raw:
         records = parsed.fetch(chrom, start, end)
         for number, text in enumerate(until_cut(tbx.fetch(chrom, start, end))):
             try:
@@ -203,6 +207,9 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
                 break
             except (OSError, ValueError):
                 pass  # this raw line is the one htslib could not parse
+            whole = raw_line_before(raw, parsed.tell())  # tabix hands the line over cut at a NUL byte
+            if "\x00" in whole and whole.split("\x00", 1)[0] == text:
+                text = whole
             allele = _malformed_allele(text, record=-1 - number, line=0, message="")
             if not start <= allele.pos - 1 < end:
                 continue
