@@ -9,11 +9,12 @@
 # with Ray's wheel repacked without ray/jars, ray/rllib and ray/llm (79 MB -> 43 MB: a call
 # carries 64 MiB). Then, through the device tool: carry [".whl"], command "bash bench/device_check.sh".
 #
-# Knobs (environment): ENGINE_S, ENGINE_ARGS, SHARING_S, SHARING_K, JOB_S, SNVS, BATCH, SHARD,
+# Knobs (environment): ENGINE_S, ENGINE_ARGS, FEED_S, SHARING_S, SHARING_K, JOB_S, SNVS, BATCH, SHARD,
 # PRECISIONS, ACTORS_PER_GPU (e.g. "16 8 4": one job each), TESTS_S.
 #
-# Steps, each bounded, each log under $OUT: the engine in one process (bench/gpu_scoring.py),
-# K processes sharing the GPU (bench/gpu_sharing.py), the whole `dnacnn score` job from VCF to
+# Steps, each bounded, each log under $OUT: the engine in one process (bench/gpu_scoring.py;
+# with a dense VCF's SNVs, towers shared or not), one actor's shard split into engine and feed
+# (bench/shard_feed.py), K processes sharing the GPU (bench/gpu_sharing.py), the whole `dnacnn score` job from VCF to
 # Parquet (bench/score_job.py), the CUDA tests.
 set -u
 OUT=${OUT:-/tmp/device_check}
@@ -26,6 +27,9 @@ nproc
 
 timeout "${ENGINE_S:-240}" python3 bench/gpu_scoring.py --json "$OUT/gpu_scoring.json" --profile "$OUT/profile.txt" \
   ${ENGINE_ARGS:-} 2>&1 | tee "$OUT/gpu_scoring.log"
+# one scoring actor's shard, split: the engine on the GPU against its CPU-side feed (dense SNVs)
+timeout "${FEED_S:-90}" python3 bench/shard_feed.py --synthetic-genome 5 --snvs 100000 --rc --precision bf16 \
+  --device cuda --repeats 1 2>&1 | tee "$OUT/shard_feed.log"
 # the GPU's side of the job alone: K processes scoring windows in memory, sharing the GPU
 timeout "${SHARING_S:-150}" python3 bench/gpu_sharing.py --processes "${SHARING_K:-1,4,16}" 2>&1 | tee "$OUT/gpu_sharing.log"
 

@@ -17,7 +17,11 @@ timing includes the device's work and the copies back. Measured, plain and RC-av
   difference to ``exact`` is the scorer's host work: reverse complements, probabilities);
 
 each at every ``--batch-sizes`` (variants per call), with its max |delta - naive delta|
-(probabilities). Then all SNVs of a region (``ism`` of 64 windows, fp32 and bf16).
+(probabilities). Then a dense VCF's case: ``--dense-n`` SNVs ``--dense-spacing`` bp apart
+on average along one random sequence, RC, bf16, at the largest batch, the engine told
+the windows' starts, its reference windows sharing their conv tower (``share_towers``,
+off on a GPU by default until measured) or each run whole. Then all SNVs of a region
+(``ism`` of 64 windows, fp32 and bf16).
 """
 
 from __future__ import annotations
@@ -87,12 +91,27 @@ def profile(scorer: VariantScorer, ref: np.ndarray, alt: np.ndarray, out: Path |
                 fh.write(f"== {scorer.precision} by {key}\n{table}\n")
 
 
+def dense_pairs(n: int, spacing: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ref, alt, starts): n SNVs at distinct random positions ``spacing`` bp apart on average
+    along one random sequence, at their windows' centres; starts as the engine takes them."""
+    rng = np.random.default_rng(seed)
+    sequence = rng.integers(0, 4, size=n * spacing + L)
+    first = np.sort(rng.choice(n * spacing, size=n, replace=False))  # each window's first base
+    codes = sequence[first[:, None] + np.arange(L)]
+    ref = np.eye(4, dtype=np.uint8)[codes]
+    alt = ref.copy()
+    alt[:, L // 2] = np.eye(4, dtype=np.uint8)[(codes[:, L // 2] + rng.integers(1, 4, size=n)) % 4]
+    return ref, alt, first + (1 << 40)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=65_536)
     parser.add_argument("--batch-sizes", default="4096", help="variants per call, comma-separated")
     parser.add_argument("--repeats", type=int, default=1, help="timed calls per measurement (best kept)")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dense-n", type=int, default=16_384, help="SNVs of the dense case")
+    parser.add_argument("--dense-spacing", type=int, default=50, help="bp between them on average")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
                         help="profile an RC engine call per precision (tables also into FILE) first")
@@ -155,6 +174,21 @@ def main() -> None:
                         sec, _ = timed(lambda: [scorer.engine.pair_logits(both_ref, both_alt)
                                                   for _ in range(calls)], args.repeats)
                         row(f"{method} engine only", rc, batch, sec * args.n / (calls * batch), None)
+
+        dense_ref, dense_alt, starts = dense_pairs(args.dense_n, args.dense_spacing)
+        dense_naive = naive_deltas(model, dense_ref, dense_alt, True, top)
+        for share in (True, False):
+            scorer = VariantScorer(str(Path(tmp) / "model"), fasta, rc=True, batch_size=top,
+                                   device=args.device, precision="bf16")
+            scorer.engine.share_towers = share
+            scorer.score_onehot(dense_ref[:top], dense_alt[:top], starts[:top])
+            sec, got = timed(lambda: scorer.score_onehot(dense_ref, dense_alt, starts)["delta"], args.repeats)
+            rate = args.dense_n / sec
+            results["rows"].append(dict(method=f"fast dense {'shared' if share else 'alone'}", rc=True, batch=top,
+                                        rate=rate, deviation=float(np.abs(got - dense_naive).max())))
+            print(f"  fast, {args.dense_n:,} SNVs {args.dense_spacing} bp apart, RC, batch {top}, towers "
+                  f"{'shared' if share else 'alone '}: {rate:>9,.0f} SNVs/s  max|d - naive| "
+                  f"{results['rows'][-1]['deviation']:.1e}", flush=True)
 
         region = encode_batch(["".join(BASES[r]) for r in np.random.default_rng(2).integers(0, 4, (64, L))], L)
         n_snvs = 3 * 64 * L

@@ -313,6 +313,41 @@ def test_changed_positions_finds_every_differing_position_in_any_layout():
     np.testing.assert_array_equal(changed_positions(ref, alt), want)
 
 
+def test_shared_towers_can_be_switched_off_and_on(monkeypatch):
+    """On a CPU windows given their starts share by default; ``share_towers=False`` runs
+    each reference window whole (as on a GPU by default), with the same numbers."""
+    from dnacnn.scoring import mutant_effect
+
+    model = small_basset()
+    ref, alt, starts = dense_windows(5)
+    calls = []
+    real = mutant_effect.shared_tower
+    monkeypatch.setattr(mutant_effect, "shared_tower", lambda *a: calls.append(1) or real(*a))
+    shared = MutantEffect(model).pair_logits(ref, alt, starts)
+    assert calls
+    calls.clear()
+    engine = MutantEffect(model, share_towers=False)
+    alone = engine.pair_logits(ref, alt, starts)
+    assert not calls and not engine.share_towers
+    for got, want in zip(alone, shared):
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=2e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_shared_towers_match_the_cpu_ones(precision):
+    """Reference windows sharing their tower on the GPU (off there by default, until measured)
+    give the CPU's numbers: fp32 within 1e-5, bf16 within its own error."""
+    model = small_basset()
+    ref, alt, starts = dense_windows(5)
+    cpu = np.subtract(*MutantEffect(model).pair_logits(alt, ref, starts))
+    engine = MutantEffect(small_basset().to("cuda"), precision=precision, share_towers=True)
+    assert not MutantEffect(small_basset().to("cuda")).share_towers
+    got = np.subtract(*engine.pair_logits(alt, ref, starts))
+    np.testing.assert_allclose(got, cpu, atol=1e-5 if precision == "fp32" else 0.05 * np.abs(cpu).max(), rtol=0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -66,6 +66,8 @@ class MutantEffect:
         device: where to run; default: where the model's weights are.
         max_span: pairs whose windows differ over a longer span than this (bp) run
             whole alt windows; default ``L // 4``.
+        share_towers: whether reference windows given with their starts share their conv
+            tower; default: on a CPU only, where it is measured (BENCHMARKS.md, dense variants).
     Attributes:
         incremental: whether mutants are recomputed in part (False: whole windows).
     """
@@ -76,11 +78,13 @@ class MutantEffect:
         precision: str = "fp32",
         device: torch.device | str | None = None,
         max_span: int | None = None,
+        share_towers: bool | None = None,
     ) -> None:
         check_precision(precision)
         self.model = model.eval()
         self.precision = precision
         self.device = torch.device(device) if device is not None else model_device(model)
+        self.share_towers = self.device.type == "cpu" if share_towers is None else share_towers
         self.ref_chunk = REF_CHUNK.get(self.device.type, REF_CHUNK["cpu"])
         self.mutant_chunk = MUTANT_CHUNK.get(self.device.type, MUTANT_CHUNK["cpu"])
         self.rc_average = isinstance(model, RCAverage)
@@ -117,7 +121,8 @@ class MutantEffect:
             starts: (N,) int, optional: where each reference window starts in one coordinate
                 system (windows of different sequences far apart, e.g. a contig's index times
                 2**40 plus the genome position): overlapping reference windows then share their
-                conv tower (:mod:`dnacnn.scoring.shared_reference`; on CPU). The same numbers either way.
+                conv tower (:mod:`dnacnn.scoring.shared_reference`; see ``share_towers``). The
+                same numbers either way.
         Returns:
             (logits_ref, logits_alt): (N, T) float32 each.
         """
@@ -150,9 +155,7 @@ class MutantEffect:
         t = self.folded.dense[-1].weight.shape[0]
         logits_ref = np.empty((n, t), dtype=np.float32)
         logits_alt = np.empty((n, t), dtype=np.float32)
-        # shared towers are measured on CPU only (on a GPU their per-window copies are many small
-        # kernels: not measured, so not used there)
-        share = window_starts if self.device.type == "cpu" else None
+        share = window_starts if self.share_towers else None
         for chunk, shared in reference_chunks(share, n, length, self.ref_chunk):
             ref, alt = onehot_ref[chunk], onehot_alt[chunk]
             if shared:
