@@ -166,6 +166,19 @@ def test_columns_of_different_lengths_are_refused_not_cut_to_the_shortest(genome
             score()
 
 
+def test_rows_checked_already_score_as_rows_checked_here(genome):
+    """The batch job's reader checks each allele; handing their kinds over skips the second
+    check and gives the same table. A count of kinds that is not the rows' is refused."""
+    import pyarrow as pa
+
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    table = pa.Table.from_pandas(real_snvs(genome, 5))
+    checked = scorer(table, kinds=["SNV"] * 5)
+    assert checked.equals(scorer(table))
+    with pytest.raises(ValueError, match="4 kinds for 5 rows"):
+        scorer(table, kinds=["SNV"] * 4)
+
+
 def test_checkpoint_folder_and_module_score_alike(genome, model_dir):
     df = real_snvs(genome, 6)
     from_dir = VariantScorer(str(model_dir), genome).score_dataframe(df)

@@ -280,8 +280,10 @@ class VariantScorer:
         n = row_count(chrom, pos, ref, alt)
         if kinds is None:
             checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
-        else:
+        elif len(kinds) == n:
             checks = [(k, None, "") for k in kinds]
+        else:
+            raise ValueError(f"{len(kinds)} kinds for {n} rows")
         kind = np.array([c[0] for c in checks], dtype=object)
         reason = np.array([c[1] for c in checks], dtype=object)
         message = np.array([c[2] for c in checks], dtype=object)
