@@ -389,6 +389,27 @@ def test_a_vcf_that_starts_with_a_byte_order_mark_is_refused_saying_so(tmp_path)
             open_vcf(path)
 
 
+def test_a_vcf_with_old_mac_line_ends_or_no_fileformat_line_is_refused_saying_so(tmp_path):
+    """htslib's own words were "file `b'...'` does not have valid header (mode=`b'r'`) - is it
+    VCF/BCF format?" for each of these; the refusal now says what is wrong with the file."""
+    from dnacnn.variants import open_vcf
+
+    lines = _lines(FIXTURE_VCF)[:120]
+    records = [line for line in lines if not line.startswith("#")]
+    cases = {
+        "mac.vcf": ("\r".join(lines) + "\r", "its lines end in a carriage return alone"),
+        "no_fileformat.vcf": ("\n".join(lines[1:]) + "\n", "its first line is '##FILTER=<ID=PASS"),
+        "records_only.vcf.gz": ("\n".join(records) + "\n", "its first line is " + repr(records[0])[:20]),
+    }
+    for name, (text, why) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+        with pytest.raises(VcfFormatError) as err:
+            open_vcf(path)
+        assert str(err.value).startswith(f"{path} is not a readable VCF ({why}"), str(err.value)
+        assert "mode=" not in str(err.value)
+
+
 def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):
     from dnacnn.variants import inspect_vcf
 

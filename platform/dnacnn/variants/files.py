@@ -136,13 +136,23 @@ def _variant_file(path: str) -> pysam.VariantFile:
         return pysam.VariantFile(path, ignore_truncation=True)
 
 
-def _starts_with_bom(path: str) -> bool:
-    """Whether a (possibly gzipped) text file starts with the UTF-8 byte-order mark."""
+def _header_problem(path: str) -> str | None:
+    """What is wrong with the start of a (possibly gzipped) text file that htslib cannot read
+    as a VCF, when it is one of the usual slips (a byte-order mark, old-Mac line ends, a
+    missing or misplaced '##fileformat' line); None when it is none of them."""
     try:
         with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
-            return handle.read(3) == b"\xef\xbb\xbf"
+            head = handle.read(1 << 16)
     except (OSError, EOFError):
-        return False
+        return None
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"
+    if b"\r" in head and b"\n" not in head:
+        return "its lines end in a carriage return alone (old Mac text): end them with line feeds (`tr '\\r' '\\n'`)"
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if not first.startswith(b"##fileformat=VCF") and not first.startswith(b"BCF"):
+        return f"its first line is {first[:60].decode('latin-1')!r}, not '##fileformat=VCFv4.x'"
+    return None
 
 
 def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFile:
@@ -167,9 +177,7 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
             copy = _as_bgzf(path, head_bytes)
         return _variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
-        why = ("it is empty" if os.path.getsize(path) == 0 else
-               "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"
-               if _starts_with_bom(path) else str(err) or type(err).__name__)
+        why = "it is empty" if os.path.getsize(path) == 0 else _header_problem(path) or str(err) or type(err).__name__
         raise VcfFormatError(
             f"{path} is not a readable VCF ({why}); the file must start with a "
             "'##fileformat=VCFv4.x' header and a '#CHROM' line"
