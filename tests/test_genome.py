@@ -123,32 +123,3 @@ def test_a_bgzipped_fasta_rewritten_after_indexing_is_refused(tmp_path):
     (tmp_path / "g.fa.gz.gzi").write_bytes((tmp_path / "fresh.fa.gz.gzi").read_bytes())
     with pytest.raises(ValueError, match=r"g\.fa\.gz\.fai describes '20' past the end .* uncompressed"):
         Genome(fasta)
-
-
-def test_small_fetches_served_from_a_cached_chunk_match_pysam(tmp_path):
-    """Fetches of a few bases (REF checks, windows) come from a cached 64 kb chunk: over two
-    soft-masked contigs, in sorted runs and at random, across chunk edges and contig ends,
-    alternating contigs and names, each is what pysam reads there (upper case, N-padded)."""
-    rng = np.random.default_rng(3)
-    sizes = {"20": 150_001, "21": 70_000}
-    seqs = {name: "".join(rng.choice(list("ACGTacgtN"), size)) for name, size in sizes.items()}
-    path = tmp_path / "two.fa"
-    path.write_text("".join(f">{n}\n" + "\n".join(s[i:i + 70] for i in range(0, len(s), 70)) + "\n"
-                            for n, s in seqs.items()))
-    pysam.faidx(str(path))
-    genome, fasta = Genome(path), pysam.FastaFile(str(path))
-
-    def expected(name, start, end):
-        core = fasta.fetch(name, max(start, 0), min(end, sizes[name])).upper()
-        return "N" * max(0, -start) + core + "N" * max(0, end - max(start, sizes[name]))
-
-    asks = [("20", s, s + 1) for s in range(0, 150_001, 997)]  # a sorted VCF's REF checks
-    asks += [("20", 65_530, 65_540), ("20", 65_536, 66_136), ("21", 0, 600), ("chr20", 131_070, 131_075)]
-    asks += [("20", 149_990, 150_001), ("20", 149_995, 150_010), ("21", -5, 10), ("21", 69_999, 70_000)]
-    for _ in range(300):  # at random: contigs, places and sizes mixed
-        name = str(rng.choice(["20", "21", "chr21"]))
-        size = sizes[name.removeprefix("chr")]
-        start = int(rng.integers(-50, size))
-        asks.append((name, start, start + int(rng.integers(0, 5000))))
-    for name, start, end in asks:
-        assert genome.fetch(name, start, end) == expected(name.removeprefix("chr"), start, end), (name, start, end)

@@ -23,10 +23,6 @@ from dnacnn.compression import is_bgzf, is_gzip
 log = logging.getLogger(__name__)
 
 _MITO = ("chrM", "MT", "chrMT", "M")
-#: Fetches of at most this many bases inside a contig are served from a cached chunk of
-#: CACHE_CHUNK bases (64 KB, a BGZF block's size), read from the first of them on.
-CACHED_FETCH = 4096
-CACHE_CHUNK = 1 << 16
 
 
 class UnknownContigError(KeyError):
@@ -152,7 +148,6 @@ class Genome:
         self.lengths: dict[str, int] = dict(zip(self._fasta.references, self._fasta.lengths))
         _check_index_covers(self.path)
         self._resolved: dict[str, str] = {name: name for name in self.lengths}
-        self._chunk: tuple[str, int, str] = ("", 0, "")  # see _cached
 
     def __reduce__(self):
         return (Genome, (self.path,))
@@ -204,22 +199,10 @@ class Genome:
         name = self.resolve(chrom)
         size = self.lengths[name]
         lo, hi = max(start, 0), min(end, size)
-        if lo == start and hi == end and end - start <= CACHED_FETCH:
-            return self._cached(name, start, end)
         core = self._fasta.fetch(name, lo, hi).upper() if hi > lo else ""
         left = min(max(0, -start), end - start)
         right = (end - start) - left - len(core)
         return "N" * left + core + "N" * right
-
-    def _cached(self, name: str, start: int, end: int) -> str:
-        """``[start, end)`` of contig ``name`` (inside it), from the :data:`CACHE_CHUNK` held last,
-        or from a new one read from ``start`` on (a sorted VCF's REF checks and windows, a few
-        bases each, then cost one htslib read per chunk, not one each)."""
-        held = self._chunk  # (name, first position, upper-case text): replaced whole, never changed
-        if held[0] != name or start < held[1] or end > held[1] + len(held[2]):
-            held = (name, start, self._fasta.fetch(name, start, min(start + CACHE_CHUNK, self.lengths[name])).upper())
-            self._chunk = held
-        return held[2][start - held[1]:end - held[1]]
 
     def fetch_onehot(self, chrom: str, start: int, end: int) -> np.ndarray:
         """One-hot of ``[start, end)``: (end - start, 4) uint8, N rows all-zero."""
