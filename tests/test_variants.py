@@ -400,6 +400,8 @@ def test_a_vcf_with_old_mac_line_ends_or_no_fileformat_line_is_refused_saying_so
         "mac.vcf": ("\r".join(lines) + "\r", "its lines end in a carriage return alone"),
         "no_fileformat.vcf": ("\n".join(lines[1:]) + "\n", "its first line is '##FILTER=<ID=PASS"),
         "records_only.vcf.gz": ("\n".join(records) + "\n", "its first line is " + repr(records[0])[:20]),
+        "no_chrom_line.vcf": ("\n".join(line for line in lines if not line.startswith("#CHROM")) + "\n",
+                              "line 96, " + repr(records[0])[:20]),
     }
     for name, (text, why) in cases.items():
         path = tmp_path / name
@@ -408,6 +410,21 @@ def test_a_vcf_with_old_mac_line_ends_or_no_fileformat_line_is_refused_saying_so
             open_vcf(path)
         assert str(err.value).startswith(f"{path} is not a readable VCF ({why}"), str(err.value)
         assert "mode=" not in str(err.value)
+
+
+def test_header_lines_among_the_records_are_rejects_at_their_own_lines(genome, tmp_path):
+    """A header pasted twice: its second copy's lines are read as records. They were
+    numbered from after both copies (every leading '#' line counted as header), so each
+    reject named a good record's line and "htslib could not parse it"."""
+    lines = _lines(FIXTURE_VCF)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")][:3]
+    path = _write(tmp_path / "twice.vcf", header + header + records)
+    alleles = list(read_alleles(path, genome, log_malformed=0))
+    rejects = [a for a in alleles if a.reject == "malformed"]
+    assert [a.line for a in rejects] == list(range(len(header) + 1, 2 * len(header) + 1))
+    assert all("a header line among the records" in a.message for a in rejects), rejects[0].message
+    assert [a.line for a in alleles if a.reject is None][0] == 2 * len(header) + 1
 
 
 def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):

@@ -149,9 +149,18 @@ def _header_problem(path: str) -> str | None:
         return "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"
     if b"\r" in head and b"\n" not in head:
         return "its lines end in a carriage return alone (old Mac text): end them with line feeds (`tr '\\r' '\\n'`)"
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    if not first.startswith(b"##fileformat=VCF") and not first.startswith(b"BCF"):
+    lines = head.split(b"\n")
+    first = lines[0].rstrip(b"\r")
+    if first.startswith(b"BCF"):
+        return None
+    if not first.startswith(b"##fileformat=VCF"):
         return f"its first line is {first[:60].decode('latin-1')!r}, not '##fileformat=VCFv4.x'"
+    for number, line in enumerate(lines[:-1], start=1):  # whole lines of the head only
+        if not line.startswith(b"##"):
+            if line.startswith(b"#CHROM"):
+                return None
+            text = line.rstrip(b"\r")[:60].decode("latin-1")
+            return f"line {number}, {text!r}, comes where the '#CHROM' header line should, after the '##' lines"
     return None
 
 

@@ -52,6 +52,8 @@ VCF_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 def diagnose_line(line: str) -> str:
     """Why a raw VCF data line cannot be parsed, in words."""
     fields = line.rstrip("\r\n").split("\t")
+    if line.startswith("#"):
+        return "a header line among the records (the '##' lines and '#CHROM' come before the first record)"
     if "\x00" in line:  # htslib reads a line as a C string: it ends there
         k = next(i for i, field in enumerate(fields) if "\x00" in field)
         name = VCF_COLUMNS[k] if k < len(VCF_COLUMNS) else "FORMAT or a sample"
@@ -85,7 +87,8 @@ def _raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
 
 
 def _count_header_lines(path: str) -> int:
-    """Number of leading '#' lines of a (possibly gzipped) VCF."""
+    """Number of header lines of a (possibly gzipped) VCF: up to its first '#CHROM' line, where
+    htslib's header ends ('#' lines after it are read as records), else its leading '#' lines."""
     opener = gzip.open if is_gzip(path) else open
     count = 0
     with opener(path, "rt", errors="replace") as handle:
@@ -93,6 +96,8 @@ def _count_header_lines(path: str) -> int:
             if not line.startswith("#"):
                 break
             count += 1
+            if line.startswith("#CHROM"):
+                break
     return count
 
 
