@@ -174,3 +174,17 @@ def test_peak_overlap_labels_and_bad_input_messages(ray_session, tmp_path):
     bad = write_text(tmp_path / "bad.tsv", "chrom\tstart\tend\tt\n20\t500\t400\t1\n")
     with pytest.raises(Exception, match="end <= start"):
         read_intervals(FIXTURE_FASTA, bad, L).take_all()
+
+
+def test_bed_names_with_quotes_and_a_byte_order_mark_read_as_written(tmp_path):
+    """A '"' in a BED's name column (5"UTR) made Arrow's CSV reader look for a closing quote
+    across lines and fail ("Empty CSV file or block"); a byte-order mark before a first
+    '#' or 'track' line made that line a record ("invalid value"). Plain and gzipped."""
+    from dnacnn.data.bed import read_bed
+
+    text = '\ufefftrack name="x y"\n20\t100\t200\t5"UTR\t0\t+\n# note\n20\t300\t400\tsay "hi\t0\t-\n'
+    plain = write_text(tmp_path / "q.bed", text)
+    with gzip.open(tmp_path / "q.bed.gz", "wt", encoding="utf-8") as handle:
+        handle.write(text)
+    for path in (plain, tmp_path / "q.bed.gz"):
+        assert read_bed(path) == [("20", 100, 200), ("20", 300, 400)]

@@ -99,11 +99,14 @@ def iter_line_chunks(
             handle.readline()
         lines: list[bytes] = []
         while True:
-            if end is not None and handle.tell() >= end:
+            at = handle.tell()
+            if end is not None and at >= end:
                 break
             line = handle.readline()
             if not line:
                 break
+            if at == 0:  # a byte-order mark (Windows editors) would hide a first '#' or 'track'
+                line = line.removeprefix(b"\xef\xbb\xbf")
             if not line.strip() or line.startswith(_SKIP_PREFIXES):
                 continue
             lines.append(line if line.endswith(b"\n") else line + b"\n")
@@ -135,7 +138,7 @@ def parse_intervals(
         table = pacsv.read_csv(
             io.BytesIO(chunk),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True),
-            parse_options=pacsv.ParseOptions(delimiter="\t"),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),  # a name may hold a '"'
             convert_options=pacsv.ConvertOptions(
                 column_types={f"f{i}": t for i, t in enumerate(types)},
                 strings_can_be_null=False,
