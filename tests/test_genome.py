@@ -2,6 +2,7 @@
 
 import logging
 import pickle
+import re
 
 import numpy as np
 import pysam
@@ -79,6 +80,24 @@ def test_a_bgzipped_file_that_is_no_fasta_is_said_to_be_none(tmp_path):
 
     with pytest.raises(ValueError, match=r"it is not a FASTA \(the first line must be a '>name' header\)$"):
         Genome(FIXTURE_VCF)
+
+
+def test_a_fasta_faidx_cannot_index_says_which_line_breaks_the_layout(tmp_path):
+    """Lines of different lengths in a contig, or a blank line inside one, were told "index it
+    with `samtools faidx` (pysam builds the index when the folder can be written)", which the
+    folder allowed and faidx refused. Windows line ends are fine."""
+    seq = "".join(np.random.default_rng(0).choice(list("ACGT"), 180))
+    cases = {
+        "short_mid.fa": (f">c1 x\n{seq[:70]}\n{seq[70:100]}\n{seq[100:]}\n", "contig 'c1': line 3 has 30 base(s)"),
+        "blank.fa": (f">c1\n{seq[:70]}\n\n{seq[70:140]}\n", "contig 'c1': line 3 has 0 base(s)"),
+        "long_last.fa": (f">a\n{seq[:60]}\n>b\n{seq[:70]}\n{seq[70:]}\n", "contig 'b': line 5 has 110 base(s)"),
+    }
+    for name, (text, said) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=re.escape(said) + " where its lines have [67]0; faidx needs every line"):
+            Genome(tmp_path / name)
+    (tmp_path / "crlf.fa").write_text(f">c1\r\n{seq[:70]}\r\n{seq[70:140]}\r\n{seq[140:]}\r\n")
+    assert Genome(tmp_path / "crlf.fa").fetch("c1", 60, 80) == seq[60:80]
 
 
 def test_soft_masked_fasta_reads_upper_case():

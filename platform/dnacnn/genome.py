@@ -51,7 +51,35 @@ def _fasta_advice(path: str) -> str:
         head = b">"  # damaged compression: the index advice below
     if not head.lstrip().startswith(b">"):
         return "it is not a FASTA (the first line must be a '>name' header)"
-    return "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
+    return _layout_problem(path) or "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
+
+
+def _layout_problem(path: str, scan_bytes: int = 1 << 28) -> str | None:
+    """Why faidx cannot index a FASTA's text, when its first ``scan_bytes`` show it: a line of
+    a contig longer than the contig's first, or shorter (or blank) and not its last (faidx
+    finds a base by arithmetic on one line length per contig)."""
+    rule = ("faidx needs every line of a contig but its last to have one length; rewrap the FASTA "
+            "(e.g. `seqkit seq -w 60`)")
+    read = 0
+    name, width, before = "", None, None  # the contig, its first line's length, (number, length) of the line before
+    try:
+        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+            for number, raw in enumerate(handle, start=1):
+                read += len(raw)
+                if read > scan_bytes:
+                    return None
+                line = raw.rstrip(b"\r\n")
+                if line.startswith(b">"):
+                    name, width, before = (line[1:].split() or [b""])[0].decode("latin-1"), None, None
+                    continue
+                width = len(line) if width is None else width
+                for at, length in (before or (number, width), (number, len(line))):
+                    if length > width or (length < width and at < number):  # too long; too short, not the last
+                        return f"contig {name!r}: line {at} has {length} base(s) where its lines have {width}; {rule}"
+                before = (number, len(line))
+    except (OSError, EOFError):  # damaged compression: the caller's index advice
+        return None
+    return None
 
 
 def _bgzf_size(path: str, gzi: Path) -> int | None:
