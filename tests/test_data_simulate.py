@@ -277,3 +277,13 @@ def test_clean_labels_of_windows_without_instances_are_all_zero():
     some = pd.DataFrame({"factor": ["F1", "F2"], "window": [2, 0]})
     np.testing.assert_array_equal(clean_labels(3, some, ["a", "b"], {"a": ["F1"], "b": ["F2", "F1"]}),
                                   [[0, 1], [0, 0], [1, 1]])
+
+
+def test_a_fasta_saved_with_a_byte_order_mark_reads_as_written(tmp_path):
+    """htslib reads past the mark; the check that the first line is a header took the mark
+    for text before it ("its first line is not a '>' header (b'\\xef\\xbb\\xbf>r1')")."""
+    from dnacnn.data.labelled_fasta import read_fasta_records
+
+    path = tmp_path / "bom.fa"
+    path.write_bytes(b"\xef\xbb\xbf>chr1:0-8 peak\nACGTacgt\n>r2\nGGNN\n")
+    assert read_fasta_records(path) == [("chr1:0-8 peak", "ACGTACGT"), ("r2", "GGNN")]

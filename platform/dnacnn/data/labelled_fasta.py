@@ -97,11 +97,12 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
 
 
 def _first_line(path: str | Path) -> bytes:
-    """The first non-blank line of a (possibly gzipped) text file, stripped."""
+    """The first non-blank line of a (possibly gzipped) text file, stripped, without a
+    byte-order mark (Windows editors write one; htslib reads past it)."""
     with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
         for line in handle:
             if line.strip():
-                return line.strip()
+                return line.strip().removeprefix(b"\xef\xbb\xbf")
     return b""
 
 
