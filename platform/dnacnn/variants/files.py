@@ -25,6 +25,7 @@ import pysam
 
 from dnacnn.compression import is_bgzf, is_gzip  # noqa: F401  (part of this module's API)
 from dnacnn.job_paths import inside_job_copy
+from dnacnn.variants.file_diagnosis import has_binary_text, header_problem, why_records_unreadable
 
 log = logging.getLogger(__name__)
 
@@ -136,34 +137,6 @@ def _variant_file(path: str) -> pysam.VariantFile:
         return pysam.VariantFile(path, ignore_truncation=True)
 
 
-def _header_problem(path: str) -> str | None:
-    """What is wrong with the start of a (possibly gzipped) text file that htslib cannot read
-    as a VCF, when it is one of the usual slips (a byte-order mark, old-Mac line ends, a
-    missing or misplaced '##fileformat' line); None when it is none of them."""
-    try:
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
-            head = handle.read(1 << 16)
-    except (OSError, EOFError):
-        return None
-    if head.startswith(b"\xef\xbb\xbf"):
-        return "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"
-    if b"\r" in head and b"\n" not in head:
-        return "its lines end in a carriage return alone (old Mac text): end them with line feeds (`tr '\\r' '\\n'`)"
-    lines = head.split(b"\n")
-    first = lines[0].rstrip(b"\r")
-    if first.startswith(b"BCF"):
-        return None
-    if not first.startswith(b"##fileformat=VCF"):
-        return f"its first line is {first[:60].decode('latin-1')!r}, not '##fileformat=VCFv4.x'"
-    for number, line in enumerate(lines[:-1], start=1):  # whole lines of the head only
-        if not line.startswith(b"##"):
-            if line.startswith(b"#CHROM"):
-                return None
-            text = line.rstrip(b"\r")[:60].decode("latin-1")
-            return f"line {number}, {text!r}, comes where the '#CHROM' header line should, after the '##' lines"
-    return None
-
-
 def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFile:
     """Open a VCF or BCF, raising :class:`VcfFormatError` naming the file when it is not one.
 
@@ -186,7 +159,7 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
             copy = _as_bgzf(path, head_bytes)
         return _variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
-        why = "it is empty" if os.path.getsize(path) == 0 else _header_problem(path) or str(err) or type(err).__name__
+        why = "it is empty" if os.path.getsize(path) == 0 else header_problem(path) or str(err) or type(err).__name__
         raise VcfFormatError(
             f"{path} is not a readable VCF ({why}); the file must start with a "
             "'##fileformat=VCFv4.x' header and a '#CHROM' line"
@@ -246,9 +219,9 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
                     raise VcfFormatError(f"{path}: a BCF record cannot be read ({err}); the file is damaged") from None
                 errors += 1
             tried += 1
-        if tried and errors == tried and (tried == records or _has_binary_text(path, compression)):
+        if tried and errors == tried and (tried == records or has_binary_text(path, compression)):
             raise VcfFormatError(f"{path}: none of its first {tried} record(s) can be read; "
-                                 + _why_unreadable(path, compression))
+                                 + why_records_unreadable(path, compression))
     info = VcfFileInfo(path, fmt, compression, indexed, contigs)
     if compression == "bgzf" and not has_bgzf_eof(path):
         info.warnings.append(
@@ -256,42 +229,6 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
             "check the file's size against its source)"
         )
     return info
-
-
-def _why_unreadable(path: str, compression: str) -> str:
-    """Why none of a VCF's first records can be read, as far as its first record line tells."""
-    line = _first_record_line(path, compression)
-    if line is not None and b"\t" not in line and len(line.split()) >= 8:
-        return "its columns are separated by spaces, not tabs (VCF columns are tab-separated)"
-    return "the file is not a VCF (binary content after the header) or its header does not describe its records"
-
-
-def _first_record_line(path: str, compression: str, size: int = 1 << 20) -> bytes | None:
-    """The first line after the header within the first ``size`` bytes of the text; None if none."""
-    opener = gzip.open if compression != "none" else open
-    try:
-        with opener(path, "rb") as handle:
-            read = 0
-            while read < size:
-                line = handle.readline(size)
-                if not line:
-                    return None
-                read += len(line)
-                if line.strip() and not line.startswith(b"#"):
-                    return line.rstrip(b"\r\n")
-    except (OSError, EOFError):
-        return None
-    return None
-
-
-def _has_binary_text(path: str, compression: str, size: int = 1 << 16) -> bool:
-    """Whether the first ``size`` bytes of a VCF's text hold NUL bytes (a text VCF never does)."""
-    opener = gzip.open if compression != "none" else open
-    try:
-        with opener(path, "rb") as handle:
-            return b"\x00" in handle.read(size)
-    except (OSError, EOFError):
-        return True
 
 
 def index_path(path: str | Path) -> str | None:
