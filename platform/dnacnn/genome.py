@@ -9,7 +9,6 @@ is logged once, never applied silently; an unknown contig raises
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
-from dnacnn.compression import is_bgzf, is_gzip
+from dnacnn.compression import is_bgzf, is_gzip, open_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ def _fasta_advice(path: str) -> str:
     if is_gzip(path) and not is_bgzf(path):
         return "it is plain gzip: a gzipped FASTA must be bgzip-compressed (`gzip -d` then `bgzip`)"
     try:  # a bgzip file's text, read through gzip (a bgzipped VCF given as the genome, say)
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+        with open_bytes(path) as handle:
             head = handle.read(64)
     except (OSError, EOFError):
         head = b">"  # damaged compression: the index advice below
@@ -58,12 +57,14 @@ def _layout_problem(path: str, scan_bytes: int = 1 << 28) -> str | None:
     """Why faidx cannot index a FASTA's text, when its first ``scan_bytes`` show it: a line of
     a contig longer than the contig's first, or shorter (or blank) and not its last (faidx
     finds a base by arithmetic on one line length per contig)."""
-    rule = ("faidx needs every line of a contig but its last to have one length; rewrap the FASTA "
-            "(e.g. `seqkit seq -w 60`)")
+    def problem(number: int, length: int) -> str:
+        return (f"contig {name!r}: line {number} has {length} base(s) where its lines have {width}; faidx needs "
+                "every line of a contig but its last to have one length; rewrap the FASTA (e.g. `seqkit seq -w 60`)")
+
     read = 0
     name, width, before = "", None, None  # the contig, its first line's length, (number, length) of the line before
     try:
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+        with open_bytes(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 read += len(raw)
                 if read > scan_bytes:
@@ -73,9 +74,10 @@ def _layout_problem(path: str, scan_bytes: int = 1 << 28) -> str | None:
                     name, width, before = (line[1:].split() or [b""])[0].decode("latin-1"), None, None
                     continue
                 width = len(line) if width is None else width
-                for at, length in (before or (number, width), (number, len(line))):
-                    if length > width or (length < width and at < number):  # too long; too short, not the last
-                        return f"contig {name!r}: line {at} has {length} base(s) where its lines have {width}; {rule}"
+                if before is not None and before[1] < width:  # shorter, and not the contig's last line
+                    return problem(*before)
+                if len(line) > width:
+                    return problem(number, len(line))
                 before = (number, len(line))
     except (OSError, EOFError):  # damaged compression: the caller's index advice
         return None

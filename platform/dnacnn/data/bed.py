@@ -10,7 +10,6 @@ task column holds 0/1 or a float. A *BED* has no header (``track``/``browser``/
 from __future__ import annotations
 
 import functools
-import gzip
 import io
 import os
 from collections.abc import Iterator
@@ -22,13 +21,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dnacnn.data.windows import merge_intervals
-from dnacnn.variants.files import is_gzip
+from dnacnn.compression import is_gzip, open_bytes
 
 _SKIP_PREFIXES = (b"#", b"track", b"browser")
 
 
 def _open(path: str | Path):
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    return open_bytes(path)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ more than two files the labels are one-hot over the classes.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import logging
 import re
 from collections import Counter
@@ -28,7 +27,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
-from dnacnn.compression import is_gzip
+from dnacnn.compression import open_bytes
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.splits import SplitConfig, assign_split, block_split
 from dnacnn.data.writer import write_arrays
@@ -99,7 +98,7 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
 def _first_line(path: str | Path) -> bytes:
     """The first non-blank line of a (possibly gzipped) text file, stripped, without a
     byte-order mark (Windows editors write one; htslib reads past it)."""
-    with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+    with open_bytes(path) as handle:
         for line in handle:
             if line.strip():
                 return line.strip().removeprefix(b"\xef\xbb\xbf")

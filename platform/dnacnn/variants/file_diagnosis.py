@@ -8,9 +8,7 @@ spaces for tabs, binary content), for :mod:`dnacnn.variants.files` to say in one
 
 from __future__ import annotations
 
-import gzip
-
-from dnacnn.compression import is_gzip
+from dnacnn.compression import open_bytes
 
 
 def header_problem(path: str) -> str | None:
@@ -18,7 +16,7 @@ def header_problem(path: str) -> str | None:
     as a VCF, when it is one of the usual slips (a byte-order mark, old-Mac line ends, a
     missing or misplaced '##fileformat' line); None when it is none of them."""
     try:
-        with (gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")) as handle:
+        with open_bytes(path) as handle:
             head = handle.read(1 << 16)
     except (OSError, EOFError):
         return None
@@ -41,19 +39,18 @@ def header_problem(path: str) -> str | None:
     return None
 
 
-def why_records_unreadable(path: str, compression: str) -> str:
+def why_records_unreadable(path: str) -> str:
     """Why none of a VCF's first records can be read, as far as its first record line tells."""
-    line = _first_record_line(path, compression)
+    line = _first_record_line(path)
     if line is not None and b"\t" not in line and len(line.split()) >= 8:
         return "its columns are separated by spaces, not tabs (VCF columns are tab-separated)"
     return "the file is not a VCF (binary content after the header) or its header does not describe its records"
 
 
-def _first_record_line(path: str, compression: str, size: int = 1 << 20) -> bytes | None:
+def _first_record_line(path: str, size: int = 1 << 20) -> bytes | None:
     """The first line after the header within the first ``size`` bytes of the text; None if none."""
-    opener = gzip.open if compression != "none" else open
     try:
-        with opener(path, "rb") as handle:
+        with open_bytes(path) as handle:
             read = 0
             while read < size:
                 line = handle.readline(size)
@@ -67,11 +64,10 @@ def _first_record_line(path: str, compression: str, size: int = 1 << 20) -> byte
     return None
 
 
-def has_binary_text(path: str, compression: str, size: int = 1 << 16) -> bool:
+def has_binary_text(path: str, size: int = 1 << 16) -> bool:
     """Whether the first ``size`` bytes of a VCF's text hold NUL bytes (a text VCF never does)."""
-    opener = gzip.open if compression != "none" else open
     try:
-        with opener(path, "rb") as handle:
+        with open_bytes(path) as handle:
             return b"\x00" in handle.read(size)
     except (OSError, EOFError):
         return True

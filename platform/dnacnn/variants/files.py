@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pysam
 
-from dnacnn.compression import is_bgzf, is_gzip  # noqa: F401  (part of this module's API)
+from dnacnn.compression import is_bgzf, is_gzip, open_bytes  # noqa: F401  (is_gzip: part of this module's API)
 from dnacnn.job_paths import inside_job_copy
 from dnacnn.variants.file_diagnosis import has_binary_text, header_problem, why_records_unreadable
 
@@ -219,9 +219,9 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
                     raise VcfFormatError(f"{path}: a BCF record cannot be read ({err}); the file is damaged") from None
                 errors += 1
             tried += 1
-        if tried and errors == tried and (tried == records or has_binary_text(path, compression)):
+        if tried and errors == tried and (tried == records or has_binary_text(path)):
             raise VcfFormatError(f"{path}: none of its first {tried} record(s) can be read; "
-                                 + why_records_unreadable(path, compression))
+                                 + why_records_unreadable(path))
     info = VcfFileInfo(path, fmt, compression, indexed, contigs)
     if compression == "bgzf" and not has_bgzf_eof(path):
         info.warnings.append(
@@ -313,8 +313,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
             for record in src:  # streamed: memory bounded
                 dst.write(record)
     else:
-        opener = gzip.open if is_gzip(vcf) else open
-        with opener(vcf, "rb") as src, open(plain, "wb") as dst:
+        with open_bytes(vcf) as src, open(plain, "wb") as dst:
             copy_text(src, dst)
     try:
         pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
