@@ -117,10 +117,15 @@ def main() -> None:
                         help="profile an RC engine call per precision (tables also into FILE) first")
     args = parser.parse_args()
     try:
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        parser.error(f"--batch-sizes takes integers separated by commas, got {args.batch_sizes!r}")
+    if min(args.n, args.repeats, args.dense_n, args.dense_spacing, *sizes) < 1:
+        parser.error("--n, --repeats, --dense-n, --dense-spacing and --batch-sizes take counts >= 1")
+    try:
         device = usable_device(args.device)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
-    sizes = [int(b) for b in args.batch_sizes.split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"{args.n} SNVs, Basset {L} bp x 164 tasks (untrained), on {name}, torch {torch.__version__}", flush=True)
     results: dict = {"n": args.n, "device": name, "torch": torch.__version__, "rows": []}
