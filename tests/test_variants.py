@@ -588,3 +588,21 @@ def test_an_iupac_code_in_the_genome_matches_the_bases_it_stands_for(tmp_path):
                         (6, "A"): None, (6, "G"): None, (6, "C"): "ref_mismatch", (7, "G"): None,
                         (5, "CG"): None}
     assert "does not match the reference 'M'" in check_allele(genome, "c", 5, "G", "T")[2]
+
+
+def test_a_long_allele_is_cut_in_its_reject_message(tmp_path):
+    """A 5 kb deletion whose REF is off the genome: the reject names the site, the
+    alleles' starts and lengths and the first differing base, not 10 kb of bases."""
+    from dnacnn.data.simulation_files import write_fasta_bgzip
+    from dnacnn.variants import check_allele
+
+    bases = b"ACGT" * 2000
+    genome = Genome(write_fasta_bgzip({"c": bases}, tmp_path / "g.fa.gz"))
+    ref = bases[:5000].decode()
+    wrong = ref[:100] + "T" + ref[101:]  # base 101 is an A in the genome
+    kind, reason, message = check_allele(genome, "c", 1, wrong, "A")
+    assert (kind, reason) == ("deletion", "ref_mismatch")
+    assert "(5,000 bp)" in message and "first at base 101: 'T' where the genome has 'A'" in message
+    assert len(message) < 300, message
+    assert check_allele(genome, "c", 1, ref, "A")[1] is None
+    assert "(6,000 bp)" in check_allele(genome, "c", 1, "A", "AX" * 3000)[2]

@@ -60,6 +60,17 @@ class Allele:
     message: str = ""
 
 
+def shown(allele: object, keep: int = 24) -> str:
+    """An allele as a message quotes it: ``repr`` up to ``keep`` characters, longer ones cut.
+
+    A 100 kb deletion's REF would otherwise fill the console and every reject row:
+    ``'ACGTACGT...' (100,001 bp)`` keeps its start and states its length.
+    """
+    if not isinstance(allele, str) or len(allele) <= keep:
+        return repr(allele)
+    return f"{allele[:keep]!r}... ({len(allele):,} bp)"
+
+
 def _single_breakend(alt: str) -> bool:
     """VCF's single breakend: bases with a '.' before or after them (``G.``, ``.G``)."""
     return len(alt) > 1 and (alt[0] == "." or alt[-1] == ".") and "," not in alt
@@ -94,14 +105,15 @@ def check_ref(genome: Genome, chrom: str, pos: int, ref: str) -> str | None:
     size = genome.length(chrom)
     if start + len(ref) > size:
         return (
-            f"REF {ref!r} at {chrom}:{pos} runs past the end of contig "
+            f"REF {shown(ref)} at {chrom}:{pos} runs past the end of contig "
             f"{genome.resolve(chrom)!r} ({size} bp); check the genome build"
         )
     actual = genome.fetch(chrom, start, start + len(ref))
-    for a, b in zip(ref.upper(), actual):
+    for i, (a, b) in enumerate(zip(ref.upper(), actual)):
         if a != b and a != "N" and a not in _GENOME_CODES.get(b, ""):
+            first = f" (first at base {i + 1}: {a!r} where the genome has {b!r})" if len(ref) > 1 else ""
             return (
-                f"REF {ref!r} at {chrom}:{pos} does not match the reference {actual!r}; "
+                f"REF {shown(ref)} at {chrom}:{pos} does not match the reference {shown(actual)}{first}; "
                 "check the genome build (e.g. GRCh37 vs GRCh38)"
             )
     return None
@@ -149,29 +161,29 @@ def check_allele(
     if position is None:
         if _telomere_breakend(pos, alt):
             return "symbolic", "symbolic_allele", (
-                f"ALT {alt!r} at {where} is a breakend at a telomere (POS 0); only sequence alleles are scored")
+                f"ALT {shown(alt)} at {where} is a breakend at a telomere (POS 0); only sequence alleles are scored")
         return "unknown", "malformed", f"row {where}: POS {pos} is not a 1-based position (integer >= 1)"
     pos = position
     if ref is None or ref in ("", "."):  # a VCF's '.', a table's None or empty text: one verdict
-        return "unknown", "malformed", f"row {where}: REF is missing ({ref!r}); a variant needs its reference base(s)"
+        return "unknown", "malformed", f"row {where}: REF is missing ({shown(ref)}); a variant needs its reference base(s)"
     if not isinstance(ref, str) or not (alt is None or isinstance(alt, str)):  # rare: one test per row
         name, value = ("REF", ref) if not isinstance(ref, str) else ("ALT", alt)  # a DataFrame's NaN, a list
-        return "unknown", "malformed", f"row {where}: {name} {value!r} (type {type(value).__name__}) is not a string of bases"
+        return "unknown", "malformed", f"row {where}: {name} {shown(value)} (type {type(value).__name__}) is not a string of bases"
     ref = ref.upper()
     alt = alt.upper() if isinstance(alt, str) else "."  # None: no ALT, as VCF's '.'
     kind = allele_kind(ref, alt)
     if kind == "missing":
         return kind, "missing_alt", f"{where} has no ALT allele ('.'): nothing to score"
     if kind == "symbolic":
-        return kind, "symbolic_allele", f"ALT {alt!r} at {where} is symbolic; only sequence alleles are scored"
+        return kind, "symbolic_allele", f"ALT {shown(alt)} at {where} is symbolic; only sequence alleles are scored"
     if "," in alt:
         return "unknown", "invalid_allele", (
-            f"ALT {alt!r} at {where} lists several alleles; give one row per ALT allele"
+            f"ALT {shown(alt)} at {where} lists several alleles; give one row per ALT allele"
         )
     if not _BASES.fullmatch(alt):
-        return kind, "invalid_allele", f"ALT {alt!r} at {where} has characters outside A, C, G, T, N"
+        return kind, "invalid_allele", f"ALT {shown(alt)} at {where} has characters outside A, C, G, T, N"
     if not _BASES.fullmatch(ref):
-        return kind, "invalid_allele", f"REF {ref!r} at {where} has characters outside A, C, G, T, N"
+        return kind, "invalid_allele", f"REF {shown(ref)} at {where} has characters outside A, C, G, T, N"
     if genome is not None:  # a REF off the genome says more (the build) than ALT = REF
         try:
             mismatch = check_ref(genome, chrom, pos, ref)
@@ -180,5 +192,5 @@ def check_allele(
         if mismatch:
             return kind, "ref_mismatch", mismatch
     if alt == ref:  # VCF: ALT lists non-reference alleles
-        return kind, "invalid_allele", f"ALT {alt!r} at {where} is the REF allele itself: nothing to score"
+        return kind, "invalid_allele", f"ALT {shown(alt)} at {where} is the REF allele itself: nothing to score"
     return kind, None, ""
