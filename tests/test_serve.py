@@ -391,6 +391,9 @@ def test_openapi_documents_the_request_and_response_models(setup):
     assert {"200", "413", "422"} <= set(score["responses"])
     refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec))
     assert refs and set(refs) <= set(spec["components"]["schemas"])  # every reference resolves
+    ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids)), ids  # client generators key methods by them
+    assert set(spec["paths"]["/healthz"]) == {"get"}  # HEAD answers, undocumented beside GET
     assert setup["client"].get("/docs").status_code == 200
 
 

@@ -140,6 +140,48 @@ def test_serve_command_serves_a_registered_model_and_stops_on_sigterm(registered
             assert httpx.get(url + "v1/model", timeout=30).status_code == 401  # the env token applies
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0
+        console = "".join(lines) + proc.stdout.read()
+        # the service's own lines and its replicas' access lines; not Serve's routine
+        # (controller, proxy, the driver's "Started Serve"), warnings or a failed task
+        for noise in ("ServeController", "ProxyActor", "Started Serve", "is ready at", "Warning", "failed",
+                      "Traceback", "SIGTERM received"):
+            assert noise not in console, console
+        assert "stopping the service" in console and "-- GET /v1/model 200" in console, console
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigterm_while_serve_deploys_stops_cleanly_without_announcing(registered):
+    """A stop sent while Ray is up and the replica still deploys (the proxy answers, the route
+    is not there yet): exit 0, no 'serving' line, no stack dump from Ray's core worker's own
+    SIGTERM handler (it replaced the command's until the deploy ended), nothing left running."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO / "platform"))
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dnacnn.cli import app; app(prog_name='dnacnn')", "serve", "--model",
+         str(registered["1"]), "--genome", str(FIXTURE_FASTA), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+    )
+    try:
+        deadline, status = time.monotonic() + 180, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert status == 404, status  # Serve's proxy is up, the application not yet
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+        console = proc.stdout.read()
+        assert "stopping the service" in console and "serving " not in console, console
+        assert "SIGTERM received" not in console and "Traceback" not in console, console
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
     finally:
         if proc.poll() is None:
             proc.kill()

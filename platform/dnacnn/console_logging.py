@@ -30,3 +30,11 @@ def setup(verbose: bool = False) -> None:
     for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models", "ray._private.worker"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+
+
+def quiet_ray_serve() -> None:
+    """Quiet Ray Serve's driver lines ("Started Serve in namespace", "Application ... is ready
+    at"): the service says where it listens. Importing ``ray.serve`` sets its logger to INFO,
+    so this runs after that import; ``dnacnn -v`` (the root logger at DEBUG) keeps them."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 import ray
 from ray import serve
 
+from dnacnn.console_logging import quiet_ray_serve
 from dnacnn.ray_cluster import init_ray
 from dnacnn.serve.app import ServiceArgs, build_app
 
@@ -22,7 +24,7 @@ APP_NAME = "dnacnn"
 
 
 def start(args: ServiceArgs, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
-          num_cpus: int | None = None) -> str:
+          num_cpus: int | None = None, on_ray_started: Callable[[], None] | None = None) -> str:
     """Deploy the service and wait until its replicas are ready.
 
     Args:
@@ -30,24 +32,32 @@ def start(args: ServiceArgs, host: str = "127.0.0.1", port: int = 8000, address:
         host, port: where Serve's HTTP proxy listens (127.0.0.1: this machine only).
         address: a Ray cluster to join (default: ``RAY_ADDRESS``, else a local cluster).
         num_cpus: CPUs of a local cluster.
+        on_ray_started: called once Ray is up, before Serve deploys (seconds of work).
     Returns:
         the service's URL.
     """
     app = build_app(args)  # pins the model, checks the genome: errors before any Ray work
+    quiet_ray_serve()
     init_ray(address, num_cpus)
-    serve.start(http_options={"host": host, "port": port})
+    if on_ray_started is not None:
+        on_ray_started()
+    # Serve's controller and proxy log their routine (endpoints, replicas added and stopped) at
+    # INFO to the console; the replicas keep INFO for their one access line per request
+    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
     serve.run(app, name=APP_NAME, route_prefix="/")
     return f"http://{host}:{port}/"
 
 
-def stop(shutdown_serve: bool = True) -> None:
-    """Remove the application; stop Serve (and Ray, when this process started it)."""
+def stop() -> None:
+    """Remove the application (its replicas finish the requests they hold), then leave Ray.
+
+    On a local cluster this process started, Serve's controller and proxy end with the
+    cluster (``serve.shutdown`` would kill the controller mid-call, and Ray prints that as
+    a failed task); a joined cluster keeps them for its other applications.
+    """
     if not ray.is_initialized():
         return
-    if shutdown_serve:
-        serve.shutdown()
-    else:
-        serve.delete(APP_NAME)
+    serve.delete(APP_NAME)
     ray.shutdown()
 
 
@@ -58,14 +68,18 @@ def serve_until_signalled(args: ServiceArgs, host: str, port: int, address: str 
     A service on a cluster it joined removes only its application; on a local
     cluster it started, Serve and Ray stop with it.
     """
-    joined = bool(address)
-    url = start(args, host, port, address)
     stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler
-        signal.signal(sig, lambda *_: stopping.set())
+
+    def on_signals() -> None:  # again after ray.init, whose core worker installs its own handlers
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stopping.set())
+
+    on_signals()
     try:
-        on_ready(url)
+        url = start(args, host, port, address, on_ray_started=on_signals)
+        if not stopping.is_set():  # a signal while Serve deployed: stop without announcing
+            on_ready(url)
         stopping.wait()
         log.info("stopping the service")
     finally:
-        stop(shutdown_serve=not joined)
+        stop()
