@@ -179,6 +179,20 @@ def test_a_place_off_its_contig_is_refused_not_read_as_an_all_n_window(tmp_path)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_reversed_or_digitless_region_is_named_in_its_error():
+    """--region 20:100099-100000 said "needs 1 to 100 bp, got -98"; 20:,-, failed in int()
+    with "invalid literal for int() with base 10: ''", naming nothing."""
+    from dnacnn.interpret.inputs import region_sequence
+
+    from conftest import FIXTURE_FASTA
+
+    with pytest.raises(ValueError, match="--region 20:100099-100000: its end comes before its start"):
+        region_sequence(FIXTURE_FASTA, "20:100099-100000", 100)
+    with pytest.raises(ValueError, match="--region '20:,-,' is not chr:start-end"):
+        region_sequence(FIXTURE_FASTA, "20:,-,", 100)
+    assert region_sequence(FIXTURE_FASTA, "20:60,001-60,100", 100).names == ["20:60000-60100"]
+
+
 def test_fasta_records_with_one_name_or_of_two_lengths_are_named_in_the_error(tmp_path):
     """Two records named 'a' were both reported under 'a' (ism.parquet could not tell them
     apart); records of two lengths (a model of any length) were refused without a name."""

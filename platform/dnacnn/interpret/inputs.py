@@ -177,7 +177,7 @@ def bed_sequences(genome: str | Path, bed: str | Path, seq_len: int) -> Sequence
     return Sequences(names, np.stack(onehot))
 
 
-_REGION = re.compile(r"^([^:\s]+):([\d,]+)-([\d,]+)$")
+_REGION = re.compile(r"^([^:\s]+):(\d[\d,]*)-(\d[\d,]*)$")
 _VARIANT = re.compile(r"^([^:\s]+):(\d+):([ACGTNacgtn]+)>([ACGTNacgtn]+)$")
 
 
@@ -189,7 +189,9 @@ def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
         raise ValueError(f"--region {region!r} is not chr:start-end (e.g. chr20:1000000-1000600)")
     chrom, start, end = match.group(1), int(match.group(2).replace(",", "")) - 1, \
         int(match.group(3).replace(",", ""))
-    if end <= start or end - start > seq_len:
+    if end <= start:
+        raise ValueError(f"--region {region}: its end comes before its start (chr:start-end, 1-based inclusive)")
+    if end - start > seq_len:
         raise ValueError(f"--region {region}: needs 1 to {seq_len} bp (the model's window), "
                          f"got {end - start}")
     g = Genome(genome)
