@@ -278,6 +278,17 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
     infinite = write(tmp_path / "inf.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t1\n20\t62000\t62500\tinf\n")
     refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", infinite,
                 "--out", tmp_path / "o"), str(infinite), "infinite", "20:62000-62500")
+    for name, text, said in (
+            ("two.tsv", "chrom\tstart\tend\tx\n20\t61000\t61500\t2\n", ("20:61000-61500", "task value 2",
+                                                                           "0 to 1")),
+            ("twice.tsv", "chrom\tstart\tend\tx\tx\n20\t61000\t61500\t1\t0\n", ("task 'x' twice",
+                                                                                  "columns 4 and 5")),
+            ("unnamed.tsv", "chrom\tstart\tend\tx\t\n20\t61000\t61500\t1\t0\n", ("column 5 has no task name",)),
+            ("order.tsv", "start\tchrom\tend\tx\n20\t61000\t61500\t1\n", ("column 1 is 'start'",
+                                                                           "chrom, start, end"))):
+        table = write(tmp_path / name, text)  # labels of 2 were trained on; duplicate tasks, columns by name
+        refused(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", table,
+                    "--out", tmp_path / "o"), str(table), *said)
     regions = write(tmp_path / "regions.bed", "20\t63025000\t63030000\n")
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "20:63025000-63030000", "not within contig")

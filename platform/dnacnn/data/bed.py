@@ -2,7 +2,7 @@
 
 A *label table* is a tab-separated file whose first line is a header naming the
 columns: ``chrom start end TASK1 TASK2 ...`` (a leading ``#`` is allowed); each
-task column holds 0/1 or a float. A *BED* has no header (``track``/``browser``/
+task column holds 0/1 or a probability in [0, 1]. A *BED* has no header (``track``/``browser``/
 ``#`` lines are skipped) and its first three columns are chrom, start, end
 (0-based half-open); further columns are ignored. Plain or gzipped.
 """
@@ -60,7 +60,30 @@ def read_label_header(path: str | Path) -> LabelHeader:
             f"{path}: the first line {text[:60]!r} looks like data, not a header; add a header "
             "line `chrom<TAB>start<TAB>end<TAB>TASK1<TAB>TASK2...` naming the tasks"
         )
-    return LabelHeader(tasks=[c.strip() for c in columns[3:]], data_offset=len(line))
+    _check_coordinate_names(path, [c.strip().lower() for c in columns[:3]])
+    tasks = [c.strip() for c in columns[3:]]
+    for i, task in enumerate(tasks):
+        if not task:
+            raise ValueError(f"{path}: header column {i + 4} has no task name; name every task column")
+        if task in tasks[:i]:
+            raise ValueError(f"{path}: the header names task {task!r} twice (columns {tasks.index(task) + 4} "
+                             f"and {i + 4}); each task column needs its own name")
+    return LabelHeader(tasks=tasks, data_offset=len(line))
+
+
+#: Header names of the coordinate columns, by the column they name (0 chrom, 1 start, 2 end).
+_COORDINATE_NAMES = ({"chrom", "chr", "chromosome", "contig", "seqname", "seqnames"},
+                     {"start", "chromstart", "begin"}, {"end", "chromend", "stop"})
+
+
+def _check_coordinate_names(path: str | Path, names: list[str]) -> None:
+    """Refuse a header whose first three columns name the coordinates in another order
+    (``start chrom end``): the columns are read by place, chrom, start, end."""
+    for place, name in enumerate(names):
+        other = next((k for k, known in enumerate(_COORDINATE_NAMES) if name in known and k != place), None)
+        if other is not None:
+            raise ValueError(f"{path}: header column {place + 1} is {name!r}, which names column {other + 1}; "
+                             "a label table's columns are chrom, start, end, then the tasks, in that order")
 
 
 def byte_ranges(path: str | Path, start: int, target_bytes: int) -> list[tuple[int, int]]:
@@ -179,6 +202,12 @@ def parse_intervals(
             row, col = (int(i) for i in bad[0])
             raise ValueError(f"{path}: record {chroms[row]}:{starts[row]}-{ends[row]} has a task value that is "
                              f"empty, not a number or infinite (column {col + 4}); labels must be finite numbers")
+        bad = np.argwhere((labels < 0) | (labels > 1))
+        if len(bad):  # the losses (BCE, cross-entropy) read a label as a class's probability
+            row, col = (int(i) for i in bad[0])
+            raise ValueError(f"{path}: record {chroms[row]}:{starts[row]}-{ends[row]} has the task value "
+                             f"{labels[row, col]:g} (column {col + 4}); a label is a class's probability, "
+                             "0 to 1 (1/0 for a peak or not)")
     return chroms, starts, ends, labels
 
 
