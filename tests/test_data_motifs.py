@@ -74,3 +74,26 @@ def test_sampled_instances_follow_the_matrix():
     counts = np.array([[sum(s[j] == b for s in seqs) for b in "ACGT"] for j in range(3)]) / 4000
     assert np.abs(counts - probs).max() < 0.03
     assert motif.log_odds("AGC") > motif.log_odds("CGC")
+
+
+def test_a_meme5_dna_alphabet_block_is_read_and_other_blocks_or_widths_are_named(tmp_path):
+    """MEME 5 files may define their alphabet in a block (`ALPHABET "DNA" DNA-LIKE` ... `END
+    ALPHABET`, as the MEME suite writes for custom alphabets): a DNA one was refused as "alphabet
+    'ALPHABET "DNA" DNA-LIKE' is not DNA". A matrix of `w= 0` failed in memelite with an
+    IndexError naming no file."""
+    block = ('MEME version 5\n\nALPHABET "DNA" DNA-LIKE\nA "Adenine" CC0000 ~ T "Thymine" 008000\n'
+             'C "Cytosine" 0000CC ~ G "Guanine" FFB300\nN "Any base" = ACGT\nX = ACGT\nEND ALPHABET\n\n')
+    motif = "MOTIF M1 one\nletter-probability matrix: alength= 4 w= 2\n0.1 0.7 0.1 0.1\n0.25 0.25 0.25 0.25\n"
+    good = tmp_path / "dna.meme"
+    good.write_text(block + motif)
+    assert [(m.id, m.name, m.consensus) for m in read_meme(good)] == [("M1", "one", "CA")]
+    bad = tmp_path / "bad.meme"
+    for text, reason in (
+            (block.replace('"DNA"', '"RNA"').replace("Thymine", "Uracil").replace("~ T", "~ U") + motif,
+             "line 3: the alphabet defines A, C, G, U, not DNA"),
+            (block.replace("END ALPHABET\n", "") + motif, "line 3: an alphabet definition without its `END ALPHABET`"),
+            (block + motif.replace("w= 2", "w= 0"), "line 11: motif M1: width w= 0"),
+            (block + motif.replace("w= 2", "w= two"), "line 11: motif M1: width w= two")):
+        bad.write_text(text)
+        with pytest.raises(MemeFormatError, match=f"{bad}, {reason}"):
+            read_meme(bad)

@@ -102,9 +102,16 @@ def _check_meme(path: Path) -> None:
     """
     lines = path.read_text(errors="replace").splitlines()
     motif, width, rows, n_motifs = None, None, 0, 0
+    block: tuple[int, set[str]] | None = None  # a MEME 5 alphabet definition: its line, its letters
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
-        if width is not None and rows < width:
+        if block is not None:
+            if line.upper().startswith("END ALPHABET"):
+                _check_alphabet_block(path, *block)
+                block = None
+            elif line and "=" not in line:  # "A "Adenine" CC0000 ~ T ...": core letters; "N = ACGT": an alias
+                block[1].update(side.split()[0].upper() for side in line.split("~") if side.split())
+        elif width is not None and rows < width:
             if not line:
                 raise MemeFormatError(
                     f"{path}, line {number}: motif {motif}: a blank line after {rows} of its "
@@ -122,6 +129,8 @@ def _check_meme(path: Path) -> None:
                     f"{path}, line {number}: motif {motif}: {len(values)} values, expected 4"
                 )
             rows += 1
+        elif line.startswith("ALPHABET") and "=" not in line.split('"')[0]:
+            block = (number, set())  # ALPHABET "DNA" DNA-LIKE, then one line per letter
         elif line.startswith("ALPHABET"):
             alphabet = line.split("=", 1)[-1].strip()
             if alphabet.upper() not in ("ACGT", "DNA"):
@@ -136,15 +145,27 @@ def _check_meme(path: Path) -> None:
             info = dict(_KEYVAL.findall(match.group(1)))
             if "w" not in info:
                 raise MemeFormatError(f"{path}, line {number}: the matrix header has no `w=` width")
+            if not info["w"].isdigit() or int(info["w"]) < 1:
+                raise MemeFormatError(f"{path}, line {number}: motif {motif}: width w= {info['w']}, "
+                                      "expected a count of rows (1 or more)")
             if int(info.get("alength", 4)) != 4:
                 raise MemeFormatError(
                     f"{path}, line {number}: alength={info['alength']}, expected 4 (DNA)"
                 )
             width, rows, n_motifs = int(info["w"]), 0, n_motifs + 1
+    if block is not None:
+        raise MemeFormatError(f"{path}, line {block[0]}: an alphabet definition without its `END ALPHABET` line")
     if width is not None and rows < width:
         raise MemeFormatError(f"{path}: motif {motif} ends after {rows} of {width} rows")
     if not n_motifs:
         raise MemeFormatError(f"{path} holds no motifs (no `letter-probability matrix:` blocks)")
+
+
+def _check_alphabet_block(path: Path, number: int, letters: set[str]) -> None:
+    """A MEME 5 alphabet definition is DNA when its core letters are A, C, G and T."""
+    if letters != set(ALPHABET):
+        raise MemeFormatError(f"{path}, line {number}: the alphabet defines {', '.join(sorted(letters)) or 'no letters'}"
+                              f", not DNA (A, C, G, T)")
 
 
 def read_meme(path: str | Path) -> list[Motif]:
