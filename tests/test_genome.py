@@ -142,3 +142,46 @@ def test_a_bgzipped_fasta_rewritten_after_indexing_is_refused(tmp_path):
     (tmp_path / "g.fa.gz.gzi").write_bytes((tmp_path / "fresh.fa.gz.gzi").read_bytes())
     with pytest.raises(ValueError, match=r"g\.fa\.gz\.fai describes '20' past the end .* uncompressed"):
         Genome(fasta)
+
+
+def test_files_compressed_otherwise_or_with_old_mac_line_ends_are_named_by_every_reader(tmp_path):
+    """An xz VCF made htslib abort the process (exit 134, no message); a bzip2 VCF was 'not a
+    readable VCF (its first line is 'BZh91AY&SY...')', a bzip2 label table had a header of
+    binary, a bzip2 FASTA of records held 'no FASTA records'. Text whose lines end in a CR
+    alone: a FASTA of records became one record named by the whole file, a genome was told
+    to run `samtools faidx`, a label table's header ran into its records."""
+    import bz2
+    import lzma
+    import zipfile
+
+    from dnacnn.data.bed import read_label_header
+    from dnacnn.data.labelled_fasta import read_fasta_records
+    from dnacnn.variants import VcfFormatError, inspect_vcf
+
+    vcf = "##fileformat=VCFv4.2\n##contig=<ID=20>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n20\t60010\t.\tG\tA\t.\t.\t.\n"
+    texts = {"calls.vcf": vcf, "records.fa": ">a\nACGT\n>b\nACGA\n", "labels.tsv": "chrom\tstart\tend\tx\n20\t0\t10\t1\n",
+             "genome.fa": ">c\nACGTACGT\nACGT\n"}
+    readers = {"calls.vcf": inspect_vcf, "records.fa": read_fasta_records, "labels.tsv": read_label_header,
+               "genome.fa": Genome}
+
+    def write_zip(path, text):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("inside", text)
+
+    for name, text in texts.items():
+        for kind, write in (("bzip2", lambda p, t: p.write_bytes(bz2.compress(t.encode()))),
+                            ("xz", lambda p, t: p.write_bytes(lzma.compress(t.encode()))),
+                            ("zip", write_zip)):
+            path = tmp_path / f"{kind}-{name}"
+            write(path, text)
+            with pytest.raises((ValueError, VcfFormatError), match=f"{re.escape(str(path))} is {kind}-compressed; "
+                                                                  "dnacnn reads plain text, gzip or bgzip"):
+                readers[name](path)
+        path = tmp_path / f"cr-{name}"
+        path.write_bytes(text.replace("\n", "\r").encode())
+        with pytest.raises((ValueError, VcfFormatError), match="lines end in a carriage return alone"):
+            readers[name](path)
+    unnamed = tmp_path / "unnamed.fa"
+    unnamed.write_text(">a\nACGT\n>\nACGT\n")
+    with pytest.raises(ValueError, match="unnamed.fa: record 2 has a '>' line without a name"):
+        read_fasta_records(unnamed)

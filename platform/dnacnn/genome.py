@@ -17,7 +17,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
-from dnacnn.compression import is_bgzf, is_gzip, open_bytes
+from dnacnn.compression import CR_ONLY, check_compression, cr_only_lines, is_bgzf, is_gzip, open_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,13 @@ def _fasta_advice(path: str) -> str:
         return "it is plain gzip: a gzipped FASTA must be bgzip-compressed (`gzip -d` then `bgzip`)"
     try:  # a bgzip file's text, read through gzip (a bgzipped VCF given as the genome, say)
         with open_bytes(path) as handle:
-            head = handle.read(64)
+            head = handle.read(1 << 16)
     except (OSError, EOFError):
         head = b">"  # damaged compression: the index advice below
     if not head.lstrip().startswith(b">"):
         return "it is not a FASTA (the first line must be a '>name' header)"
+    if cr_only_lines(head):
+        return CR_ONLY
     return _layout_problem(path) or "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
 
 
@@ -170,6 +172,7 @@ class Genome:
             raise FileNotFoundError(f"genome FASTA not found: {self.path}")
         if not Path(self.path).is_file():
             raise ValueError(f"genome {self.path} is a folder or a pipe, not a FASTA file")
+        check_compression(self.path)
         pysam.set_verbosity(0)  # htslib's own stderr lines: the error below says what is wrong
         try:
             self._fasta = pysam.FastaFile(self.path)

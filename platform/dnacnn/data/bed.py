@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dnacnn.data.windows import merge_intervals
-from dnacnn.compression import is_gzip, open_bytes
+from dnacnn.compression import CR_ONLY, cr_only_lines, is_gzip, open_bytes
 
 _SKIP_PREFIXES = (b"#", b"track", b"browser")
 
@@ -48,6 +48,8 @@ def read_label_header(path: str | Path) -> LabelHeader:
         raise FileNotFoundError(f"label table not found: {path}")
     with _open(path) as handle:
         line = handle.readline()
+    if cr_only_lines(line[: 1 << 16]):
+        raise ValueError(f"{path}: {CR_ONLY}")
     text = line.decode("utf-8", errors="replace").rstrip("\r\n").lstrip("#")
     columns = text.split("\t")
     if len(columns) < 4:

@@ -27,7 +27,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
-from dnacnn.compression import open_bytes
+from dnacnn.compression import CR_ONLY, check_compression, cr_only_lines, open_bytes
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.splits import SplitConfig, assign_split, block_split
 from dnacnn.data.writer import write_arrays
@@ -80,6 +80,10 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
         raise FileNotFoundError(f"FASTA not found: {path}")
     if not Path(path).is_file():  # htslib crashes the process on a folder
         raise ValueError(f"{path} is not a file; give a FASTA file")
+    check_compression(path)
+    with open_bytes(path) as handle:
+        if cr_only_lines(handle.read(1 << 16)):  # htslib would read one record, named by all of it
+            raise ValueError(f"{path}: {CR_ONLY}")
     try:
         with pysam.FastxFile(str(path)) as handle:
             records = [(r.name + (f" {r.comment}" if r.comment else ""), (r.sequence or "").upper())
@@ -88,6 +92,9 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
         raise ValueError(f"{path} cannot be read as FASTA ({err})") from None
     if not records:
         raise ValueError(f"{path} holds no FASTA records (lines starting with '>')")
+    unnamed = next((i for i, (name, _) in enumerate(records, start=1) if not name.strip()), None)
+    if unnamed is not None:
+        raise ValueError(f"{path}: record {unnamed} has a '>' line without a name; name every record")
     first = _first_line(path)
     if first and not first.startswith(b">"):  # htslib skips text before the first header
         raise ValueError(f"{path}: its first line is not a '>' header ({first[:40]!r}...): that "

@@ -8,7 +8,7 @@ spaces for tabs, binary content), for :mod:`dnacnn.variants.files` to say in one
 
 from __future__ import annotations
 
-from dnacnn.compression import open_bytes
+from dnacnn.compression import CR_ONLY, cr_only_lines, open_bytes
 
 
 def header_problem(path: str) -> str | None:
@@ -22,8 +22,8 @@ def header_problem(path: str) -> str | None:
         return None
     if head.startswith(b"\xef\xbb\xbf"):
         return "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"
-    if b"\r" in head and b"\n" not in head:
-        return "its lines end in a carriage return alone (old Mac text): end them with line feeds (`tr '\\r' '\\n'`)"
+    if cr_only_lines(head):
+        return CR_ONLY
     lines = head.split(b"\n")
     first = lines[0].rstrip(b"\r")
     if first.startswith(b"BCF"):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pysam
 
-from dnacnn.compression import is_bgzf, is_gzip, open_bytes  # noqa: F401  (is_gzip: part of this module's API)
+from dnacnn.compression import check_compression, is_bgzf, is_gzip, open_bytes  # noqa: F401  (is_gzip: part of this module's API)
 from dnacnn.job_paths import inside_job_copy
 from dnacnn.variants.file_diagnosis import has_binary_text, header_problem, why_records_unreadable
 
@@ -152,6 +152,10 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
         raise VcfFormatError(f"{path} is a folder, not a VCF file")
     if not Path(path).is_file():  # a pipe cannot be read twice (its header, then its records)
         raise VcfFormatError(f"{path} is not a regular file (a pipe or a device); write the VCF to a file first")
+    try:
+        check_compression(path)
+    except ValueError as err:
+        raise VcfFormatError(str(err)) from None
     pysam.set_verbosity(0)  # htslib's own stderr lines; our rejects say the same, with the line
     copy = None
     try:
