@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 
@@ -417,3 +418,25 @@ def test_the_one_model_uri_check_needs_no_mlflow():
             " 'mlflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["True", "True", "False", "False", "False"], proc.stderr[-2000:]
+
+
+def test_a_model_argument_of_another_uri_scheme_is_refused_not_looked_for_as_a_folder(tmp_path):
+    """`--model s3://bucket/model` said "no model.json in <cwd>/s3:/bucket/model"; `models:name`
+    (no slash) was looked for as a folder of that name too."""
+    from typer.testing import CliRunner
+
+    from conftest import FIXTURE_FASTA, FIXTURE_VCF
+    from dnacnn.cli import app
+    from dnacnn.registry import is_model_uri
+
+    assert is_model_uri("models:/m/1") and not is_model_uri("runs") and not is_model_uri("./models/m")
+    for spec, said in (("s3://bucket/model", "s3:// is not read"), ("HTTPS://host/m", "HTTPS:// is not read"),
+                       ("file:///tmp/m", "file:// is not read (give the folder's path)"),
+                       ("models:m", "is not a registry URI: write models:/NAME@ALIAS"),
+                       ("runs:abc/model", "is not a registry URI")):
+        with pytest.raises(ValueError, match=re.escape(f"model {spec!r}") + ".*" + re.escape(said)):
+            is_model_uri(spec)
+    done = CliRunner().invoke(app, ["score", "--model", "s3://bucket/model", "--genome", str(FIXTURE_FASTA),
+                                    "--vcf", str(FIXTURE_VCF), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 2 and "error: model 's3://bucket/model': s3:// is not read" in done.output, done.output
+    assert not (tmp_path / "out").exists()
