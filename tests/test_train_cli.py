@@ -99,6 +99,46 @@ def test_a_dataset_with_an_empty_split_is_refused_before_ray(tmp_path, env, spli
     assert not (tmp_path / "runs").exists()  # refused before Ray Train made the run folder
 
 
+def test_a_dataset_whose_files_do_not_fit_its_description_is_refused_before_ray(tmp_path, env):
+    """Labels of 2 (a dataset written by another tool, or edited) trained without an error and
+    registered a champion: the losses read a label as a probability. Each file's labels, and
+    its cells' shapes, are checked against dataset.json on the driver."""
+    from dnacnn.data.dataset_io import labels_column
+    from dnacnn.data.split_check import check_split_files
+
+    job = write_job(tmp_path, 100, MULTISCALE)
+    dataset = tmp_path / "dataset100"
+    description = DatasetDescription.load(dataset)
+    check_split_files(dataset, description)  # the dataset as written passes
+    valid = split_dir(dataset, "valid") / "part-0.parquet"
+    table = pq.read_table(valid)
+    labels = table.column("labels").combine_chunks().to_numpy_ndarray().copy()
+    labels[7, 0] = 2.0
+    pq.write_table(table.set_column(table.schema.get_field_index("labels"), "labels", labels_column(labels)), valid)
+    line = one_error_line(dnacnn("train", "--config", str(job), cwd=tmp_path, env=env))
+    assert f"{valid}: row 7 has the label 2 for task 'bound', which is outside 0..1" in line
+    assert not (tmp_path / "runs").exists()
+
+    for change, said in ((np.nan, "which is not a number"), (-0.5, "which is outside 0..1")):
+        labels[7, 0] = change
+        pq.write_table(table.set_column(table.schema.get_field_index("labels"), "labels",
+                                        labels_column(labels)), valid)
+        with pytest.raises(ValueError, match=f"row 7 has the label {change:g} for task 'bound', {said}"):
+            check_split_files(dataset, description, batch_rows=3)  # row 7 in the file, in its third batch
+    description.tasks, description.task_type = ["a", "b"], "multiclass"
+    with pytest.raises(ValueError, match=r"'labels' cells have shape \(1,\), dataset.json says \(2,\)"):
+        check_split_files(dataset, description)
+    two = split_dir(dataset, "train") / "part-0.parquet"
+    pq.write_table(make_table(np.zeros((2, 100, 4), np.uint8), np.array([[1, 0], [0.5, 0.4]], np.float32)), two)
+    for split in ("valid", "test"):
+        (split_dir(dataset, split) / "part-0.parquet").unlink()
+    with pytest.raises(ValueError, match=f"{two}: row 1's labels sum to 0.9; a multiclass row"):
+        check_split_files(dataset, description)
+    two.write_bytes(two.read_bytes()[:100])
+    with pytest.raises(ValueError, match=f"{two} cannot be read as Parquet"):
+        check_split_files(dataset, description)
+
+
 def test_a_bad_override_is_blamed_on_the_option_not_the_file(tmp_path, env):
     job = write_job(tmp_path, 60, MULTISCALE)
     line = one_error_line(dnacnn("train", "--config", str(job), "--set", "train.epochs=abc",

@@ -39,6 +39,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from dnacnn.config import JobConfig, to_dict
 from dnacnn.data.dataset_io import DatasetDescription, split_dir
+from dnacnn.data.split_check import check_split_files
 from dnacnn.folder_lock import exclusive
 from dnacnn.output_folder import check_output_folder
 from dnacnn.train import metrics
@@ -216,6 +217,7 @@ def fit(job: JobConfig, address: str | None = None,
     if description.empty_splits():
         raise ValueError(f"dataset {job.data.dataset}: {description.why_empty()}; training needs rows in "
                          "train, valid (early stopping, LR on plateau) and test (the final metrics)")
+    check_split_files(job.data.dataset, description)
     spec = loop_spec(job, description)
     name, storage = run_name(job, description), storage_path(job)
     if preflight is not None:
