@@ -52,6 +52,31 @@ def test_chr_prefix_alias_is_resolved_and_reported_once(genome, caplog):
     assert sum("chr20" in r.message for r in caplog.records) == 1
 
 
+def test_refseq_accessions_and_ucsc_or_ensembl_names_are_one_contig(genome, tmp_path):
+    """dbSNP's VCFs name human chromosomes by RefSeq accession (NC_000020.10 on GRCh37,
+    .11 on GRCh38): every record was an unknown_contig against a genome naming it 20 or
+    chr20; a RefSeq-named genome (NCBI's GCF_ assemblies) likewise for a VCF saying chr20."""
+    from dnacnn.data.simulation_files import write_fasta_bgzip
+    from dnacnn.genome import contig_key
+
+    assert genome.fetch("NC_000020.10", 100_000, 100_050) == genome.fetch("20", 100_000, 100_050)
+    keys = {name: contig_key(name) for name in ("chr20", "Chr20", "20", "NC_000020.11", "chrX", "NC_000023.10",
+                                                 "NC_000024.9", "chrM", "M", "MT", "chrMT", "NC_012920.1",
+                                                 "NC_000067.7", "NC_000025.1", "chrUn_gl000220", "chr")}
+    assert keys == {"chr20": "20", "Chr20": "20", "20": "20", "NC_000020.11": "20", "chrX": "X",
+                    "NC_000023.10": "X", "NC_000024.9": "Y", "chrM": "MT", "M": "MT", "MT": "MT", "chrMT": "MT",
+                    "NC_012920.1": "MT", "NC_000067.7": "NC_000067.7", "NC_000025.1": "NC_000025.1",
+                    "chrUn_gl000220": "Un_gl000220", "chr": "chr"}  # mouse chr1 is not human 67
+    refseq = Genome(write_fasta_bgzip({"NC_000020.11": b"ACGT" * 30, "NC_012920.1": b"GATC" * 10},
+                                      tmp_path / "gcf.fa.gz"))
+    assert refseq.fetch("chr20", 0, 4) == refseq.fetch("20", 0, 4) == "ACGT"
+    assert refseq.resolve("chrM") == refseq.resolve("MT") == "NC_012920.1"
+    both = Genome(write_fasta_bgzip({"20": b"ACGT" * 30, "chr20": b"TTTT" * 30}, tmp_path / "both.fa.gz"))
+    with pytest.raises(UnknownContigError):  # which one NC_000020.11 means cannot be told
+        both.resolve("NC_000020.11")
+    assert both.fetch("chr20", 0, 4) == "TTTT"  # its own name first
+
+
 def test_unknown_contig_names_it_and_the_contigs_that_exist(genome):
     with pytest.raises(UnknownContigError, match=r"'chr7'.*contigs: 20"):
         genome.fetch("chr7", 0, 10)

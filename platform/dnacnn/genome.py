@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,10 @@ from dnacnn.compression import CR_ONLY, check_compression, cr_only_lines, is_bgz
 
 log = logging.getLogger(__name__)
 
-_MITO = ("chrM", "MT", "chrMT", "M")
+#: RefSeq accessions of the human chromosomes (NC_000001-NC_000024: 1-22, X, Y; any version,
+#: GRCh37 .10 or GRCh38 .11, say) and of the mitochondrion (rCRS), as dbSNP's VCFs name them.
+_REFSEQ_CHROMOSOME = re.compile(r"^NC_0000(0[1-9]|1[0-9]|2[0-4])\.\d+$")
+_REFSEQ_MITO = re.compile(r"^NC_012920\.\d+$")
 
 
 class UnknownContigError(KeyError):
@@ -148,13 +152,17 @@ def alias_message(chrom: str, alias: str, path: str) -> str:
     return f"contig {chrom!r} is named {alias!r} in {path}; using {alias!r}"
 
 
-def alias_candidates(chrom: str) -> list[str]:
-    """Other names the same contig goes by: ``chr20`` <-> ``20``, ``chrM`` <-> ``MT``."""
-    if chrom in _MITO:
-        return [m for m in _MITO if m != chrom]
-    if chrom.startswith("chr"):
-        return [chrom[3:]]
-    return ["chr" + chrom]
+def contig_key(name: str) -> str:
+    """One key for the names a contig goes by: ``chr20``, ``Chr20``, ``20`` and ``NC_000020.11``
+    give ``20``; ``chrM``, ``M``, ``MT`` and ``NC_012920.1`` give ``MT``; ``chrX``, ``X`` and
+    ``NC_000023.10`` give ``X``. Other names keep their text without a ``chr`` prefix."""
+    if (refseq := _REFSEQ_CHROMOSOME.match(name)) is not None:
+        number = int(refseq[1])
+        return {23: "X", 24: "Y"}.get(number, str(number))
+    if _REFSEQ_MITO.match(name):
+        return "MT"
+    bare = name[3:] if name[:3].lower() == "chr" and len(name) > 3 else name
+    return "MT" if bare.upper() in ("M", "MT") else bare
 
 
 class Genome:
@@ -181,6 +189,9 @@ class Genome:
         self.lengths: dict[str, int] = dict(zip(self._fasta.references, self._fasta.lengths))
         _check_index_covers(self.path)
         self._resolved: dict[str, str] = {name: name for name in self.lengths}
+        self._by_key: dict[str, list[str]] = {}
+        for name in self.lengths:
+            self._by_key.setdefault(contig_key(name), []).append(name)
 
     def __reduce__(self):
         return (Genome, (self.path,))
@@ -199,11 +210,11 @@ class Genome:
         name = self._resolved.get(chrom)
         if name is not None:
             return name
-        for alias in alias_candidates(chrom):
-            if alias in self.lengths:
-                log.warning(alias_message(chrom, alias, self.path))
-                self._resolved[chrom] = alias
-                return alias
+        named = self._by_key.get(contig_key(chrom), [])
+        if len(named) == 1:  # two contigs of one key (chr20 and 20): neither is taken for the other
+            log.warning(alias_message(chrom, named[0], self.path))
+            self._resolved[chrom] = named[0]
+            return named[0]
         raise UnknownContigError(chrom, self.contigs, self.path)
 
     def aliases(self) -> dict[str, str]:

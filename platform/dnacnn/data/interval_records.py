@@ -30,7 +30,7 @@ from dnacnn.data import bed
 from dnacnn.data.dataset_io import SPLITS
 from dnacnn.data.splits import SplitConfig, assign_splits
 from dnacnn.data.windows import centred_windows, overlap_bp
-from dnacnn.genome import Genome, alias_candidates
+from dnacnn.genome import Genome, contig_key
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,10 @@ def _warn(scan: IntervalScan, path: str) -> None:
 def _lookup_peaks(peaks: bed.PeakSet, chrom: str) -> tuple[np.ndarray, np.ndarray]:
     if chrom in peaks:
         return peaks[chrom]
-    for alias in alias_candidates(chrom):
-        if alias in peaks:
-            return peaks[alias]
+    key = contig_key(chrom)
+    for name, found in peaks.items():  # a peak BED naming contigs as another source does (chr20 / 20)
+        if contig_key(name) == key:
+            return found
     empty = np.zeros(0, np.int64)
     return empty, empty
 
