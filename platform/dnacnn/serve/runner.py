@@ -75,8 +75,8 @@ def serve_until_signalled(args: ServiceArgs, host: str, port: int, address: str 
             signal.signal(sig, lambda *_: stopping.set())
 
     on_signals()
+    url = start(args, host, port, address, on_ray_started=on_signals)  # a refusal: nothing to stop
     try:
-        url = start(args, host, port, address, on_ray_started=on_signals)
         if not stopping.is_set():  # a signal while Serve deployed: stop without announcing
             on_ready(url)
         stopping.wait()
