@@ -19,7 +19,7 @@ import pysam
 from dnacnn.genome import Genome
 from dnacnn.variants.alleles import Allele, check_allele
 from dnacnn.variants.files import (
-    VcfFormatError, closing_quietly, is_gzip, open_tabix, open_vcf, raw_line_before, until_cut,
+    VcfFormatError, closing_quietly, is_gzip, open_tabix, open_vcf_sites, raw_line_before, until_cut,
 )
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def read_alleles(
         :class:`Allele`, in file order (in region mode, malformed lines last).
     """
     path = str(path)
-    vcf = open_vcf(path, head_bytes)
+    vcf = open_vcf_sites(path, head_bytes)
     text = vcf.format == "VCF"
     header_lines = _count_header_lines(path) if region is None and text else 0
     if region is not None:
@@ -202,7 +202,7 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
     and gives it to the one region its POS falls in.
     """
     chrom, start, end = region
-    with open_tabix(path) as tbx, open_vcf(path) as parsed, pysam.BGZFile(path, "rb") as raw:
+    with open_tabix(path) as tbx, open_vcf_sites(path) as parsed, pysam.BGZFile(path, "rb") as raw:
         records = parsed.fetch(chrom, start, end)
         for number, text in enumerate(until_cut(tbx.fetch(chrom, start, end))):
             try:
