@@ -244,6 +244,28 @@ def test_labelled_fasta_split_by_chromosome(tmp_path):
     assert match["seq"].tolist() == [first.sequence.upper()]
 
 
+def test_labelled_fasta_reads_bedtools_names_and_grouped_digits_as_coordinates(tmp_path):
+    """`bedtools getfasta -name` writes `peak7::chr9:1000-1100`, and some tools group digits
+    (chr9:1,000-1,100): such records of a held-out chromosome were split by a hash of the
+    header, most into train (the held-out chromosome leaked into training)."""
+    from dnacnn.data.labelled_fasta import parse_header
+
+    assert parse_header("peak7::chr9:1000-1100") == ("chr9", 1000, 1100)
+    assert parse_header("chr9:1,000-1,100(+)") == ("chr9", 1000, 1100)
+    assert parse_header("seq1") is None and parse_header("a::b::chr1:1-2") is None
+    records = {"a": [f"peak{i}::chr9:{i * 1000}-{i * 1000 + 50}" for i in range(8)],
+               "b": [f"chr8:{i * 1000:,}-{i * 1000 + 50:,}" for i in range(1, 9)] + ["chr1:0-50"]}
+    files = {}
+    for name, headers in records.items():
+        files[name] = tmp_path / f"{name}.fa"
+        files[name].write_text("".join(f">{h}\n{'ACGT' * 12}AC\n" for h in headers))
+    description = labelled_fasta_dataset(files, tmp_path / "out")
+    assert description.rows == {"train": 1, "valid": 8, "test": 8}
+    rows = read_split_rows(tmp_path / "out")
+    assert set(rows.loc[rows["split"] == "test", "chrom"]) == {"chr9"}
+    assert sorted(rows.loc[rows["split"] == "valid", "start"]) == [i * 1000 for i in range(1, 9)]
+
+
 def test_labelled_fasta_without_coordinates_and_uneven_lengths(tmp_path):
     a = tmp_path / "a.fa"
     a.write_text(">seqA one\nACGTACGTAC\n>seqB\nACG\n")

@@ -34,7 +34,9 @@ from dnacnn.data.writer import write_arrays
 
 log = logging.getLogger(__name__)
 
-_COORDS = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>\d+)-(?P<end>\d+)")
+#: ``chrN:start-end`` at the start of a header, or after a name and ``::`` (``bedtools getfasta
+#: -name`` writes ``peak7::chr9:1000-1100``); digits may be grouped by commas (1,000).
+_COORDS = re.compile(r"^(?:[^\s:]+::)?(?P<chrom>[^:\s]+):(?P<start>\d[\d,]*)-(?P<end>\d[\d,]*)")
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,12 @@ class LabelledFastaConfig:
 
 
 def parse_header(name: str) -> tuple[str, int, int] | None:
-    """``chrN:start-end`` -> (chrom, start, end); None when the header has no coordinates."""
+    """``chrN:start-end`` (or ``NAME::chrN:start-end``) -> (chrom, start, end); None when the
+    header has no coordinates."""
     match = _COORDS.match(name)
     if match is None:
         return None
-    return match["chrom"], int(match["start"]), int(match["end"])
+    return match["chrom"], int(match["start"].replace(",", "")), int(match["end"].replace(",", ""))
 
 
 def centre_resize(seq: str, length: int) -> str:
