@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import re
 import socket
 import time
@@ -423,3 +424,32 @@ def test_concurrent_burst_is_answered_with_the_right_numbers(setup):
     assert len(answers) == 96
     for rc, pick, delta in answers:
         np.testing.assert_allclose(delta, expected[rc][pick], atol=TOL)
+
+
+# ---- the cluster's Serve ----------------------------------------------------------------
+
+
+def test_a_second_service_on_the_cluster_is_refused_and_a_running_proxy_keeps_its_port(setup, caplog):
+    """On a cluster that already ran a service, `dnacnn serve --port P` printed http://...:P/,
+    where nothing listened (Serve keeps its proxy's port and only logs that the new one is
+    ignored), and it replaced the running service's application (same name, route /); its
+    stop then took both down. Now a running application is refused, and the printed URL is
+    the proxy's (Serve's private client is read in dnacnn.serve.serve_internals: pinned here)."""
+    from ray import serve
+
+    from dnacnn.serve.runner import APP_NAME, ServiceRunningError, start
+    from dnacnn.serve.serve_internals import proxy_address
+
+    host, port = proxy_address()
+    assert setup["url"] == f"http://{host}:{port}/"
+    args = ServiceArgs(model=str(setup["model_dir"]), genome=str(FIXTURE_FASTA), token=TOKEN)
+    with pytest.raises(ServiceRunningError, match="already serves the application 'dnacnn' \\(RUNNING"):
+        start(args, port=free_port())
+    assert_valid_request_works(setup)  # the running service is untouched
+
+    serve.delete(APP_NAME)  # Serve and its proxy stay, as after a joined service's stop
+    with caplog.at_level(logging.WARNING, logger="dnacnn.serve.runner"):
+        url = start(args, port=free_port())
+    assert url == setup["url"]
+    assert any(f"its proxy listens on {host}:{port}" in r.message for r in caplog.records), caplog.text
+    assert_valid_request_works(setup)

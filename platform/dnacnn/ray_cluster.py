@@ -134,15 +134,27 @@ def cluster_to_join(address: str | None) -> str | None:
 
 
 def ask_for_default_auth(address: str | None = None) -> None:
-    """Before Ray is imported, for a local cluster: ask for Ray's default authentication by name.
+    """Before Ray is imported: ask for Ray's default authentication by name.
 
     A new local cluster gets token authentication, and Ray warns on the console that it did
     so; asked for by name (``RAY_AUTH_MODE=token``, read when Ray is imported) it is the same
-    mode without the warning. A user's own ``RAY_AUTH_MODE`` stands, and a cluster to join
-    keeps whatever mode it has. Commands call this before importing modules that import Ray.
+    mode without the warning. A cluster to join (``ray start`` turns token authentication on
+    by default) refuses a client without the mode: Ray prints a GCS warning every second for
+    20 s and fails with "Failed to connect". So when this machine holds a token
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) the mode is asked
+    for too; a cluster without authentication accepts such a client as well. A user's own
+    ``RAY_AUTH_MODE`` stands. Commands call this before importing modules that import Ray.
     """
-    if cluster_to_join(address) is None and "ray" not in sys.modules:
+    if "ray" in sys.modules:
+        return
+    if cluster_to_join(address) is None or _token_at_hand():
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+def _token_at_hand() -> bool:
+    """Whether a Ray authentication token is where Ray looks for one."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None,
@@ -180,7 +192,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
                 ray.init(address=address, log_to_driver=True,
                          runtime_env=_state_api_env(address) if dashboard else None)
             except (ConnectionError, RuntimeError, ValueError) as err:
-                raise RayConnectionError(f"cannot join the Ray cluster at --address {address}: {err}") from None
+                auth = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
+                        " (a cluster with token authentication, Ray's default, also needs RAY_AUTH_MODE=token "
+                        "and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+                raise RayConnectionError(f"cannot join the Ray cluster at --address {address}: {err}{auth}") from None
         else:
             log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
             # "local": a private cluster, never one that `ray start` left running here.

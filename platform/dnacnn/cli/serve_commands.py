@@ -38,8 +38,8 @@ def serve(
         from dnacnn.precision import check_precision
         from dnacnn.ray_cluster import ask_for_default_auth, cluster_to_join
 
-        check_listen(host, port)
-        if cluster_to_join(address) is None:
+        if cluster_to_join(address) is None:  # a joined cluster's proxy runs on its nodes (maybe there already)
+            check_listen(host, port)
             check_local_cpus(replicas, num_cpus, os.cpu_count() or 1)
 
         ask_for_default_auth(address)  # before Ray is imported

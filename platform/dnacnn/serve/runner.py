@@ -15,8 +15,9 @@ import ray
 from ray import serve
 
 from dnacnn.console_logging import quiet_ray_serve
-from dnacnn.ray_cluster import init_ray
+from dnacnn.ray_cluster import ClusterResourceError, cluster_to_join, init_ray
 from dnacnn.serve.app import ServiceArgs, build_app
+from dnacnn.serve.serve_internals import proxy_address
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,41 @@ def start(args: ServiceArgs, host: str = "127.0.0.1", port: int = 8000, address:
     """
     app = build_app(args)  # pins the model, checks the genome: errors before any Ray work
     quiet_ray_serve()
+    joined = cluster_to_join(address) or (ray.is_initialized() and "this process's Ray cluster")
     init_ray(address, num_cpus)
+    if joined:  # a running cluster: another service may be on it
+        check_not_serving(joined)
     if on_ray_started is not None:
         on_ray_started()
     # Serve's controller and proxy log their routine (endpoints, replicas added and stopped) at
     # INFO to the console; the replicas keep INFO for their one access line per request
     serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    listens = proxy_address()
+    if listens != (host, port):
+        log.warning("Serve already runs on this cluster: its proxy listens on %s:%d (--host %s --port %d "
+                    "are not applied)", *listens, host, port)
+        host = host if listens[0] in ("0.0.0.0", "::") else listens[0]
     serve.run(app, name=APP_NAME, route_prefix="/")
-    return f"http://{host}:{port}/"
+    return f"http://{host}:{listens[1]}/"
+
+
+class ServiceRunningError(ClusterResourceError):
+    """The cluster's route / is taken by a dnacnn application: deploying would replace it."""
+
+
+def check_not_serving(cluster: str) -> None:
+    """Refuse to deploy over the dnacnn application another ``dnacnn serve`` runs on the
+    cluster (one name and route per cluster: the new one would replace it, and its stop
+    would take both down).
+
+    Raises:
+        ServiceRunningError: naming the cluster and the application's status.
+    """
+    running = serve.status().applications.get(APP_NAME)
+    if running is not None:
+        raise ServiceRunningError(
+            f"the Ray cluster at {cluster} already serves the application {APP_NAME!r} ({running.status.value}, "
+            f"another `dnacnn serve`); stop that one first, or serve from another cluster")
 
 
 def stop() -> None:
