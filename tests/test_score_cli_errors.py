@@ -68,6 +68,8 @@ def uniform_genome(path: Path, contig: str, length: int, base: str = "A") -> Pat
         line = base * 60 + "\n"
         for _ in range(length // 60):
             out.write(line)
+        if length % 60:
+            out.write(base * (length % 60) + "\n")
     pysam.tabix_compress(str(plain), str(path), force=True)
     pysam.faidx(str(path))
     plain.unlink()
@@ -308,6 +310,28 @@ def test_strict_refuses_a_wrong_genome_before_anything_runs(model_dir, tmp_path)
     line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, out, other_contig, "--strict")))
     assert "no record" in line and "contig" in line and "GRCh37 vs GRCh38" in line
     assert not out.exists()
+
+
+def test_a_header_giving_a_contig_another_length_than_the_genome_is_said_before_any_record(model_dir, tmp_path):
+    """A VCF whose ##contig line gives chr20 GRCh38's 64,444,167 bp, scored on GRCh37's chr20:
+    nothing was said unless many REF alleles disagreed. check-vcf now warns, --strict refuses
+    before anything runs, and check-vcf also says when REF alleles disagree."""
+    with gzip.open(FIXTURE_VCF, "rt") as handle:
+        text = handle.read()
+    assert "##contig=<ID=20,length=63025520," in text
+    hg38 = tmp_path / "hg38_header.vcf"
+    hg38.write_text(text.replace("##contig=<ID=20,length=63025520,", "##contig=<ID=20,length=64444167,"))
+    out = tmp_path / "out"
+    line = one_error_line(run_cli(*score_args(model_dir, hg38, out, FIXTURE_FASTA, "--strict")))
+    assert (f"the header of {hg38} gives contig '20' 64,444,167 bp and the genome {FIXTURE_FASTA} has "
+            "63,025,520 bp for '20'") in line and "GRCh37 vs GRCh38" in line and line.endswith("(--strict)")
+    assert not out.exists()
+    checked = run_cli("check-vcf", "--vcf", str(hg38), "--genome", str(FIXTURE_FASTA), "--show", "0")
+    assert checked.returncode == 0 and "warning: the header of" in checked.stderr
+    assert "64,444,167" in json.loads(checked.stdout)["warnings"][0]
+    wrong = uniform_genome(tmp_path / "wrong.fa.gz", "20", 63_025_520)
+    checked = run_cli("check-vcf", "--vcf", str(FIXTURE_VCF), "--genome", str(wrong), "--show", "0")
+    assert checked.returncode == 0 and "REF alleles" in json.loads(checked.stdout)["warnings"][0]
 
 
 @pytest.mark.slow

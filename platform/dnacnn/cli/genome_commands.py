@@ -14,6 +14,7 @@ from dnacnn.genome import Genome
 from dnacnn.output_folder import check_output_folder
 from dnacnn.reference_data import fetch_vt_examples
 from dnacnn.variants import inspect_vcf, read_alleles
+from dnacnn.variants.genome_agreement import agreement_problems, header_problems
 
 
 @app.command("fetch-genome")
@@ -40,8 +41,7 @@ def check_vcf(
     with user_errors():
         ref = Genome(genome)
         info = inspect_vcf(vcf)  # the same check, and the same one-line errors, as `dnacnn score`
-        for warning in info.warnings:
-            typer.echo(f"warning: {warning}", err=True)
+        warnings = info.warnings + header_problems(vcf, ref)
         kinds: collections.Counter = collections.Counter()
         reasons: collections.Counter = collections.Counter()
         records = set()
@@ -52,6 +52,9 @@ def check_vcf(
                 reasons[allele.reject] += 1
                 if reasons.total() <= show:
                     typer.echo(f"reject {allele.reject}: {allele.message}", err=True)
+        warnings += agreement_problems(vcf, ref, kinds.total() - reasons.total(), reasons)
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)
         typer.echo(json.dumps({
             "records": len(records),
             "alleles": kinds.total(),
@@ -61,5 +64,5 @@ def check_vcf(
             "format": info.format,
             "compression": info.compression,
             "indexed": info.indexed,
-            "warnings": info.warnings,
+            "warnings": warnings,
         }, indent=2))

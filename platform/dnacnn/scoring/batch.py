@@ -77,7 +77,9 @@ from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
 from dnacnn.scoring.shard_pool import run_shards
 from dnacnn.scoring.shards import Shard, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
-from dnacnn.variants.genome_agreement import SURVEY_ALLELES, GenomeMismatchError, agreement_problems, survey
+from dnacnn.variants.genome_agreement import (
+    SURVEY_ALLELES, GenomeMismatchError, agreement_problems, header_problems, survey,
+)
 
 if TYPE_CHECKING:  # torch: never imported by the driver of a job on a checkpoint folder
     from dnacnn.scoring.scorer import ModelSpec
@@ -178,10 +180,15 @@ def score_vcf(
     warnings = list(info.warnings)
     for warning in warnings:
         log.warning(warning)
+    header = header_problems(vcf, ref)
     early = survey(vcf, ref)
     problems = agreement_problems(vcf, ref, early.get(None, 0), early, f"(first {SURVEY_ALLELES} alleles)")
+    problems += header
     if problems and strict:
         raise GenomeMismatchError(problems[0] + " (--strict)")
+    for problem in header:  # the REF alleles' verdict is said at the end, over every allele
+        log.warning(problem)
+    warnings += header
 
     model, fetched = _fetch_model(model)
     try:

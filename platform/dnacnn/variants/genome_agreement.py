@@ -5,7 +5,9 @@ organism's contig of the same name) still has some REF alleles that match by
 chance; scoring those would give numbers for the wrong sequence. Here the
 counts of a job (or of a VCF's first records, before any work starts) become a
 warning, or with ``strict`` an error, when more than :data:`MAX_MISMATCH_SHARE`
-of the REF alleles checked disagree, or when no record's contig is in the genome.
+of the REF alleles checked disagree, or when no record's contig is in the genome. The
+VCF's header may say so before any record is read: a ``##contig`` line giving a contig
+another length than the genome's (chr20 is 63,025,520 bp in GRCh37, 64,444,167 in GRCh38).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 
 from dnacnn.genome import Genome
-from dnacnn.variants.files import HEAD_BYTES
+from dnacnn.variants.files import HEAD_BYTES, open_vcf
 from dnacnn.variants.reading import read_alleles
 
 #: More than this share of REF alleles checked against the genome disagreeing means a wrong build.
@@ -65,3 +67,19 @@ def agreement_problems(vcf: str | Path, genome: Genome, scored: int, reasons: Ma
             f"match the genome {genome.path}; check the genome build: GRCh37 vs GRCh38?"
         )
     return problems
+
+
+def header_problems(vcf: str | Path, genome: Genome) -> list[str]:
+    """A sentence when the VCF's ``##contig`` lines give a contig of the genome (under any
+    alias) another length than the genome's; empty when every declared length agrees."""
+    with open_vcf(vcf, HEAD_BYTES) as handle:
+        declared = {name: contig.length for name, contig in handle.header.contigs.items() if contig.length}
+    differ = [(name, length) for name, length in declared.items()
+              if genome.has(name) and genome.length(name) != length]
+    if not differ:
+        return []
+    name, length = differ[0]
+    more = f" (and {len(differ) - 1} more contig(s))" if len(differ) > 1 else ""
+    return [f"the header of {vcf} gives contig {name!r} {length:,} bp and the genome {genome.path} has "
+            f"{genome.length(name):,} bp for {genome.resolve(name)!r}{more}: the VCF was called on another "
+            "assembly; check the genome build: GRCh37 vs GRCh38?"]
