@@ -186,3 +186,21 @@ def test_sigterm_while_serve_deploys_stops_cleanly_without_announcing(registered
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_the_printed_url_is_one_that_reaches_the_proxy():
+    """On a joined cluster on another machine, a proxy on every interface is reached at the
+    head's address (it printed http://0.0.0.0:P/ or the asked --host), and a proxy on the
+    head's loopback is said to be out of reach from here."""
+    import socket
+
+    from dnacnn.serve.runner import service_url
+
+    assert service_url("127.0.0.1", ("127.0.0.1", 8000), None) == ("http://127.0.0.1:8000/", None)
+    assert service_url("127.0.0.1", ("0.0.0.0", 8001), None) == ("http://127.0.0.1:8001/", None)
+    for cluster in ("127.0.0.1:6379", f"{socket.gethostname()}:6379", "auto"):  # this machine
+        assert service_url("127.0.0.1", ("127.0.0.1", 8000), cluster) == ("http://127.0.0.1:8000/", None)
+    for cluster in ("198.51.100.77:6379", "ray://198.51.100.77:10001"):  # TEST-NET-2: not this machine
+        assert service_url("127.0.0.1", ("0.0.0.0", 8000), cluster) == ("http://198.51.100.77:8000/", None)
+        url, said = service_url("127.0.0.1", ("127.0.0.1", 8000), cluster)
+        assert url == "http://127.0.0.1:8000/" and "which is another machine" in said and "--host 0.0.0.0" in said

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
+from urllib.parse import urlparse
 
 import ray
 from ray import serve
@@ -52,9 +55,47 @@ def start(args: ServiceArgs, host: str = "127.0.0.1", port: int = 8000, address:
     if listens != (host, port):
         log.warning("Serve already runs on this cluster: its proxy listens on %s:%d (--host %s --port %d "
                     "are not applied)", *listens, host, port)
-        host = host if listens[0] in ("0.0.0.0", "::") else listens[0]
     serve.run(app, name=APP_NAME, route_prefix="/")
-    return f"http://{host}:{listens[1]}/"
+    url, unreachable = service_url(host, listens, cluster_to_join(address))
+    if unreachable:
+        log.warning(unreachable)
+    return url
+
+
+def service_url(asked_host: str, listens: tuple[str, int], cluster: str | None) -> tuple[str, str | None]:
+    """The URL that reaches the service, and a sentence when this machine cannot reach it.
+
+    Args:
+        asked_host: ``--host``.
+        listens: (host, port) of Serve's proxy (every node of the cluster runs one).
+        cluster: the address of a joined cluster; None for this process's local one.
+    """
+    host, port = listens
+    parsed = urlparse(cluster if "://" in (cluster or "") else f"tcp://{cluster}")
+    head = parsed.hostname if cluster and parsed.port else None  # None: local, or "auto" (Ray's own lookup)
+    remote = head is not None and not _this_machine(head)
+    if host in ("0.0.0.0", "::"):  # every interface: the head's, from here
+        return f"http://{head if remote else asked_host}:{port}/", None
+    if remote and ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+        return f"http://{host}:{port}/", (
+            f"Serve's proxy listens on {host}:{port} on the nodes of the cluster at {cluster}, which is another "
+            "machine: only programs there reach the service; a Serve instance started with --host 0.0.0.0 "
+            "answers from here")
+    return f"http://{host}:{port}/", None
+
+
+def _this_machine(host: str) -> bool:
+    """Whether ``host`` names this machine (a loopback address, its name, one of its addresses)."""
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        return False
+    if ipaddress.ip_address(address).is_loopback:
+        return True
+    try:
+        return address in socket.gethostbyname_ex(socket.gethostname())[2]
+    except OSError:
+        return False
 
 
 class ServiceRunningError(ClusterResourceError):
