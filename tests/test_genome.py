@@ -74,6 +74,7 @@ def test_refseq_accessions_and_ucsc_or_ensembl_names_are_one_contig(genome, tmp_
     both = Genome(write_fasta_bgzip({"20": b"ACGT" * 30, "chr20": b"TTTT" * 30}, tmp_path / "both.fa.gz"))
     with pytest.raises(UnknownContigError):  # which one NC_000020.11 means cannot be told
         both.resolve("NC_000020.11")
+    assert both.find("NC_000020.11") is None and refseq.find("chrM") == "NC_012920.1"
     assert both.fetch("chr20", 0, 4) == "TTTT"  # its own name first
 
 

@@ -210,12 +210,20 @@ class Genome:
         name = self._resolved.get(chrom)
         if name is not None:
             return name
+        name = self.find(chrom)
+        if name is None:
+            raise UnknownContigError(chrom, self.contigs, self.path)
+        log.warning(alias_message(chrom, name, self.path))
+        self._resolved[chrom] = name
+        return name
+
+    def find(self, chrom: str) -> str | None:
+        """The genome's own name for ``chrom`` (itself, or the one contig of its
+        :func:`contig_key`), or None; unlike :meth:`resolve` it says nothing."""
+        if chrom in self.lengths:
+            return chrom
         named = self._by_key.get(contig_key(chrom), [])
-        if len(named) == 1:  # two contigs of one key (chr20 and 20): neither is taken for the other
-            log.warning(alias_message(chrom, named[0], self.path))
-            self._resolved[chrom] = named[0]
-            return named[0]
-        raise UnknownContigError(chrom, self.contigs, self.path)
+        return named[0] if len(named) == 1 else None  # two of one key (chr20 and 20): neither
 
     def aliases(self) -> dict[str, str]:
         """The names resolved to another contig name so far: asked -> the genome's name."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from itertools import islice
 from pathlib import Path
 
-from dnacnn.genome import Genome, contig_key
+from dnacnn.genome import Genome
 from dnacnn.variants.files import HEAD_BYTES, open_vcf
 from dnacnn.variants.reading import read_alleles
 
@@ -74,12 +74,11 @@ def header_problems(vcf: str | Path, genome: Genome) -> list[str]:
     alias) another length than the genome's; empty when every declared length agrees."""
     with open_vcf(vcf, HEAD_BYTES) as handle:
         declared = {name: contig.length for name, contig in handle.header.contigs.items() if contig.length}
-    keys = Counter(contig_key(name) for name in genome.contigs)
-    own = {contig_key(name): name for name in genome.contigs if keys[contig_key(name)] == 1}
-    # matched by key, not genome.resolve: a header lists contigs no record is on, whose aliases
-    # would each be said on the console
-    differ = [(name, length, own[contig_key(name)]) for name, length in declared.items()
-              if contig_key(name) in own and genome.lengths[own[contig_key(name)]] != length]
+    # genome.find, not resolve: a header lists contigs no record is on, whose aliases would each
+    # be said on the console
+    found = {name: genome.find(name) for name in declared}
+    differ = [(name, length, found[name]) for name, length in declared.items()
+              if found[name] is not None and genome.lengths[found[name]] != length]
     if not differ:
         return []
     name, length, theirs = differ[0]
