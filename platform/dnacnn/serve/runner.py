@@ -76,7 +76,7 @@ def service_url(asked_host: str, listens: tuple[str, int], cluster: str | None) 
     remote = head is not None and not _this_machine(head)
     if host in ("0.0.0.0", "::"):  # every interface: the head's, from here
         return f"http://{head if remote else asked_host}:{port}/", None
-    if remote and ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+    if remote and _loopback(host):
         return f"http://{host}:{port}/", (
             f"Serve's proxy listens on {host}:{port} on the nodes of the cluster at {cluster}, which is another "
             "machine: only programs there reach the service; a Serve instance started with --host 0.0.0.0 "
@@ -86,15 +86,19 @@ def service_url(asked_host: str, listens: tuple[str, int], cluster: str | None) 
 
 def _this_machine(host: str) -> bool:
     """Whether ``host`` names this machine (a loopback address, its name, one of its addresses)."""
-    try:
-        address = socket.gethostbyname(host)
-    except OSError:
-        return False
-    if ipaddress.ip_address(address).is_loopback:
+    if _loopback(host):
         return True
     try:
-        return address in socket.gethostbyname_ex(socket.gethostname())[2]
-    except OSError:
+        return socket.gethostbyname(host) in socket.gethostbyname_ex(socket.gethostname())[2]
+    except OSError:  # a name that does not resolve here
+        return False
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` resolves to a loopback address (127.0.0.1, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0]).is_loopback
+    except (OSError, ValueError):
         return False
 
 
