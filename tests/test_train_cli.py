@@ -134,6 +134,12 @@ def test_a_dataset_whose_files_do_not_fit_its_description_is_refused_before_ray(
         (split_dir(dataset, split) / "part-0.parquet").unlink()
     with pytest.raises(ValueError, match=f"{two}: row 1's labels sum to 0.9; a multiclass row"):
         check_split_files(dataset, description)
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"onehot": make_table(np.zeros((1, 100, 4), np.uint8)).column("onehot"),
+                             "labels": pa.array([[1.0, 0.0]], pa.list_(pa.float32()))}), two)
+    with pytest.raises(ValueError, match=f"{two}: its 'labels' column is of type list<.*: float>, not arrow"):
+        check_split_files(dataset, description)
     two.write_bytes(two.read_bytes()[:100])
     with pytest.raises(ValueError, match=f"{two} cannot be read as Parquet"):
         check_split_files(dataset, description)

@@ -52,11 +52,13 @@ def _check_shapes(path: Path, schema: pa.Schema, description: DatasetDescription
     for name, shape in expected.items():
         if schema.get_field_index(name) < 0:
             raise ValueError(f"{path} has no {name!r} column; a dataset split needs onehot and labels")
-        found = tuple(getattr(schema.field(name).type, "shape", ()) or ())
-        if found != shape:
-            raise ValueError(f"{path}: its {name!r} cells have shape {found or 'none (not a tensor column)'}, "
-                             f"dataset.json says {shape} (seq_len {description.seq_len}, "
-                             f"{len(description.tasks)} task(s))")
+        kind = schema.field(name).type
+        if not isinstance(kind, pa.FixedShapeTensorType):
+            raise ValueError(f"{path}: its {name!r} column is of type {kind}, not arrow.fixed_shape_tensor "
+                             "(the dataset format: write datasets with `dnacnn data` or dnacnn.data.dataset_io)")
+        if tuple(kind.shape) != shape:
+            raise ValueError(f"{path}: its {name!r} cells have shape {tuple(kind.shape)}, dataset.json says "
+                             f"{shape} (seq_len {description.seq_len}, {len(description.tasks)} task(s))")
 
 
 def _check_labels(path: Path, first_row: int, labels: np.ndarray, tasks: list[str], multiclass: bool) -> None:
