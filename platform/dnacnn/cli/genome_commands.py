@@ -41,7 +41,7 @@ def check_vcf(
     with user_errors():
         ref = Genome(genome)
         info = inspect_vcf(vcf)  # the same check, and the same one-line errors, as `dnacnn score`
-        warnings = info.warnings + header_problems(vcf, ref)
+        warnings = info.warnings + header_problems(info, ref)
         kinds: collections.Counter = collections.Counter()
         reasons: collections.Counter = collections.Counter()
         records = set()

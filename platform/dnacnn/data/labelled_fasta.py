@@ -27,7 +27,7 @@ import numpy as np
 import pysam
 
 from dnacnn import sequence
-from dnacnn.compression import CR_ONLY, check_compression, cr_only_lines, open_bytes
+from dnacnn.compression import CR_ONLY, cr_only_lines, open_bytes
 from dnacnn.data.dataset_io import DatasetDescription
 from dnacnn.data.splits import SplitConfig, assign_split, block_split
 from dnacnn.data.writer import write_arrays
@@ -83,8 +83,7 @@ def read_fasta_records(path: str | Path) -> list[tuple[str, str]]:
         raise FileNotFoundError(f"FASTA not found: {path}")
     if not Path(path).is_file():  # htslib crashes the process on a folder
         raise ValueError(f"{path} is not a file; give a FASTA file")
-    check_compression(path)
-    with open_bytes(path) as handle:
+    with open_bytes(path) as handle:  # refuses bzip2, xz, ... by name
         if cr_only_lines(handle.read(1 << 16)):  # htslib would read one record, named by all of it
             raise ValueError(f"{path}: {CR_ONLY}")
     try:

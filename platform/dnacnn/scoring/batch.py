@@ -180,7 +180,7 @@ def score_vcf(
     warnings = list(info.warnings)
     for warning in warnings:
         log.warning(warning)
-    header = header_problems(vcf, ref)
+    header = header_problems(info, ref)
     early = survey(vcf, ref)
     problems = agreement_problems(vcf, ref, early.get(None, 0), early, f"(first {SURVEY_ALLELES} alleles)")
     problems += header

@@ -192,6 +192,7 @@ class VcfFileInfo:
         compression: "none", "gzip" (plain) or "bgzf".
         indexed: a tabix (.tbi) or CSI (.csi) index is beside it.
         contigs: contigs of the header's ``##contig`` lines and the index, in order.
+        lengths: the lengths the ``##contig`` lines declare (contigs without one left out).
         warnings: things to tell the user (each one sentence naming the file).
     """
 
@@ -200,6 +201,7 @@ class VcfFileInfo:
     compression: str
     indexed: bool
     contigs: list[str] = field(default_factory=list)
+    lengths: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -218,6 +220,7 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
         fmt = vcf.format if vcf.format in ("VCF", "BCF") else "VCF"
         compression = "bgzf" if is_bgzf(path) else "gzip" if is_gzip(path) else "none"
         contigs = list(vcf.header.contigs)
+        lengths = {name: contig.length for name, contig in vcf.header.contigs.items() if contig.length}
         indexed = compression == "bgzf" and vcf.index is not None
         if indexed:
             contigs += [c for c in vcf.index if c not in contigs]
@@ -235,7 +238,7 @@ def inspect_vcf(path: str | Path, records: int = 100, head_bytes: int = HEAD_BYT
         if tried and errors == tried and (tried == records or has_binary_text(path)):
             raise VcfFormatError(f"{path}: none of its first {tried} record(s) can be read; "
                                  + why_records_unreadable(path))
-    info = VcfFileInfo(path, fmt, compression, indexed, contigs)
+    info = VcfFileInfo(path, fmt, compression, indexed, contigs, lengths)
     if compression == "bgzf" and not has_bgzf_eof(path):
         info.warnings.append(
             f"{path} has no BGZF end-of-file block: it may be truncated (scoring what it holds; "

@@ -18,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 
 from dnacnn.genome import Genome
-from dnacnn.variants.files import HEAD_BYTES, open_vcf
+from dnacnn.variants.files import HEAD_BYTES, VcfFileInfo
 from dnacnn.variants.reading import read_alleles
 
 #: More than this share of REF alleles checked against the genome disagreeing means a wrong build.
@@ -69,20 +69,19 @@ def agreement_problems(vcf: str | Path, genome: Genome, scored: int, reasons: Ma
     return problems
 
 
-def header_problems(vcf: str | Path, genome: Genome) -> list[str]:
-    """A sentence when the VCF's ``##contig`` lines give a contig of the genome (under any
-    alias) another length than the genome's; empty when every declared length agrees."""
-    with open_vcf(vcf, HEAD_BYTES) as handle:
-        declared = {name: contig.length for name, contig in handle.header.contigs.items() if contig.length}
+def header_problems(info: VcfFileInfo, genome: Genome) -> list[str]:
+    """A sentence when the VCF's ``##contig`` lines (``info.lengths``, from :func:`inspect_vcf`)
+    give a contig of the genome (under any alias) another length than the genome's; empty
+    when every declared length agrees."""
     # genome.find, not resolve: a header lists contigs no record is on, whose aliases would each
     # be said on the console
-    found = {name: genome.find(name) for name in declared}
-    differ = [(name, length, found[name]) for name, length in declared.items()
+    found = {name: genome.find(name) for name in info.lengths}
+    differ = [(name, length, found[name]) for name, length in info.lengths.items()
               if found[name] is not None and genome.lengths[found[name]] != length]
     if not differ:
         return []
     name, length, theirs = differ[0]
     more = f" (and {len(differ) - 1} more contig(s))" if len(differ) > 1 else ""
-    return [f"the header of {vcf} gives contig {name!r} {length:,} bp and the genome {genome.path} has "
+    return [f"the header of {info.path} gives contig {name!r} {length:,} bp and the genome {genome.path} has "
             f"{genome.lengths[theirs]:,} bp for {theirs!r}{more}: the VCF was called on another "
             "assembly; check the genome build: GRCh37 vs GRCh38?"]
