@@ -562,6 +562,18 @@ def test_a_cut_vcf_gives_what_it_holds(genome, tmp_path, caplog):
         assert "truncated" in caplog.text
         if cut is cut_bgzf:
             assert any("end-of-file block" in w for w in info.warnings)
+            # the same records read whole (check-vcf), by region from the file's own index, and from
+            # the copy (which had read on into the cut block through gzip: 179 records against 103)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                whole = list(read_alleles(cut, genome))
+            assert [a for a in whole if a.reject] == []  # the line the cut ends in is no reject
+            assert "the file ends inside line" in caplog.text
+            own_index = tmp_path / "cut_indexed.vcf.gz"  # the cut file beside the index of its whole
+            own_index.write_bytes(cut.read_bytes())
+            (tmp_path / "cut_indexed.vcf.gz.tbi").write_bytes(open(f"{bgzf}.tbi", "rb").read())
+            regions = [a for _, a in _by_regions(str(own_index), genome)]
+            assert [a.pos for a in whole] == [a.pos for a in alleles] == [a.pos for a in regions]
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "dnacnn-*"))) == before
 
 
@@ -628,3 +640,84 @@ def test_samples_columns_are_not_parsed_so_a_bad_genotype_does_not_lose_its_site
     for read in (list(read_alleles(plain, genome)), list(read_alleles(packed, genome, region=("20", 0, 10**8)))):
         assert [(a.chrom, a.pos, a.ref, a.alt) for a in read] == expected
         assert all(a.reject is None for a in read) and [a.id for a in read] == [f"v{i}" for i in range(6)]
+
+
+def test_a_header_htslib_refuses_is_named_for_what_is_wrong_with_it(tmp_path):
+    """htslib's words were "file `b'...'` does not have valid header (mode=`b'r'`) - is it
+    VCF/BCF format?" (naming a temporary copy for a plain-gzip file) for each of these, with the
+    advice to start with a '##fileformat' and a '#CHROM' line, which each of them has."""
+    from dnacnn.variants import open_vcf
+
+    lines = _lines(FIXTURE_VCF)[:120]
+    header = [line for line in lines if line.startswith("##")]
+    records = [line for line in lines if not line.startswith("#")]
+    samples = "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", "S1", "S1"])
+    whole = ("\n".join(lines) + "\n").encode()
+    cases = {
+        "five_columns.vcf": ("\n".join(header + ["\t".join(["#CHROM", "POS", "ID", "REF", "ALT"])]
+                                       + ["\t".join(r.split("\t")[:5]) for r in records]) + "\n",
+                             "its '#CHROM' line has 5 column(s); a VCF has the 8 fixed ones"),
+        "spaces.vcf": ("\n".join(header + [lines[len(header)].replace("\t", " ")] + records) + "\n",
+                       "its '#CHROM' line's columns are separated by spaces"),
+        "same_sample.vcf": ("\n".join(header + ['##FORMAT=<ID=GT,Number=1,Type=String,Description="x">', samples]
+                                       + [r + "\tGT\t0/1\t1/1" for r in records]) + "\n",
+                            "its '#CHROM' line names the sample 'S1' twice"),
+    }
+    for name, (text, why) in cases.items():
+        path = _write(tmp_path / name, text.splitlines())
+        with pytest.raises(VcfFormatError) as err:
+            open_vcf(path)
+        assert str(err.value) == f"{path} is not a readable VCF ({why}" + str(err.value).split(why, 1)[1]
+    bgzf = tmp_path / "whole.vcf"
+    bgzf.write_bytes(whole)
+    bgzf = pysam.tabix_index(str(bgzf), preset="vcf", force=True)
+    cut = {"cut_plain.vcf.gz": gzip.compress(whole)[:60], "cut_bgzip.vcf.gz": open(bgzf, "rb").read()[:60]}
+    for name, data in cut.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(VcfFormatError) as err:
+            open_vcf(path)
+        assert str(err.value) == (f"{path} is not a readable VCF (it ends inside its compressed data before "
+                                  "its header does: the file is truncated)")
+
+
+def test_records_that_cannot_be_read_are_named_for_the_first_ones_slip(genome, tmp_path):
+    """Five columns per record: each was a clear reject in a short file, but a file whose first
+    100 records all failed was "not a VCF (binary content after the header)"; a CHROM with a
+    trailing space was "htslib could not parse it"."""
+    from dnacnn.variants import inspect_vcf
+
+    lines = _lines(FIXTURE_VCF)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")]
+    five = _write(tmp_path / "five.vcf", header + ["\t".join(r.split("\t")[:5]) for r in records[:150]])
+    with pytest.raises(VcfFormatError, match=(f"{five}: none of its first 100 record.s. can be read; the first, "
+                                              f"line {len(header) + 1}, has 5 tab-separated column.s.; a VCF "
+                                              "record needs at least 8")):
+        inspect_vcf(five)
+    spaced = _write(tmp_path / "spaced.vcf", header + [records[0].replace("20\t", "20 \t", 1)] + records[1:3])
+    alleles = list(read_alleles(spaced, genome, log_malformed=0))
+    rejects = [a for a in alleles if a.reject]
+    assert len(alleles) == 3 and [(a.reject, a.line) for a in rejects] == [("malformed", len(header) + 1)]
+    assert rejects[0].message.endswith("CHROM '20 ' holds a space or is blank (contig names have no whitespace)")
+
+
+def test_a_comment_line_among_the_records_is_a_reject_when_the_job_scores_the_file(genome, tmp_path, caplog):
+    """tabix skips a '#' line among the records: `dnacnn score`'s indexed copy lost it without a
+    word, while check-vcf (read whole) made it a 'malformed' reject; the job now reads such a
+    file whole, as check-vcf does."""
+    from dnacnn.variants import indexed_copy
+
+    lines = _lines(FIXTURE_VCF)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")]
+    path = _write(tmp_path / "comment.vcf", header + records[:2] + ["# a note"] + records[2:4])
+    with caplog.at_level(logging.WARNING):
+        copy, indexed = indexed_copy(path, tmp_path / "work")
+    assert (copy, indexed) == (str(path), False)
+    assert f"line {len(header) + 3}: a '#' line among the records" in caplog.text
+    assert not [p for p in (tmp_path / "work").iterdir()]  # no copy left behind
+    alleles = list(read_alleles(copy, genome, log_malformed=0))
+    assert [a.line for a in alleles if a.reject == "malformed"] == [len(header) + 3]
+    clean = _write(tmp_path / "clean.vcf", header + records[:4])
+    assert indexed_copy(clean, tmp_path / "work2")[1]

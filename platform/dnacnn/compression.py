@@ -9,7 +9,10 @@ not at all); every reader of a genome, a VCF or a FASTA of records asks here.
 from __future__ import annotations
 
 import gzip
+import io
 import re
+import struct
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,7 +52,78 @@ def open_bytes(path: str | Path) -> BinaryIO:
         ValueError: another compression (:func:`check_compression`).
     """
     check_compression(path)
+    if is_bgzf(path):
+        return io.BufferedReader(BgzfText(path), 1 << 16)
     return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+
+
+class BgzfText(io.RawIOBase):
+    """A BGZF file's text, block by block, as htslib reads it: a file cut inside a block
+    gives its whole blocks' text, then ``EOFError`` (as ``gzip`` does at a cut); so every
+    reader of a cut file (htslib's, and this for copies and raw lines) sees the same text.
+
+    Raises (from reads):
+        EOFError: the file ends inside a block (it is truncated).
+        OSError: bytes that are no BGZF block, or a block that does not decompress.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.name = str(path)
+        self._file = open(path, "rb")
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            block = self._next_block()
+            if block is None:
+                return 0
+            self._pending = memoryview(block)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _next_block(self) -> bytes | None:
+        """The next block's text (b"" for an empty block), None at the file's end."""
+        at = self._file.tell()
+        head = self._file.read(12)
+        if not head:
+            return None
+        cut = EOFError(f"{self.name} ends inside a BGZF block at byte {at:,}: it is truncated")
+        if len(head) < 12:
+            raise cut
+        if head[:4] != b"\x1f\x8b\x08\x04":
+            raise OSError(f"{self.name}: the bytes at {at:,} are not a BGZF block (the file is damaged)")
+        extra = self._file.read(struct.unpack("<H", head[10:12])[0])
+        size = _bgzf_block_size(extra)
+        if size is None:
+            raise OSError(f"{self.name}: the gzip member at byte {at:,} is not BGZF (no block size)")
+        rest = self._file.read(size - 12 - len(extra))
+        if len(rest) < size - 12 - len(extra):
+            raise cut
+        try:
+            return zlib.decompress(rest[:-8], wbits=-15)
+        except zlib.error as err:
+            raise OSError(f"{self.name}: the BGZF block at byte {at:,} does not decompress ({err})") from None
+
+
+def _bgzf_block_size(extra: bytes) -> int | None:
+    """A BGZF block's total size from its gzip extra field (subfield 'BC': size - 1)."""
+    k = 0
+    while k + 4 <= len(extra):
+        length = struct.unpack("<H", extra[k + 2:k + 4])[0]
+        if extra[k:k + 2] == b"BC" and length == 2:
+            return struct.unpack("<H", extra[k + 4:k + 6])[0] + 1
+        k += 4 + length
+    return None
 
 
 def is_bgzf(path: str | Path) -> bool:

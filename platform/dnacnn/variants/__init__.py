@@ -11,7 +11,8 @@ from dnacnn.variants.alleles import KINDS, REJECT_REASONS, Allele, allele_kind, 
 from dnacnn.variants.files import (
     VcfFileInfo, VcfFormatError, has_index, indexed_copy, inspect_vcf, is_bgzf, is_gzip, open_vcf,
 )
-from dnacnn.variants.reading import diagnose_line, read_alleles
+from dnacnn.variants.file_diagnosis import diagnose_line
+from dnacnn.variants.reading import read_alleles
 from dnacnn.variants.writing import InfoField, write_vcf
 
 __all__ = [

@@ -163,11 +163,13 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
             copy = _as_bgzf(path, head_bytes)
         return _variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
-        why = "it is empty" if os.path.getsize(path) == 0 else header_problem(path) or str(err) or type(err).__name__
-        raise VcfFormatError(
-            f"{path} is not a readable VCF ({why}); the file must start with a "
-            "'##fileformat=VCFv4.x' header and a '#CHROM' line"
-        ) from None
+        why = "it is empty" if os.path.getsize(path) == 0 else header_problem(path)
+        if why is None:  # htslib's words, naming the user's file (not a copy of it), with the rules
+            said = str(err) or type(err).__name__
+            said = "htslib cannot read its header" if "valid header" in said else said.replace(copy or path, path)
+            why = (f"{said}; the file must start with a '##fileformat=VCFv4.x' header and a '#CHROM' line "
+                   "with the 8 fixed columns, tab-separated")
+        raise VcfFormatError(f"{path} is not a readable VCF ({why})") from None
     finally:
         if copy is not None:
             os.unlink(copy)  # the open handle keeps reading it; nothing is left behind
@@ -331,6 +333,13 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     else:
         with open_bytes(vcf) as src, open(plain, "wb") as dst:
             copy_text(src, dst)
+    comment = _comment_among_records(plain) if plain.exists() else None
+    if comment is not None:  # tabix skips it: read by region, it would be no record nor a reject
+        log.warning("%s, line %d: a '#' line among the records; scoring the file as one shard, from the "
+                    "start, where each such line is a 'malformed' reject (remove them to split the work "
+                    "by region)", vcf, comment)
+        plain.unlink()
+        return vcf, False
     try:
         pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
         _check_indexed_contig_names(f"{plain}.gz")
@@ -347,6 +356,19 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     os.replace(f"{plain}.gz.tbi", f"{copy}.tbi")  # last: the pair exists only when complete
     log.info("%s is not a tabix-indexed VCF; scoring a bgzipped, indexed copy %s", vcf, copy)
     return str(copy), True
+
+
+def _comment_among_records(path: Path) -> int | None:
+    """The 1-based number of the first line of a VCF text that starts with '#' after a record
+    line, or None."""
+    records = False
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.startswith(b"#"):
+                records = True
+            elif records:
+                return number
+    return None
 
 
 def _check_indexed_contig_names(path: str) -> None:

@@ -9,17 +9,19 @@ and a message that says what is wrong and where. Nothing is dropped silently.
 from __future__ import annotations
 
 import dataclasses
-import gzip
+import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pysam
 
+from dnacnn.compression import open_bytes
 from dnacnn.genome import Genome
 from dnacnn.variants.alleles import Allele, check_allele
+from dnacnn.variants.file_diagnosis import diagnose_line
 from dnacnn.variants.files import (
-    VcfFormatError, closing_quietly, is_gzip, open_tabix, open_vcf_sites, raw_line_before, until_cut,
+    VcfFormatError, closing_quietly, open_tabix, open_vcf_sites, raw_line_before, until_cut,
 )
 
 log = logging.getLogger(__name__)
@@ -45,59 +47,41 @@ class _MalformedLog:
                         "'malformed' reject with its line and reason", self.path, self.count - self.limit)
 
 
-#: The fixed columns of a VCF record, by position.
-VCF_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+def _text_lines(path: str) -> Iterator[str]:
+    """A (possibly gzipped) text file's lines, as :func:`open_bytes` reads it (a cut BGZF file:
+    its whole blocks, as htslib reads it); ``EOFError`` where its compressed data is cut."""
+    with io.TextIOWrapper(open_bytes(path), encoding="utf-8", errors="replace") as handle:
+        yield from handle
 
 
-def diagnose_line(line: str) -> str:
-    """Why a raw VCF data line cannot be parsed, in words."""
-    fields = line.rstrip("\r\n").split("\t")
-    if line.startswith("#"):
-        return "a header line among the records (the '##' lines and '#CHROM' come before the first record)"
-    if "\x00" in line:  # htslib reads a line as a C string: it ends there
-        k = next(i for i, field in enumerate(fields) if "\x00" in field)
-        name = VCF_COLUMNS[k] if k < len(VCF_COLUMNS) else "FORMAT or a sample"
-        return f"column {k + 1} ({name}) holds a NUL byte, where htslib's reading of the line stops"
-    if len(fields) < 8:
-        return (
-            f"has {len(fields)} tab-separated column(s); a VCF record needs at least "
-            f"{len(VCF_COLUMNS)} ({' '.join(VCF_COLUMNS)})"
-        )
-    if not fields[1].isdigit():
-        return f"POS {fields[1]!r} is not a positive integer"
-    if not fields[3] or fields[3] == ".":
-        return "REF is empty"
-    return "htslib could not parse it (see the INFO/FORMAT fields against the header)"
-
-
-def _raw_lines(path: str, wanted: set[int]) -> dict[int, str]:
-    """The 1-based lines ``wanted`` of a (possibly gzipped) text file."""
-    opener = gzip.open if is_gzip(path) else open
+def _raw_lines(path: str, wanted: set[int]) -> tuple[dict[int, str], bool]:
+    """The 1-based lines ``wanted`` of a (possibly gzipped) text file, and whether the file
+    is cut (its compressed data ends inside a line: that line is not among them)."""
     found: dict[int, str] = {}
-    with opener(path, "rt", errors="replace") as handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if number in wanted:
-                    found[number] = line
-                    if len(found) == len(wanted):
-                        break
-        except EOFError:  # a cut gzip file: its last line is the cut one
-            pass
-    return found
+    try:
+        for number, line in enumerate(_text_lines(path), start=1):
+            if number in wanted:
+                found[number] = line
+                if len(found) == len(wanted):
+                    break
+    except EOFError:
+        return found, True
+    return found, False
 
 
 def _count_header_lines(path: str) -> int:
     """Number of header lines of a (possibly gzipped) VCF: up to its first '#CHROM' line, where
     htslib's header ends ('#' lines after it are read as records), else its leading '#' lines."""
-    opener = gzip.open if is_gzip(path) else open
     count = 0
-    with opener(path, "rt", errors="replace") as handle:
-        for line in handle:
+    try:
+        for line in _text_lines(path):
             if not line.startswith("#"):
                 break
             count += 1
             if line.startswith("#CHROM"):
                 break
+    except EOFError:
+        pass
     return count
 
 
@@ -224,9 +208,13 @@ def _owned_malformed(path: str, region: tuple[str, int, int], warn: _MalformedLo
 
 
 def _malformed_alleles(path: str, pending: list[tuple[int, int]], warn: _MalformedLog) -> Iterator[Allele]:
-    raw = _raw_lines(path, {line for _, line in pending if line}) if pending else {}
+    raw, cut = _raw_lines(path, {line for _, line in pending if line}) if pending else ({}, False)
     for index, line in pending:
         text = raw.get(line, "")
+        if cut and not text and (index, line) == pending[-1]:  # the line the file's cut ends in: no record
+            log.warning("%s: the file ends inside line %d (it is truncated): the records before it are read",
+                        path, line)
+            continue
         why = diagnose_line(text) if text else "htslib could not parse it"
         message = f"{path}, line {line}: malformed VCF record: {why}"
         warn(message)
