@@ -291,6 +291,40 @@ def test_a_newline_is_not_a_base(setup):
     assert [r["reason"] for r in results] == ["invalid_allele", "invalid_allele"]
 
 
+def test_a_letter_that_upper_cases_to_bases_is_named_as_sent(setup):
+    """'ı'.upper() is 'I' and 'ﬀ'.upper() is 'FF': the reject named 'FF', an insertion."""
+    good = as_json(setup["variants"].iloc[:1])[0]
+    results = post_score(setup, [good, dict(V, alt="\u0131"), dict(V, alt="\ufb00")]).json()["results"]
+    assert [(r.get("reason"), r["kind"]) for r in results[1:]] == [("invalid_allele", "unknown")] * 2
+    assert "ALT '\u0131'" in results[1]["message"] and "ALT '\ufb00'" in results[2]["message"]
+
+
+def test_requests_a_browser_form_could_send_or_a_proxy_could_misread_are_refused(setup):
+    """A text/plain or form POST (what another site's page can send without asking) was scored;
+    query parameters were ignored ('?rc=true' gave rc false); '/v1/score/' redirected to the
+    client's own Host header; a 900 kB unknown field name was echoed twice (a 1.8 MB answer);
+    a UTF-16 guess named a codec the client never chose."""
+    client, body = setup["client"], json.dumps({"variants": as_json(setup["variants"].iloc[:1])}).encode()
+    for media in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = client.post("/v1/score", content=body, headers={"Content-Type": media})
+        assert response.status_code == 415 and response.json()["error"] == "unsupported_media_type", media
+    for media in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        assert client.post("/v1/score", content=body, headers={"Content-Type": media}).status_code == 200, media
+    assert client.post("/v1/score", content=body).status_code == 200  # no Content-Type: JSON all the same
+    query = client.post("/v1/score?rc=true", content=body, headers={"Content-Type": "application/json"})
+    assert query.status_code == 422 and "rc" in query.json()["message"], query.text
+    slash = client.post("/v1/score/", content=body, headers={"Content-Type": "application/json", "Host": "evil.example"})
+    assert slash.status_code == 404 and "location" not in slash.headers
+    huge_name = json.dumps({"variants": [V], "x" * 900_000: 1}).encode()
+    response = client.post("/v1/score", content=huge_name, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and len(response.content) < 2_000, len(response.content)
+    long_path = client.get("/" + "p" * 20_000)
+    assert long_path.status_code == 404 and len(long_path.content) < 1_000
+    utf16 = client.post("/v1/score", content=b"\xff\xfe" + body, headers={"Content-Type": "application/json"})
+    assert utf16.status_code == 400 and utf16.json()["message"].startswith("the request body is not UTF-8 text")
+    assert_valid_request_works(setup)
+
+
 def test_router_errors_have_the_error_shape_and_get_routes_answer_head(setup):
     client = setup["client"]
     for method, path, status, error in (("GET", "/nope", 404, "not_found"),

@@ -78,6 +78,7 @@ api = FastAPIOffline(
     description="Per-cell-type effects of DNA variants from a trained CNN: the numbers of "
                 "`dnacnn score` (the batch job) for a few variants at a time.",
     version="1",
+    redirect_slashes=False,  # '/v1/score/' is 404: a redirect would name the client's own Host header
 )
 api.add_exception_handler(ApiError, api_error_handler)
 api.add_exception_handler(StarletteHTTPException, http_error_handler)

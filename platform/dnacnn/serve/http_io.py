@@ -3,9 +3,11 @@
 Every request-level problem becomes an :class:`ApiError` answered as JSON
 ``{"error": code, "message": ..., "errors": [...]}`` with a 4xx status: a body
 over :data:`~dnacnn.serve.schemas.MAX_BODY_BYTES` (413), a body that is not JSON
-(400), wrong types, missing or unknown fields, list limits (422), a missing or
-wrong token (401), a compressed body (415), a body that has not arrived after
-:data:`BODY_TIMEOUT_S` (408); an unknown path (404) or method (405) too. Nothing of the request is echoed back beyond field locations.
+(400; UTF-8 only), wrong types, missing or unknown fields, list limits, query parameters
+(422), a missing or wrong token (401), a compressed body or one sent as another media type
+than JSON (415), a body that has not arrived after :data:`BODY_TIMEOUT_S` (408); an unknown
+path (404) or method (405) too. Nothing of the request is echoed back beyond field locations
+and the path, each cut to :data:`ECHO_CHARS`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from dnacnn.serve.schemas import MAX_BODY_BYTES
 M = TypeVar("M", bound=BaseModel)
 #: Longest a request body may take to arrive, seconds (408 after).
 BODY_TIMEOUT_S = 10.0
+
+
+#: Characters of a client's text (a field name, a path) an error message quotes at most.
+ECHO_CHARS = 80
+
+
+def shorten(text: str, keep: int = ECHO_CHARS) -> str:
+    """A client's text as an error quotes it: at most ``keep`` characters, then '...'."""
+    return text if len(text) <= keep else text[:keep] + "..."
 
 
 class ApiError(Exception):
@@ -52,8 +63,9 @@ async def api_error_handler(request: Request, err: ApiError) -> JSONResponse:
 async def http_error_handler(request: Request, err: StarletteHTTPException) -> JSONResponse:
     """The router's own errors (unknown path 404, method 405) in the same JSON shape."""
     code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
-    message = {404: f"no route {request.url.path!r}; see /docs",
-               405: f"{request.method} is not allowed on {request.url.path!r}"}.get(err.status_code, str(err.detail))
+    path = shorten(request.url.path)
+    message = {404: f"no route {path!r}; see /docs",
+               405: f"{shorten(request.method)} is not allowed on {path!r}"}.get(err.status_code, str(err.detail))
     return ApiError(err.status_code, code, message, headers=getattr(err, "headers", None)).response()
 
 
@@ -65,6 +77,14 @@ async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY
     """
     too_large = ApiError(413, "too_large", f"the request body is over the limit of {max_bytes} bytes; "
                                            "send fewer variants or sequences per request")
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        # a browser's form or text/plain POST from another site's page is refused, not scored
+        raise ApiError(415, "unsupported_media_type", f"Content-Type {shorten(media)!r} is not accepted; "
+                                                      "send the body as Content-Type: application/json")
+    if request.query_params:
+        raise ApiError(422, "invalid_request", f"query parameter(s) {shorten(', '.join(request.query_params))} "
+                                               "are not read; put every field in the JSON body")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
         raise too_large
@@ -90,17 +110,21 @@ async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY
     except ClientDisconnect:  # nobody is left to answer: no trace in the service's log
         raise ApiError(400, "client_disconnected", "the client closed the connection before "
                                                    "its body arrived") from None
+    try:  # JSON is UTF-8 (RFC 8259): no guessing of UTF-16 from the first bytes, as json.loads does
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ApiError(400, "invalid_json", f"the request body is not UTF-8 text (byte {err.start}); "
+                                            "JSON is sent as UTF-8") from None
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
         reason = ("nested too deeply" if isinstance(err, RecursionError)
                   else "a number with too many digits" if "digits" in str(err) else str(err))
-        raise ApiError(400, "invalid_json", f"the request body is not JSON ({reason}); "
-                                            "send Content-Type: application/json") from None
+        raise ApiError(400, "invalid_json", f"the request body is not JSON ({reason})") from None
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        errors = [{"loc": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        errors = [{"loc": shorten(".".join(str(p) for p in e["loc"])) or "body", "message": e["msg"]}
                   for e in err.errors(include_input=False, include_url=False)]
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -169,6 +169,9 @@ def check_allele(
     if not isinstance(ref, str) or not (alt is None or isinstance(alt, str)):  # rare: one test per row
         name, value = ("REF", ref) if not isinstance(ref, str) else ("ALT", alt)  # a DataFrame's NaN, a list
         return "unknown", "malformed", f"row {where}: {name} {shown(value)} (type {type(value).__name__}) is not a string of bases"
+    for name, value in (("REF", ref), ("ALT", alt)):  # before upper(): 'ı' would become 'I', 'ﬀ' 'FF'
+        if isinstance(value, str) and not value.isascii():
+            return "unknown", "invalid_allele", f"{name} {shown(value)} at {where} has characters outside A, C, G, T, N"
     ref = ref.upper()
     alt = alt.upper() if isinstance(alt, str) else "."  # None: no ALT, as VCF's '.'
     kind = allele_kind(ref, alt)

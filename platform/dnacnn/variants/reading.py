@@ -257,10 +257,10 @@ def _undecodable_allele(rec, index: int, line: int, where: str) -> Allele:
 
 
 def _record_alleles(rec, index: int, line: int, genome: Genome | None) -> Iterator[Allele]:
-    ref = (rec.ref or "").upper()
+    ref = rec.ref or ""
     for alt in rec.alts or (".",):
-        kind, reason, message = check_allele(genome, rec.chrom, rec.pos, ref, alt.upper())
+        kind, reason, message = check_allele(genome, rec.chrom, rec.pos, ref, alt)
         yield Allele(
-            chrom=rec.chrom, pos=rec.pos, id=rec.id or ".", ref=ref, alt=alt.upper(), kind=kind,
+            chrom=rec.chrom, pos=rec.pos, id=rec.id or ".", ref=ref.upper(), alt=alt.upper(), kind=kind,
             record=index, line=line, reject=reason, message=message,
         )
