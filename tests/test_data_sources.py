@@ -160,19 +160,23 @@ def test_label_table_windows_are_centred_with_their_labels(ray_session, tmp_path
 
 
 def test_peak_overlap_labels_and_bad_input_messages(ray_session, tmp_path):
-    regions = write_text(tmp_path / "regions.bed",
-                         "track name=x\n20\t100000\t100200\n20\t100500\t100700\n20\t101000\t101100\n")
-    # task a: overlaps region 1 only (by 1 bp); task b, named chr20 and gzipped: regions 2 and 3
-    peaks_a = write_text(tmp_path / "a.bed", "20\t100199\t100300\n20\t100700\t100800\n")
+    # region 4 and a peak of task a are zero-length (start == end: BED's point between two bases;
+    # such a file was refused whole, "end <= start")
+    regions = write_text(tmp_path / "regions.bed", "track name=x\n20\t100000\t100200\n20\t100500\t100700\n"
+                                                   "20\t101000\t101100\n20\t102000\t102000\n")
+    # task a: overlaps region 1 (by 1 bp) and, by its point, region 3; task b, named chr20 and
+    # gzipped: regions 2 and 3
+    peaks_a = write_text(tmp_path / "a.bed", "20\t100199\t100300\n20\t100700\t100800\n20\t101050\t101050\n")
     with gzip.open(tmp_path / "b.bed.gz", "wt") as handle:
         handle.write("chr20\t100600\t100650\nchr20\t100640\t101050\n")
     rows = rows_of(read_intervals(FIXTURE_FASTA, regions, L,
                                   peaks={"a": peaks_a, "b": str(tmp_path / "b.bed.gz")}))
-    assert rows["labels"].tolist() == [[1, 0], [0, 1], [0, 1]]
+    assert rows["labels"].tolist() == [[1, 0], [0, 1], [1, 1], [0, 0]]
+    assert rows["start"].tolist()[-1] == 102_000 - L // 2  # the point's window is centred on it
     with pytest.raises(ValueError, match="header"):
         read_intervals(FIXTURE_FASTA, regions, L)  # a BED without peaks is not a label table
     bad = write_text(tmp_path / "bad.tsv", "chrom\tstart\tend\tt\n20\t500\t400\t1\n")
-    with pytest.raises(Exception, match="end <= start"):
+    with pytest.raises(Exception, match="20:500-400 ends before it starts"):
         read_intervals(FIXTURE_FASTA, bad, L).take_all()
 
 

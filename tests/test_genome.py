@@ -1,5 +1,6 @@
 """Genome windows against pysam on the committed real chr20 piece and the whole chromosome."""
 
+import gzip
 import logging
 import pickle
 import re
@@ -168,6 +169,45 @@ def test_a_bgzipped_fasta_rewritten_after_indexing_is_refused(tmp_path):
     (tmp_path / "g.fa.gz.gzi").write_bytes((tmp_path / "fresh.fa.gz.gzi").read_bytes())
     with pytest.raises(ValueError, match=r"g\.fa\.gz\.fai describes '20' past the end .* uncompressed"):
         Genome(fasta)
+
+
+def test_a_fasta_rewritten_at_another_line_width_under_its_old_index_is_refused(tmp_path):
+    """The same sequence written 50 bases a line under the .fai of its 60-a-line copy: no
+    error, and windows of shifted bases with line ends read as N (118 of 6,000 in a probe)."""
+    seq = "".join(np.random.default_rng(3).choice(list("ACGT"), 5_000))
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">20\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n")
+    pysam.faidx(str(fasta))
+    assert Genome(fasta).fetch("20", 4_000, 4_100) == seq[4_000:4_100]
+    crlf = tmp_path / "crlf.fa"  # Windows line ends: 60 bases, then two bytes
+    crlf.write_bytes((">20\r\n" + "\r\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\r\n").encode())
+    pysam.faidx(str(crlf))
+    assert Genome(crlf).fetch("20", 4_000, 4_100) == seq[4_000:4_100]
+    fasta.write_text(">20\n" + "\n".join(seq[i:i + 50] for i in range(0, len(seq), 50)) + "\n")
+    with pytest.raises(ValueError, match=r"g\.fa\.fai does not fit .*'20' is not laid out there in lines of 60 "
+                                         r"bases from byte 4 on; the FASTA changed after indexing"):
+        Genome(fasta)
+
+
+def test_a_gzip_file_cut_short_is_one_line_naming_it(tmp_path):
+    """A cut gzip FASTA of records or label table printed a blank line and 'aborted' (gzip's
+    EOFError, which names no file, reached Click), exit 1."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    records = "".join(f">r{i}\n{'ACGT' * 25}\n" for i in range(400)).encode()
+    labels = ("chrom\tstart\tend\tx\n" + "".join(f"20\t{i * 700}\t{i * 700 + 600}\t1\n" for i in range(1, 400))).encode()
+    (tmp_path / "ok.fa").write_bytes(records)
+    for name, data in (("cut.fa.gz", records), ("cut.tsv.gz", labels)):
+        packed = gzip.compress(data)
+        (tmp_path / name).write_bytes(packed[: len(packed) // 2])
+    commands = {"cut.fa.gz": ["data", "fasta", "--class", f"a={tmp_path / 'cut.fa.gz'}", "--class", f"b={tmp_path / 'ok.fa'}"],
+                "cut.tsv.gz": ["data", "intervals", "--fasta", str(FIXTURE_FASTA), "--intervals", str(tmp_path / "cut.tsv.gz")]}
+    for name, args in commands.items():
+        result = CliRunner().invoke(app, args + ["--out", str(tmp_path / f"out-{name}")])
+        assert result.exit_code == 2, (name, result.output)
+        assert f"error: {tmp_path / name} ends inside its gzip data: it is truncated" in result.output, result.output
 
 
 def test_files_compressed_otherwise_or_with_old_mac_line_ends_are_named_by_every_reader(tmp_path):

@@ -54,7 +54,34 @@ def open_bytes(path: str | Path) -> BinaryIO:
     check_compression(path)
     if is_bgzf(path):
         return io.BufferedReader(BgzfText(path), 1 << 16)
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    return io.BufferedReader(GzipText(path), 1 << 16) if is_gzip(path) else open(path, "rb")
+
+
+class GzipText(io.RawIOBase):
+    """A plain-gzip file's text, whose ``EOFError`` at a cut names the file (gzip's own,
+    "Compressed file ended before the end-of-stream marker was reached", names none)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.name = str(path)
+        self._gzip = gzip.open(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        """Text bytes read so far."""
+        return self._gzip.tell()
+
+    def close(self) -> None:
+        self._gzip.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._gzip.readinto(buffer)
+        except EOFError:
+            raise EOFError(f"{self.name} ends inside its gzip data: it is truncated") from None
 
 
 class BgzfText(io.RawIOBase):
@@ -72,9 +99,14 @@ class BgzfText(io.RawIOBase):
         self.name = str(path)
         self._file = open(path, "rb")
         self._pending = memoryview(b"")
+        self._read = 0
 
     def readable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        """Text bytes read so far."""
+        return self._read
 
     def close(self) -> None:
         self._file.close()
@@ -89,6 +121,7 @@ class BgzfText(io.RawIOBase):
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
+        self._read += n
         return n
 
     def _next_block(self) -> bytes | None:

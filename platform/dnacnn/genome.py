@@ -9,6 +9,7 @@ is logged once, never applied silently; an unknown contig raises
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -135,16 +136,34 @@ def _check_index_covers(path: str) -> None:
                              "rebuild its indexes (`samtools faidx`)")
     else:
         return
-    for line in fai.read_text().splitlines():
-        fields = line.split("\t")
-        if len(fields) < 5 or not all(f.isdigit() for f in fields[1:5]) or int(fields[2]) == 0:
-            continue
-        length, offset, bases, width = (int(f) for f in fields[1:5])
-        end = offset + (length // bases) * width + length % bases if bases else offset
-        if end > size:
-            raise ValueError(f"the index {fai} describes {fields[0]!r} past the end of {path} "
-                             f"({end} > {size} bytes{' uncompressed' if is_gzip(path) else ''}): the "
-                             "FASTA changed after indexing; rebuild the index (`samtools faidx`)")
+    changed = "the FASTA changed after indexing; rebuild the index (`samtools faidx`)"
+    with contextlib.ExitStack() as stack:
+        text = None if is_gzip(path) else stack.enter_context(open(path, "rb"))
+        for line in fai.read_text().splitlines():
+            fields = line.split("\t")
+            if len(fields) < 5 or not all(f.isdigit() for f in fields[1:5]) or int(fields[2]) == 0:
+                continue
+            length, offset, bases, width = (int(f) for f in fields[1:5])
+            end = offset + (length // bases) * width + length % bases if bases else offset
+            if end > size:
+                raise ValueError(f"the index {fai} describes {fields[0]!r} past the end of {path} "
+                                 f"({end} > {size} bytes{' uncompressed' if is_gzip(path) else ''}): {changed}")
+            if text is not None and not _layout_fits(text, offset, length, bases):
+                raise ValueError(f"the index {fai} does not fit {path}: {fields[0]!r} is not laid out there in "
+                                 f"lines of {bases} bases from byte {offset} on; {changed}")
+
+
+def _layout_fits(text, offset: int, length: int, bases: int) -> bool:
+    """Whether an uncompressed FASTA has a contig's sequence where its ``.fai`` line says: a line
+    end just before ``offset``, and (for a contig of several lines) just after its first line's
+    ``bases`` bases. A file rewritten at another line width after indexing fails this, where
+    reading it would give shifted bases and line ends as sequence."""
+    text.seek(max(offset - 1, 0))
+    head = text.read(bases + 2)
+    if offset and head[:1] != b"\n":
+        return False
+    line = head[1:] if offset else head
+    return length <= bases or (len(line) > bases and line[bases:bases + 1] in (b"\n", b"\r"))
 
 
 def alias_message(chrom: str, alias: str, path: str) -> str:

@@ -20,9 +20,10 @@ from dnacnn.variants import VcfFormatError
 from dnacnn.variants.genome_agreement import GenomeMismatchError
 
 #: Errors that mean "the input is wrong" (OSError: a file that cannot be read or written,
-#: naming it), as opposed to a bug.
+#: naming it; EOFError: a compressed file cut short, named by :mod:`dnacnn.compression`), as
+#: opposed to a bug.
 USER_ERRORS = (
-    OSError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
+    OSError, EOFError, ValueError, UnknownContigError, VcfFormatError, ReferenceDataError, KeyError,
     OutputFolderError, GenomeMismatchError, RayConnectionError, ClusterResourceError, ShardFailure,
 )
 

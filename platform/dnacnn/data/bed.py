@@ -187,12 +187,12 @@ def parse_intervals(
         i = int(bad[0])
         raise ValueError(f"{path}: interval {chroms[i]}:{starts[i]}-{ends[i]} starts before 0; "
                          "BED coordinates are 0-based, from 0")
-    bad = np.flatnonzero(ends <= starts)
+    bad = np.flatnonzero(ends < starts)  # end == start: a point between two bases, as BED allows
     if len(bad):
         i = int(bad[0])
         raise ValueError(
-            f"{path}: interval {chroms[i]}:{starts[i]}-{ends[i]} has end <= start; BED "
-            "coordinates are 0-based half-open (end > start)"
+            f"{path}: interval {chroms[i]}:{starts[i]}-{ends[i]} ends before it starts; BED "
+            "coordinates are 0-based half-open (end >= start)"
         )
     labels = None
     if n_label_columns:
@@ -226,7 +226,9 @@ PeakSet = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def read_peaks(path: str | Path) -> PeakSet:
-    """A peak BED as merged, sorted intervals per chromosome."""
+    """A peak BED as merged, sorted intervals per chromosome; a zero-length peak (start == end,
+    a point before base ``start``) as the one base ``start``, so that it labels the windows
+    over it."""
     by_chrom: dict[str, tuple[list, list]] = {}
     for chunk in iter_line_chunks(path, 0, -1, max_lines=1_000_000):
         chroms, starts, ends, _ = parse_intervals(chunk, 0, str(path))
@@ -234,7 +236,7 @@ def read_peaks(path: str | Path) -> PeakSet:
             mask = chroms == chrom
             s, e = by_chrom.setdefault(chrom, ([], []))
             s.append(starts[mask])
-            e.append(ends[mask])
+            e.append(np.maximum(ends[mask], starts[mask] + 1))
     return {c: merge_intervals(np.concatenate(s), np.concatenate(e)) for c, (s, e) in by_chrom.items()}
 
 
