@@ -180,6 +180,19 @@ def test_peak_overlap_labels_and_bad_input_messages(ray_session, tmp_path):
         read_intervals(FIXTURE_FASTA, bad, L).take_all()
 
 
+def test_a_line_of_another_width_is_the_one_named():
+    """Arrow counts the columns of a chunk's first line: a first line of 7 columns under a
+    5-column header was reported as "Expected 7 columns, got 5" quoting the good line after it."""
+    from dnacnn.data.bed import parse_intervals
+
+    for bad, n in ((b"20\t100\t700\t1\t0\textra\tmore\n", 7), (b"20\t100\t700\t1\n", 4)):
+        with pytest.raises(ValueError) as err:
+            parse_intervals(bad + b"20\t200\t800\t0\t1\n", 2, "t.tsv")
+        assert f"({bad.decode().strip()!r} has {n} column(s), not 5)".replace("(", "(the line ", 1) in str(err.value)
+    chroms, starts, ends, labels = parse_intervals(b"20\t100\t700\tname\t0\t+\n20\t5\t9\n", 0, "t.bed")
+    assert starts.tolist() == [100, 5]  # a BED's extra columns are not counted
+
+
 def test_bed_names_with_quotes_and_a_byte_order_mark_read_as_written(tmp_path):
     """A '"' in a BED's name column (5"UTR) made Arrow's CSV reader look for a closing quote
     across lines and fail ("Empty CSV file or block"); a byte-order mark before a first

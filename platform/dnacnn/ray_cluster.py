@@ -61,6 +61,8 @@ def configure_data_context() -> None:
     ctx = DataContext.get_current()
     ctx.arrow_fixed_shape_tensor_format = FixedShapeTensorFormat.ARROW_NATIVE
     ctx.enable_progress_bars = os.environ.get("DNACNN_PROGRESS", "1") != "0"
+    if not ctx.enable_progress_bars:  # asked for: Ray Data's warning that they are off is noise
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
 def _host_port(address: str) -> tuple[str, int] | None:

@@ -169,6 +169,10 @@ def parse_intervals(
             ),
         )
     except pa.ArrowInvalid as err:
+        if not n_label_columns and (trimmed := _first_three_columns(chunk)) != chunk:
+            return parse_intervals(trimmed, 0, path)  # a BED of lines of several widths (BED3 and BED6)
+        if (ragged := _line_of_other_width(chunk, width, exact=bool(n_label_columns))) is not None:
+            err = ragged  # Arrow counts the columns of the chunk's first line, and blames a good line
         raise ValueError(
             f"{path}: cannot parse interval lines ({err}); each line needs chrom, start, end "
             "(integers, 0-based) separated by tabs"
@@ -223,6 +227,21 @@ def read_bed(path: str | Path) -> list[tuple[str, int, int]]:
 
 
 PeakSet = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _first_three_columns(chunk: bytes) -> bytes:
+    """Lines cut to their chrom, start and end columns."""
+    return b"".join(b"\t".join(line.split(b"\t", 3)[:3]).rstrip(b"\r\n") + b"\n" for line in chunk.splitlines())
+
+
+def _line_of_other_width(chunk: bytes, width: int, exact: bool) -> str | None:
+    """The first line of ``chunk`` with other than ``width`` tab-separated columns (fewer, for
+    a BED: ``exact`` False), said in words; None when every line has them."""
+    for line in chunk.splitlines():
+        n = line.count(b"\t") + 1
+        if n < width or (exact and n != width):
+            return f"the line {line[:80].decode('latin-1')!r} has {n} column(s), not {width}"
+    return None
 
 
 def read_peaks(path: str | Path) -> PeakSet:
