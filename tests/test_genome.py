@@ -191,7 +191,8 @@ def test_a_fasta_rewritten_at_another_line_width_under_its_old_index_is_refused(
 
 def test_a_gzip_file_cut_short_is_one_line_naming_it(tmp_path):
     """A cut gzip FASTA of records or label table printed a blank line and 'aborted' (gzip's
-    EOFError, which names no file, reached Click), exit 1."""
+    EOFError, which names no file, reached Click), exit 1; a folder was "[Errno 21] Is a
+    directory"."""
     from typer.testing import CliRunner
 
     from dnacnn.cli import app
@@ -208,6 +209,9 @@ def test_a_gzip_file_cut_short_is_one_line_naming_it(tmp_path):
         result = CliRunner().invoke(app, args + ["--out", str(tmp_path / f"out-{name}")])
         assert result.exit_code == 2, (name, result.output)
         assert f"error: {tmp_path / name} ends inside its gzip data: it is truncated" in result.output, result.output
+    folder = CliRunner().invoke(app, ["data", "intervals", "--fasta", str(FIXTURE_FASTA), "--intervals", str(tmp_path),
+                                      "--out", str(tmp_path / "out-folder")])
+    assert folder.exit_code == 2 and f"error: {tmp_path} is a folder, not a file" in folder.output, folder.output
 
 
 def test_files_compressed_otherwise_or_with_old_mac_line_ends_are_named_by_every_reader(tmp_path):

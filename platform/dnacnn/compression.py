@@ -35,8 +35,10 @@ def check_compression(path: str | Path) -> None:
     """Refuse a file compressed other than by gzip or bgzip, naming the compression.
 
     Raises:
-        ValueError: ``path`` starts with bzip2, xz, zstd or zip magic bytes.
+        ValueError: ``path`` starts with bzip2, xz, zstd or zip magic bytes, or is a folder.
     """
+    if Path(path).is_dir():  # open() would say "[Errno 21] Is a directory", naming no input
+        raise ValueError(f"{path} is a folder, not a file")
     with open(path, "rb") as handle:
         head = handle.read(6)
     for magic, name, undo in OTHER_COMPRESSIONS:
