@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 
 def setup(verbose: bool = False) -> None:
@@ -19,12 +20,16 @@ def setup(verbose: bool = False) -> None:
     - Ray Data's lines per dataset ("Execution plan", "execution finished", "Data sink Parquet
       finished"): the commands say what they wrote (read when Ray Data configures its
       loggers, on import and at each dataset's execution).
+
+    Workers' lines that Ray forwards carry no colour codes when stderr is not a terminal.
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not sys.stderr.isatty():  # workers' lines forwarded by Ray: no colour codes in a log file
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     if verbose:
         return
     for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models", "ray._private.worker"):

@@ -97,6 +97,9 @@ def _read_intervals(
     peak_paths: list[str] | None, config: IntervalConfig,
     splits: SplitConfig | None, split: str | None, has_header: bool,
 ) -> Iterator[pa.Table]:
+    # a contig read under another name is said once by the driver (its scan resolves every
+    # record's contig), not again by every read task through Ray's log forwarding
+    logging.getLogger("dnacnn.genome").setLevel(logging.ERROR)
     genome = Genome(fasta)
     peak_sets = [bed.cached_peaks(p) for p in peak_paths] if peak_paths else None
     try:

@@ -102,6 +102,9 @@ def _read_tiles(
     fasta: str, runs: list[TileRun], config: TileConfig,
     splits: SplitConfig | None, split: str | None,
 ) -> Iterator[pa.Table]:
+    # a contig read under another name is said once by the driver (its scan resolves every
+    # record's contig), not again by every read task through Ray's log forwarding
+    logging.getLogger("dnacnn.genome").setLevel(logging.ERROR)
     genome = Genome(fasta)
     try:
         for chrom, onehot, starts in iter_run_blocks(
