@@ -167,3 +167,60 @@ def test_a_broken_dataset_folder_is_refused_in_one_line(tmp_path):
         part.unlink()
     (dataset / "valid").rmdir()
     assert f"{dataset} has no valid split (no folder {dataset / 'valid'})" in attention("--split", "valid")
+
+
+def test_attention_command_names_its_own_options_and_bases_1_based(tmp_path):
+    """Both --dataset and --fasta, or neither, said 'give exactly one of --dataset, --fasta,
+    --bed (with --genome)': attention has no --bed or --genome. A '-' in a record was
+    'at position 50', 0-based, where every other message counts from 1."""
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    torch.manual_seed(0)
+    save(build("multiscale", CONFIG).eval(), tmp_path / "model", ["motif"], task_type="binary")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(f">ok\n{'ACGT' * 15}\n")
+    gap = tmp_path / "gap.fa"
+    gap.write_text(f">g\n{'ACGT' * 12}AC-{'A' * 9}\n")
+
+    def attention(*sources):
+        done = CliRunner().invoke(app, ["interpret", "attention", "--model", str(tmp_path / "model"), *sources,
+                                        "--out", str(tmp_path / "out")])
+        assert done.exit_code == 2 and len(done.output.strip().splitlines()) == 1, done.output
+        return done.output
+
+    for sources in (["--fasta", str(fasta), "--dataset", str(tmp_path)], []):
+        said = attention(*sources)
+        assert "give exactly one of --dataset or --fasta;" in said and "--bed" not in said and "--genome" not in said
+    assert f"{gap}: record g has '-' at base 51 (1-based)" in attention("--fasta", str(gap))
+    filters = CliRunner().invoke(app, ["interpret", "filters", "--model", str(tmp_path / "model"),
+                                       "--out", str(tmp_path / "out")])
+    assert filters.exit_code == 2 and "give exactly one of --dataset, --fasta, --bed (with --genome)" in filters.output
+
+
+def test_record_names_with_a_tab_or_an_emoji_are_plotted_without_warnings(tmp_path):
+    """A FASTA name with a tab (or a character the font lacks) became a figure title and
+    printed matplotlib's 'Glyph 9 missing from font(s) DejaVu Sans' warnings, with source
+    paths, on the console; titles now write such characters as escapes."""
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.interpret.plots import label
+    from dnacnn.models import save
+
+    torch.manual_seed(0)
+    save(build("multiscale", CONFIG).eval(), tmp_path / "model", ["motif"], task_type="binary")
+    fasta = tmp_path / "names.fa"
+    fasta.write_text(f">my seq\twith tab\n{'ACGT' * 15}\n>séquence \U0001f9ec\n{'TTGACA' * 10}\n", encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = CliRunner().invoke(app, ["interpret", "attention", "--model", str(tmp_path / "model"), "--fasta",
+                                        str(fasta), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert [str(w.message) for w in caught] == []
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["attention_0.png", "attention_1.png"]
+    assert (label("my seq\twith tab"), label("séquence \U0001f9ec")) == ("my seq\\twith tab", "séquence \\U0001f9ec")

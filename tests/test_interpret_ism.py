@@ -122,7 +122,7 @@ def test_ism_command_refuses_a_fasta_record_with_characters_that_are_not_dna(tmp
     done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta",
                                     str(fasta), "--out", str(tmp_path / "ism")])
     assert done.exit_code == 2 and "Traceback" not in done.output
-    assert f"{fasta}: record junk has 'X' at position 60" in " ".join(done.output.split())
+    assert f"{fasta}: record junk has 'X' at base 61 (1-based)" in " ".join(done.output.split())
     assert not (tmp_path / "ism").exists()
     # --genome does nothing with --fasta: said, not ignored (ism here; filters and attention the same)
     for command in ("ism", "filters"):
@@ -347,3 +347,64 @@ def test_a_variant_window_takes_the_variants_the_scorer_scores():
         assert window.names == [f"{chrom}:{pos - 1 - 32}-{pos - 1 + 32}"]
     with pytest.raises(ValueError, match="does not match the reference 'G'"):
         variant_sequence(FIXTURE_FASTA, "20:60101:C>A", 64)
+
+
+def test_a_variant_is_recorded_in_the_summary_and_alt_equal_to_ref_refused(tmp_path):
+    """--variant 20:60101:G>G ran (exit 0); any ALT gave the same summary.json, which did
+    not name the variant: G>A and G>G + 72 bp were one report. ALT = REF is now refused in
+    one line (the scorer's rule); the summary records the variant and, for an SNV, its
+    effect, the ISM entry of ALT at its position."""
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+
+    def run(variant: str, out: str):
+        return CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
+                                        str(FIXTURE_FASTA), "--variant", variant, "--out", str(tmp_path / out)])
+
+    same = run("20:60101:G>G", "same")
+    assert same.exit_code == 2 and len(same.output.strip().splitlines()) == 1, same.output
+    assert "--variant 20:60101:G>G" in same.output and "ALT 'G' at 20:60101 is the REF allele itself" in same.output
+    assert not (tmp_path / "same").exists()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run("20:60101:g>a", "snv").exit_code == 0
+    assert [str(w.message) for w in caught] == []
+    snv = json.loads((tmp_path / "snv" / "summary.json").read_text())["variant"]
+    table = pd.read_parquet(tmp_path / "snv" / "ism.parquet")
+    at_alt = table[(table["position"] == 32) & (table["base"] == "A")].iloc[0]
+    assert {k: snv[k] for k in ("chrom", "pos", "ref", "alt", "kind", "position")} == {
+        "chrom": "20", "pos": 60101, "ref": "G", "alt": "A", "kind": "SNV", "position": 32}
+    assert snv["effect"] == {t: at_alt[t] for t in ("t0", "t1", "t2")} and snv["effect"]["t0"] != 0
+    insertion = "G" + "ACGTAAGG" * 9
+    assert run(f"20:60101:G>{insertion}", "ins").exit_code == 0
+    ins = json.loads((tmp_path / "ins" / "summary.json").read_text())["variant"]
+    assert (ins["alt"], ins["kind"], "effect" in ins) == (insertion, "insertion", False)
+    assert "ALT is not applied" in ins["ism"]
+
+
+def test_an_all_n_window_is_plotted_without_warnings(tmp_path):
+    """--region in an all-N stretch printed 4 logomaker 'identical low and high ylims'
+    warnings (one per task's importance logo, all heights 0) with their source paths."""
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.models import save
+
+    save(_basset(), tmp_path / "model", ["t0", "t1", "t2"], task_type="multitask")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--genome",
+                                        str(FIXTURE_FASTA), "--region", "20:101-164", "--out", str(tmp_path / "o")])
+        ax = plot_importance_logo(np.zeros(64), np.zeros((64, 4), np.uint8))
+    assert done.exit_code == 0, done.output
+    assert pd.read_parquet(tmp_path / "o" / "importance.parquet")["ref"].eq("N").all()
+    assert [str(w.message) for w in caught] == []
+    assert ax.get_ylim() == (-1, 1) and ax.get_xlim() == (-0.5, 63.5)

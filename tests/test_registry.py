@@ -230,7 +230,7 @@ def test_pyfunc_refuses_missing_or_non_string_rows(mlflow_uri, checkpoint):
     for missing in (None, np.nan, seqs[1].encode()):
         with pytest.raises(ValueError, match="sequence 1 is .* not a string of bases"):
             model.predict(pd.DataFrame({"sequence": [seqs[0], missing]}, dtype=object))
-    with pytest.raises(ValueError, match="sequence 0 has 'X' at position 3"):
+    with pytest.raises(ValueError, match=r"sequence 0 has 'X' at base 4 \(1-based\)"):
         model.predict(pd.DataFrame({"sequence": ["ACGX" + seqs[0][4:]]}))
 
 

@@ -92,6 +92,6 @@ def test_dna_and_iupac_codes_in_either_case_are_dna(seq):
 
 
 def test_non_dna_names_the_first_character_that_is_not_a_base_or_iupac_code():
-    for text, found in (("ACGX*", "'X' at position 3"), ("AC-G", "'-' at position 2"),
-                        ("A1", "'1' at position 1"), ("AC\nG", "'\\n' at position 2")):
+    for text, found in (("ACGX*", "'X' at base 4 (1-based)"), ("AC-G", "'-' at base 3 (1-based)"),
+                        ("A1", "'1' at base 2 (1-based)"), ("AC\nG", "'\\n' at base 3 (1-based)")):
         assert sequence.non_dna(text).startswith(f"has {found}:"), text

@@ -80,12 +80,12 @@ def non_dna(seq: str) -> str | None:
     IUPAC code (either case), which :func:`encode` would read as N without a word.
 
     Returns:
-        e.g. ``"has 'X' at position 60: ..."`` (0-based), to follow a sequence's name.
+        e.g. ``"has 'X' at base 61 (1-based): ..."``, to follow a sequence's name.
     """
     bad = _NOT_IUPAC.search(seq)
     if bad is None:
         return None
-    return (f"has {bad.group()!r} at position {bad.start()}: a sequence holds A, C, G, T "
+    return (f"has {bad.group()!r} at base {bad.start() + 1} (1-based): a sequence holds A, C, G, T "
             "(either case) and IUPAC codes such as N, which are read as unknown")
 
 

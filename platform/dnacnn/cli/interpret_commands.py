@@ -67,7 +67,8 @@ def ism(
     out: Path = path_option(..., help="Output folder."),
     genome: Path = path_option(None, help="Indexed FASTA, with --region or --variant."),
     region: str = typer.Option(None, help="chr:start-end (1-based, inclusive); the model's window centred on it."),
-    variant: str = typer.Option(None, help="chr:pos:ref>alt; the window around it (REF checked)."),
+    variant: str = typer.Option(None, help="chr:pos:ref>alt; ISM of the reference window centred on it (REF "
+                                                "checked; ALT not applied, an SNV's effect recorded in summary.json)."),
     fasta: Path = path_option(None, help="FASTA of sequences of the model's length."),
     task: list[str] = typer.Option([], help="Task(s) to report (repeatable; default the first 4)."),
     scale: str = typer.Option("probability", help="probability, or link (logits / log-probabilities)."),

@@ -17,7 +17,26 @@ from dnacnn.data.bed import read_bed
 from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, split_dir
 from dnacnn.data.motifs import Motif, read_meme
 from dnacnn.genome import Genome
-from dnacnn.variants.alleles import check_ref
+from dnacnn.variants.alleles import check_allele
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant as ``--variant`` gave it, and where it lies in its window.
+
+    Attributes:
+        chrom: the contig as given; pos: its 1-based position.
+        ref, alt: the alleles, upper case.
+        kind: SNV, MNV, insertion or deletion (:func:`dnacnn.variants.allele_kind`).
+        index: the 0-based position of ``pos`` in the window (L // 2).
+    """
+
+    chrom: str
+    pos: int
+    ref: str
+    alt: str
+    kind: str
+    index: int
 
 
 @dataclass
@@ -30,6 +49,7 @@ class Sequences:
         labels: (N, T) float32 when known.
         sites: known motif sites, (sequence index, start, end, motif) rows, 0-based half-open.
         marks: positions to mark (e.g. a variant), (sequence index, position, label) rows.
+        variant: the variant whose reference window the one sequence is, else None.
     """
 
     names: list[str]
@@ -38,6 +58,7 @@ class Sequences:
     sites: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["sequence", "start", "end", "motif"]))
     marks: list[tuple[int, int, str]] = field(default_factory=list)
+    variant: Variant | None = None
 
 
 def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: int | None = None,
@@ -204,17 +225,19 @@ def region_sequence(genome: str | Path, region: str, seq_len: int) -> Sequences:
 
 def variant_sequence(genome: str | Path, variant: str, seq_len: int) -> Sequences:
     """The reference window around ``chr:pos:ref>alt`` (1-based pos; window start = p - L//2,
-    as the scorer's); REF must match the genome by the scorer's rule
-    (:func:`dnacnn.variants.check_ref`). The variant's position is marked."""
+    as the scorer's); the alleles must pass the scorer's rules (:func:`dnacnn.variants.check_allele`:
+    REF matches the genome, N matching any base; ALT differs from REF). The variant's position
+    is marked, and the variant kept with the window."""
     match = _VARIANT.match(variant)
     if match is None:
         raise ValueError(f"--variant {variant!r} is not chr:pos:ref>alt (e.g. chr20:1000000:A>G)")
-    chrom, pos, ref = match.group(1), int(match.group(2)) - 1, match.group(3).upper()
+    chrom, pos, ref, alt = match.group(1), int(match.group(2)) - 1, match.group(3).upper(), match.group(4).upper()
     g = Genome(genome)
     _check_on_contig(g, chrom, pos, pos + len(ref), f"--variant {variant}")
-    if mismatch := check_ref(g, chrom, pos + 1, ref):  # the scorer's REF rule: N matches any base
-        raise ValueError(f"--variant {variant} (genome {genome}): {mismatch}")
+    kind, reject, message = check_allele(g, chrom, pos + 1, ref, alt)
+    if reject:
+        raise ValueError(f"--variant {variant} (genome {genome}): {message}")
     lo = pos - seq_len // 2
     onehot = g.fetch_onehot(chrom, lo, lo + seq_len)
-    return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None],
-                     marks=[(0, pos - lo, variant)])
+    return Sequences([f"{chrom}:{lo}-{lo + seq_len}"], onehot[None], marks=[(0, pos - lo, variant)],
+                     variant=Variant(chrom, pos + 1, ref, alt, kind, pos - lo))

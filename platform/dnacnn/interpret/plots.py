@@ -5,6 +5,7 @@ Logos are drawn with ``logomaker``; everything else with matplotlib.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import matplotlib
@@ -15,6 +16,37 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ALPHABET = list("ACGT")
+
+
+@functools.cache
+def _font_characters(path: str) -> frozenset[int]:
+    """The code points the font file at ``path`` has glyphs for."""
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(path).get_charmap())
+
+
+def label(text: object) -> str:
+    """``text`` as a title or tick label can show it: control characters (a tab in a FASTA
+    name) and characters the default font has no glyph for are written as escapes (``\\t``,
+    ``\\U0001f9ec``); matplotlib would draw them as boxes and warn."""
+    from matplotlib import font_manager
+
+    drawable = _font_characters(font_manager.findfont(font_manager.FontProperties()))
+    return "".join(c if c.isprintable() and ord(c) in drawable else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
+
+
+def _logo(heights: np.ndarray, ax) -> None:
+    """Letters of (W, 4) heights (A, C, G, T) drawn by logomaker on ``ax``. All-zero heights
+    (an all-N window, a flat filter) have no letters: logomaker would set equal y limits,
+    which matplotlib warns about and widens, so only the x range is set, as logomaker's."""
+    import logomaker
+
+    if np.any(heights):
+        logomaker.Logo(pd.DataFrame(heights, columns=ALPHABET), ax=ax)
+    else:
+        ax.set_xlim(-0.5, len(heights) - 0.5)
 
 
 def _axes(ax, figsize=(6, 2)):
@@ -33,13 +65,11 @@ def information_matrix(probs: np.ndarray) -> np.ndarray:
 
 def plot_motif_logo(probs: np.ndarray, title: str = "", ax=None):
     """Information logo of a (W, 4) probability matrix (A, C, G, T); y in bits (0-2)."""
-    import logomaker
-
     ax = _axes(ax, (max(3, 0.3 * len(probs)), 1.6))
-    logomaker.Logo(pd.DataFrame(information_matrix(probs), columns=ALPHABET), ax=ax)
+    _logo(information_matrix(probs), ax)
     ax.set_ylim(0, 2)
     ax.set_ylabel("bits")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(label(title), fontsize=9)
     return ax
 
 
@@ -72,9 +102,9 @@ def plot_influence_heatmap(influence: np.ndarray, filters: Sequence[str], tasks:
                       interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="loss change (filter at its mean)")
     if len(filters) <= 60:
-        ax.set_yticks(range(len(filters)), [filters[i] for i in order], fontsize=6)
+        ax.set_yticks(range(len(filters)), [label(filters[i]) for i in order], fontsize=6)
     if len(tasks) <= 60:
-        ax.set_xticks(range(len(tasks)), list(tasks), rotation=90, fontsize=6)
+        ax.set_xticks(range(len(tasks)), [label(t) for t in tasks], rotation=90, fontsize=6)
     ax.set_xlabel("task")
     ax.set_ylabel("filter (by overall influence)")
     ax.set_title("filter influence")
@@ -98,7 +128,7 @@ def plot_attention(attention: np.ndarray, widths: Sequence[int], sites: Sequence
             ax.axvspan(start - 0.5, end - 0.5, color="tab:orange", alpha=0.3)
         ax.set_ylabel(f"w{width}", rotation=0, ha="right", va="center")
         ax.set_ylim(0, None)
-    axes[0].set_title(title)
+    axes[0].set_title(label(title))
     axes[-1].set_xlabel("position (bp)")
     return list(axes)
 
@@ -116,22 +146,22 @@ def plot_ism_heatmap(effects: np.ndarray, onehot: np.ndarray, title: str = "", a
     ax.figure.colorbar(image, ax=ax, label="mutant - reference")
     ax.set_yticks(range(4), ALPHABET)
     ax.set_xlabel("position (bp)")
-    ax.set_title(title)
+    ax.set_title(label(title))
     return ax
 
 
 def plot_importance_logo(importance: np.ndarray, onehot: np.ndarray, title: str = "", ax=None):
     """Logo of per-position importance (L,): each reference base drawn with the height of
-    its position's importance (negative below the axis)."""
-    import logomaker
-
+    its position's importance (negative below the axis; y from -1 to 1 when all are 0)."""
     heights = np.asarray(onehot, dtype=np.float64) * np.asarray(importance)[:, None]  # (L, 4)
     ax = _axes(ax, (min(20, 2 + 0.05 * len(heights)), 2))
-    logomaker.Logo(pd.DataFrame(heights, columns=ALPHABET), ax=ax)
+    _logo(heights, ax)
+    if not np.any(heights):
+        ax.set_ylim(-1, 1)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("position (bp)")
     ax.set_ylabel("importance")
-    ax.set_title(title)
+    ax.set_title(label(title))
     return ax
 
 

@@ -20,11 +20,11 @@ from dnacnn.interpret import plots
 from dnacnn.interpret.attention import attention_maps, site_attention
 from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.influence import filter_influence
-from dnacnn.interpret.inputs import Sequences
+from dnacnn.interpret.inputs import Sequences, Variant
 from dnacnn.interpret.ism import importance, ism
 from dnacnn.interpret.matching import recovered_factors, run_tomtom, significant_matches
 from dnacnn.models import LoadedModel
-
+from dnacnn.sequence import ALPHABET
 
 
 def fresh_folder(out: Path, outputs: Sequence[str]) -> None:
@@ -211,6 +211,29 @@ def attention_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path, 
     return summary
 
 
+def variant_summary(variant: Variant, effects: np.ndarray, tasks: Sequence[str]) -> dict:
+    """The variant as given and what the mutagenesis of its window did with it.
+
+    The mutagenesis is of the reference window; ALT is not applied. For an SNV to A, C, G
+    or T, ``effect`` is its entry of the ISM: the prediction with ALT minus that with the
+    reference, per task; any other variant is not a single-base substitution, and has none.
+
+    Args:
+        effects: (L, 4, t) the window's ISM, for ``tasks``.
+    """
+    entry = {"chrom": variant.chrom, "pos": variant.pos, "ref": variant.ref, "alt": variant.alt,
+             "kind": variant.kind, "position": variant.index}
+    if variant.kind == "SNV" and variant.alt in ALPHABET:
+        base = ALPHABET.index(variant.alt)
+        entry["ism"] = ("of the reference window; effect: ALT - REF, the ISM entry of ALT at position "
+                        "(0-based in the window, as in ism.parquet)")
+        entry["effect"] = {t: float(effects[variant.index, base, k]) for k, t in enumerate(tasks)}
+    else:
+        entry["ism"] = ("of the reference window; ALT is not applied: only a substitution by A, C, G or T "
+                        "of one base is an ISM entry (dnacnn score scores any variant)")
+    return entry
+
+
 #: Sequences per call of ``ism`` in :func:`ism_report` (each call holds (n, L, 4, T) arrays).
 ISM_CHUNK = 64
 
@@ -223,7 +246,8 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
     Writes ism.parquet (sequence, position, ref, base, one column per task: mutant -
     reference) and importance.parquet (sequence, position, ref, one column per task) for
     every sequence; ism_<i>_<k>.png (heat map over an importance logo, task k) for the
-    first ``max_plots`` sequences; index.html.
+    first ``max_plots`` sequences; index.html. For a variant's window the summary records
+    the variant (see :func:`variant_summary`).
     """
     out = Path(out_dir)
     tasks = list(tasks) if tasks else loaded.tasks[:4]
@@ -268,6 +292,8 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
             plots.save(axes[0], out / images[-1][0])
     summary = {"sequences": n, "plotted": min(n, max_plots), "length": length, "tasks": tasks, "scale": scale,
                "max_abs_effect": {t: float(np.abs(effects[..., k]).max()) for k, t in enumerate(tasks)}}
+    if seqs.variant is not None:
+        summary["variant"] = variant_summary(seqs.variant, effects[0], tasks)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, "In-silico saturation mutagenesis", summary,
                 ["ism.parquet", "importance.parquet", "summary.json"], images)

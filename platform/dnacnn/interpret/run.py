@@ -35,12 +35,14 @@ def _fixed_len(loaded: LoadedModel) -> int | None:
 
 
 def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, genome=None, bed=None,
-               max_sequences=None, labelled: bool = False) -> inputs.Sequences:
+               max_sequences=None, labelled: bool = False, takes_bed: bool = True) -> inputs.Sequences:
     """The sequences of the one source given; ``labelled``: a dataset's labels will be
-    compared with the model's outputs, so its tasks must be the model's."""
+    compared with the model's outputs, so its tasks must be the model's; ``takes_bed``:
+    the command has --bed and --genome (a message names only the options it has)."""
     given = [name for name, v in (("--dataset", dataset), ("--fasta", fasta), ("--bed", bed)) if v]
     if len(given) != 1:
-        raise ValueError(f"give exactly one of --dataset, --fasta, --bed (with --genome); got {given or 'none'}")
+        options = "--dataset, --fasta, --bed (with --genome)" if takes_bed else "--dataset or --fasta"
+        raise ValueError(f"give exactly one of {options}; got {given or 'none'}")
     if genome and not bed:
         raise ValueError(f"--genome is read only with --bed; {given[0]} needs no genome: leave --genome out")
     if dataset:
@@ -92,7 +94,7 @@ def interpret_attention(model: str | Path, out: str | Path, dataset=None, split=
     if loaded.name != "multiscale":
         raise ValueError(f"--model {model} is a {loaded.name} model; attention maps need a "
                          "multi-scale model (MultiScaleCNN)")
-    seqs = _sequences(loaded, dataset, split, fasta, max_sequences=max_sequences)
+    seqs = _sequences(loaded, dataset, split, fasta, max_sequences=max_sequences, takes_bed=False)
     out = Path(out)
     return _publish(run_id, out, "attention", attention_report(loaded, seqs, out, pad, max_plots))
 
