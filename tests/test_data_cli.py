@@ -16,6 +16,7 @@ import pytest
 from conftest import FIXTURE_FASTA
 from typer.testing import CliRunner
 
+from dnacnn import sequence
 from dnacnn.cli import app
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, column_to_numpy
 
@@ -131,6 +132,8 @@ def test_data_fasta_refuses_a_class_left_empty_and_a_file_that_is_not_fasta(tmp_
 
 @pytest.mark.parametrize("args, option", [
     (("data", "fasta", "--class", "A=a.fa", "--class", "B=b.fa", "--length", "-10"), "--length"),
+    # 1 Gbp ran out of memory building one-hot rows
+    (("data", "fasta", "--class", "A=a.fa", "--class", "B=b.fa", "--length", "1048577"), "--length"),
     (("data", "tiles", "--fasta", "g.fa", "--length", "0"), "--length"),
     (("data", "tiles", "--fasta", "g.fa", "--max-n-fraction", "1.5"), "--max-n-fraction"),
     (("data", "intervals", "--fasta", "g.fa", "--intervals", "i.tsv", "--min-overlap", "0"),
@@ -298,6 +301,97 @@ def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_pa
     refused(run("data", "tiles", "--fasta", FIXTURE_FASTA, "--regions", regions,
                 "--out", tmp_path / "o"), "'chr21'", "not in the genome")
     assert not (tmp_path / "o").exists()
+
+
+def written_rows(folder: Path) -> list[tuple[str, str]]:
+    """(chrom column, decoded sequence) of every row of a dataset folder, sorted."""
+    table = pa.concat_tables(pq.read_table(folder / split) for split in SPLITS)
+    return sorted(zip(table.column("chrom").to_pylist(),
+                      sequence.decode(column_to_numpy(table.column("onehot")))))
+
+
+def test_data_fasta_reads_header_coordinates_that_are_no_place_as_none(tmp_path, caplog):
+    """A coordinate past int64 was an OverflowError traceback from the writer; a start after
+    its end was read as a place. Both are headers without coordinates now, with a warning."""
+    a = write(tmp_path / "a.fa", ">chr1:99999999999999999999999-100000000000000000000000\nACGTACGTAC\n"
+                                 ">chr1:500-100\nGGGGACGTAC\n>chr1:5-15\nACGTACGTAC\n")
+    b = write(tmp_path / "b.fa", ">chr9:5-15\nCCCCCCCCCC\n")
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}",
+                          "--out", tmp_path / "o"))
+    assert got["records"]["written"] == 4 and got["records"]["skipped"] == {}
+    extra = DatasetDescription.load(tmp_path / "o").extra
+    assert extra["bad_coordinates"] == 2 and extra["without_coordinates"] == 0
+    chroms = [chrom for chrom, _ in written_rows(tmp_path / "o")]
+    assert chroms == ["chr1", "chr1:500-100", "chr1:99999999999999999999999-100000000000000000000000", "chr9"]
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert f"{a}: record 0 'chr1:99999999999999999999999-100000000000000000000000' has " \
+           "coordinates past 2**62" in warned and "2 FASTA record(s)" in warned
+
+
+def test_data_fasta_skips_a_record_holding_a_nul_byte(tmp_path):
+    """htslib's records are C strings: a NUL cut the record there, written as its first half
+    padded with N, without a word."""
+    a = tmp_path / "a.fa"
+    a.write_bytes(b">chr1:0-10\nACGTA\0CGTA\n>chr1:20-30\nGGGGGCCCCC\n")
+    b = write(tmp_path / "b.fa", ">chr9:5-15\nCCCCCCCCCC\n")
+    got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"))
+    assert got["records"]["skipped"] == {"invalid_characters": 1}
+    assert got["records"]["first_skipped"] == {"invalid_characters": f"{a}: record 0 'chr1:0-10'"}
+    assert written_rows(tmp_path / "o") == [("chr1", "GGGGGCCCCC"), ("chr9", "CCCCCCCCCC")]
+
+
+def test_data_fasta_default_length_is_the_longest_record_written(tmp_path):
+    """A skipped record (gaps, GenBank-style numbered lines, all N) set L: 5,000 bp rows of
+    which 98% were N padding."""
+    a = write(tmp_path / "a.fa", ">chr1:0-10\nACGTACGTAC\n>gaps\n" + "-" * 5000 + "\n"
+                                 ">numbered\n1 ACGTACGTAC GTACGTACGT\n21 ACGTACGTAC\n"
+                                 ">unknown\n" + "N" * 300 + "\n")
+    b = write(tmp_path / "b.fa", ">chr9:0-8\nCCCCCCCC\n")
+    got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"))
+    assert got["seq_len"] == 10
+    assert got["records"]["skipped"] == {"invalid_characters": 2, "all_n": 1}
+    assert written_rows(tmp_path / "o") == [("chr1", "ACGTACGTAC"), ("chr9", "NCCCCCCCCN")]
+
+
+def test_data_fasta_refuses_a_longest_record_past_the_length_bound(tmp_path):
+    """--length 0 taking a record of over 2**20 bases is refused like --length over it, naming
+    the record; a given --length takes its centre."""
+    from dnacnn.data.labelled_fasta import MAX_LENGTH, LabelledFastaConfig
+
+    a = write(tmp_path / "a.fa", ">huge\n" + "ACGT" * (MAX_LENGTH // 4) + "A\n")
+    b = write(tmp_path / "b.fa", ">chr9:0-8\nCCCCCCCC\n")
+    refused(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"),
+            f"{a}: record 0 'huge' has 1,048,577 bases", "--length")
+    assert not (tmp_path / "o").exists()
+    got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o",
+                      "--length", 8))
+    assert got["seq_len"] == 8 and got["records"]["written"] == 2
+    with pytest.raises(ValueError, match="length 1,048,577 bp is more than 1,048,576"):
+        LabelledFastaConfig(length=MAX_LENGTH + 1)
+
+
+def test_data_fasta_skips_semicolon_comment_lines(tmp_path):
+    """Old (Pearson) FASTA comments: one before the first header was refused as "a sequence
+    of no record", one inside a record made it invalid_characters."""
+    a = write(tmp_path / "a.fa", ";made by hand\n;second comment\n>chr1:0-10\nACGTA\n;mid comment\nCGTAC\n")
+    b = write(tmp_path / "b.fa", ">chr9:0-10\nCCCCC\n;\nGGGGG\n")
+    got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"))
+    assert got["seq_len"] == 10 and got["records"]["skipped"] == {}
+    assert written_rows(tmp_path / "o") == [("chr1", "ACGTACGTAC"), ("chr9", "CCCCCGGGGG")]
+    only = write(tmp_path / "only.fa", ";c1\n;c2\n")
+    refused(run("data", "fasta", "--class", f"A={only}", "--class", f"B={b}", "--out", tmp_path / "x"),
+            str(only), "holds no FASTA records")
+
+
+def test_data_fasta_removes_whitespace_inside_sequence_lines(tmp_path):
+    """As Biopython reads FASTA: spaces and tabs between bases are layout, not characters
+    (the record was skipped as invalid_characters)."""
+    a = write(tmp_path / "a.fa", ">chr1:0-10\nACGTA CGTAC\n>chr1:20-30 with a description\n GGG\tGG CCCCC \r\n")
+    b = write(tmp_path / "b.fa", ">chr9:0-10\nCCCCCCCCCC\n")
+    got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--out", tmp_path / "o"))
+    assert got["seq_len"] == 10 and got["records"]["skipped"] == {}
+    assert written_rows(tmp_path / "o") == [("chr1", "ACGTACGTAC"), ("chr1", "GGGGGCCCCC"), ("chr9", "CCCCCCCCCC")]
 
 
 def test_a_folder_given_as_a_fasta_is_refused_in_one_line(tmp_path):

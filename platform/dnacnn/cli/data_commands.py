@@ -276,7 +276,9 @@ def data_fasta(
     cls: list[str] = typer.Option(..., "--class", help="NAME=FASTA, one per class, repeated; "
                                                        "the first class is positive (binary)."),
     out: Path = _OUT,
-    length: int = typer.Option(0, min=0, help="bp per sequence (0: the longest record)."),
+    length: int = typer.Option(0, min=0, max=1 << 20,  # labelled_fasta.MAX_LENGTH, not imported
+                               help="bp per sequence, at most 1,048,576 (0: the longest record "
+                                    "that is written)."),
     multiclass: bool = typer.Option(False, "--multiclass", help="One-hot labels even for 2 classes."),
     valid_chroms: str = typer.Option("chr8", help="Comma-separated validation chromosomes."),
     test_chroms: str = typer.Option("chr9", help="Comma-separated test chromosomes."),
