@@ -221,7 +221,7 @@ def test_the_scorer_shares_the_windows_of_dense_variants(monkeypatch):
     real = union_segments
     monkeypatch.setattr("dnacnn.scoring.mutant_effect.union_segments",
                         lambda onehot, starts: runs.append(len(real(onehot, starts))) or real(onehot, starts))
-    got = scorer.score_alleles(["20"] * len(pos), pos, refs, alts)
+    got = scorer.score_columns(["20"] * len(pos), pos, refs, alts)
     assert runs and max(runs) <= 2  # one run per strand of each batch
     from dnacnn.scoring.allele_windows import variant_windows
 

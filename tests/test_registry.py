@@ -203,6 +203,33 @@ def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     np.testing.assert_allclose(out.to_numpy(), reference_probs(checkpoint, seqs), rtol=0, atol=1e-7)
 
 
+def test_the_pyfunc_loads_where_dnacnn_is_not_installed(mlflow_uri, checkpoint):
+    """The model required 'dnacnn==0.1.0' (on no index) and imported dnacnn from the
+    consumer's environment: "Failed to import code model ... No module named 'dnacnn'"."""
+    import json
+    import subprocess
+    import sys
+
+    import mlflow
+
+    log_run(checkpoint, 0.5)
+    code = ("import json, sys\n"
+            "sys.path = [p for p in sys.path if not p.rstrip('/').endswith('/platform')]\n"
+            "import mlflow, pandas as pd\n"
+            "model = mlflow.pyfunc.load_model('models:/simple-toy@champion')\n"
+            "out = model.predict(pd.DataFrame({'sequence': json.loads(sys.argv[1])}))\n"
+            "print(json.dumps({'values': out.values.tolist(), 'from': sys.modules['dnacnn'].__file__}))")
+    seqs = sequences(3)
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(seqs)], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "/code/dnacnn/" in got["from"], got["from"]  # the copy the model carries
+    np.testing.assert_allclose(got["values"], reference_probs(checkpoint, seqs), rtol=0, atol=1e-7)
+    requirements = Path(mlflow.pyfunc.get_model_dependencies("models:/simple-toy@champion")).read_text()
+    assert "torch==" in requirements and "dnacnn" not in requirements
+
+
 def test_pyfunc_keeps_the_index_of_its_input(mlflow_uri, checkpoint):
     """A frame indexed 5, 7 gave rows indexed 0, 1: joining them to the input paired nothing
     (NaN rows, no error)."""

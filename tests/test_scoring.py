@@ -157,13 +157,37 @@ def test_a_module_with_names_or_a_length_it_contradicts_is_refused(genome):
 
 def test_columns_of_different_lengths_are_refused_not_cut_to_the_shortest(genome):
     """scorer({'chrom': 2 values, 'pos'/'ref'/'alt': 1}) returned 1 score beside 2 chroms
-    (zip cut the rows); score_alleles raised numpy's 'cannot reshape array of size 1'."""
+    (zip cut the rows); score_alleles raised numpy's 'cannot reshape array of size 1'. A single
+    value for a column was "TypeError: 'int' object is not iterable"."""
     scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
     df = real_snvs(genome, 2)
     ragged = {"chrom": list(df["chrom"]), **{k: list(df[k][:1]) for k in ("pos", "ref", "alt")}}
-    for score in (lambda: scorer(ragged), lambda: scorer.score_alleles(*ragged.values())):
+    for score in (lambda: scorer(ragged), lambda: scorer.score_columns(*ragged.values())):
         with pytest.raises(ValueError, match="chrom, pos, ref, alt have 2, 1, 1, 1 rows"):
             score()
+    with pytest.raises(TypeError, match=r"pos is a single value \(150001\); give a column"):
+        scorer.score_columns(["20"], 150001, ["C"], ["A"])
+
+
+def test_series_are_read_by_position_and_the_callers_index_is_kept(genome):
+    """Series of a sorted or filtered frame (index not 0..N-1) were read by label after being
+    checked by position: a reversed frame got each other's scores, an index [5] a KeyError;
+    score_dataframe returned an index 0..N-1, so its scores joined back to nothing. A contig
+    column of numbers with a missing one (float in pandas) was 'CHROM 20.0 is missing'."""
+    scorer = VariantScorer(tiny_model(), genome, tasks=TASKS)
+    df = real_snvs(genome, 3)
+    forward = scorer.score_dataframe(df)["max_abs_delta"].to_numpy()
+    backward = df.iloc[::-1]
+    got = scorer.score_columns(backward["chrom"], backward["pos"], backward["ref"], backward["alt"])
+    np.testing.assert_array_equal(got["max_abs_delta"], forward[::-1])
+    labelled = df.set_index(pd.Index([42, 7, 5]))
+    out = scorer.score_dataframe(labelled)
+    assert out.index.tolist() == [42, 7, 5]
+    np.testing.assert_array_equal(labelled.join(out[["max_abs_delta"]])["max_abs_delta"], forward)
+    numbers = df.assign(chrom=[20.0, 20.0, np.nan])
+    verdicts = scorer.score_dataframe(numbers)
+    assert verdicts["reason"].tolist()[:2] == [None, None] and verdicts["reason"].iloc[2] == "malformed"
+    np.testing.assert_array_equal(verdicts["max_abs_delta"].to_numpy()[:2], forward[:2])
 
 
 def test_rows_checked_already_score_as_rows_checked_here(genome):

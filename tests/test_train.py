@@ -333,13 +333,17 @@ def first_run(ray_session, mlflow_env, job):
     return train_and_register(job)
 
 
+# Another team's process: dnacnn not installed (the editable install's path dropped); the
+# model carries the package's code.
 FRESH_PROCESS = """
 import json, sys
+sys.path = [p for p in sys.path if not p.rstrip("/").endswith("/platform")]
 import mlflow, pandas as pd
 model = mlflow.pyfunc.load_model(sys.argv[1])
 out = model.predict(pd.DataFrame({"sequence": json.loads(sys.argv[2])}))
 print(json.dumps({"columns": list(out.columns), "values": out.values.tolist(),
-                  "dnacnn_modules": sorted(m for m in sys.modules if m.startswith("dnacnn."))}))
+                  "dnacnn_modules": sorted(m for m in sys.modules if m.startswith("dnacnn.")),
+                  "dnacnn_from": sys.modules["dnacnn"].__file__}))
 """
 
 
@@ -384,6 +388,7 @@ def test_ddp_run_to_registry_and_back_in_a_fresh_process(first_run, job, mlflow_
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["columns"] == ["motif"]
+    assert "/code/dnacnn/" in result["dnacnn_from"], result["dnacnn_from"]  # the model's own copy
     np.testing.assert_allclose(np.array(result["values"]), expected, rtol=0, atol=1e-6)
     fetched = registry.load_model("models:/multiscale-motif_toy@champion")
     with torch.no_grad():

@@ -7,7 +7,9 @@ object is pickled. Other teams use it without this package's internals::
     model = mlflow.pyfunc.load_model("models:/basset-basset164@champion")
     probs = model.predict(pd.DataFrame({"sequence": ["ACGT...", ...]}))  # one column per task
 
-The pyfunc imports ``dnacnn`` (installed in the serving environment) to rebuild the network.
+The model carries this package's code (MLflow's ``code_paths``: put on ``sys.path`` when the
+model loads), so a consumer needs only its requirements (mlflow, torch, safetensors, numpy,
+pandas), not dnacnn installed; where dnacnn is imported already, that copy is used.
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ class DnaCnnModel(mlflow.pyfunc.PythonModel):
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """model_input: DataFrame with a ``sequence`` column (or a list / Series of strings).
+        """model_input: DataFrame with a ``sequence`` column of strings. Through
+        ``mlflow.pyfunc`` MLflow checks it against the signature first (a list of strings or a
+        Series without that name is refused there); called directly, a list or Series of
+        strings is taken too.
 
         Returns:
             one row per input row, with the input's index (a frame indexed 5, 7 gives
@@ -117,17 +122,19 @@ def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type
         code = Path(tmp) / "dnacnn_pyfunc.py"
         code.write_text(_MODEL_CODE)
         ckpt = copy_checkpoint(Path(checkpoint_dir), Path(tmp) / CHECKPOINT_ARTIFACT)
+        package = shutil.copytree(Path(dnacnn.__file__).parent, Path(tmp) / "package" / "dnacnn",
+                                  ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(code),
+            code_paths=[str(package)],
             artifacts={CHECKPOINT_ARTIFACT: str(ckpt)},
             model_config={"task_type": task_type},
             signature=model_signature(tasks),
             input_example=pd.DataFrame({"sequence": list(example)}) if example else None,
-            # Given, not inferred (inference loads the model in a subprocess). The
-            # network's code is the dnacnn package itself, installed where the model runs.
+            # Given, not inferred (inference loads the model in a subprocess): what the
+            # carried dnacnn code imports on this path (dnacnn itself is not on PyPI)
             pip_requirements=[
-                f"dnacnn=={dnacnn.__version__}",
                 f"mlflow=={mlflow.__version__}",
                 f"torch=={torch.__version__.split('+')[0]}",
                 f"safetensors=={safetensors.__version__}",

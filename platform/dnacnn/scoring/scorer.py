@@ -48,9 +48,9 @@ from dnacnn.tasks import check_task_type
 from dnacnn.scoring.allele_windows import variant_windows, window_start
 from dnacnn.scoring.mutant_effect import MutantEffect
 from dnacnn.scoring.shared_reference import reverse_strand_starts
-from dnacnn.scoring.variant_tables import append_arrow, assign_pandas, check_dataframe, input_columns, row_count
+from dnacnn.scoring.variant_tables import append_arrow, assign_pandas, check_dataframe, input_columns, positional_columns
 from dnacnn.sequence import reverse_complement_onehot
-from dnacnn.variants.alleles import check_allele
+from dnacnn.variants.alleles import check_allele, contig_text
 
 log = logging.getLogger(__name__)
 
@@ -230,18 +230,19 @@ class VariantScorer:
             out["logit_delta"][lo:hi] = logit_delta
         return out
 
-    def score_alleles(
-        self, chrom: Sequence[str], pos: Sequence[int] | np.ndarray, ref: Sequence[str], alt: Sequence[str]
+    def _score_checked(
+        self, chrom: list[str], pos: list[int], ref: list[str], alt: list[str]
     ) -> dict[str, np.ndarray]:
-        """Scores of N checked sequence alleles (see :func:`dnacnn.variants.check_allele`).
+        """Scores of N sequence alleles that :func:`dnacnn.variants.check_allele` has passed
+        (:meth:`score_columns` checks them; rows not checked would be scored as given).
 
         Args:
-            chrom, pos, ref, alt: N rows; ``pos`` 1-based.
+            chrom, pos, ref, alt: N rows, as lists; ``pos`` 1-based; ``ref``, ``alt`` upper case.
         Returns:
             :meth:`score_onehot`'s dict plus ``max_abs_delta`` (N,) float32 and
             ``max_task`` (N,) object (task names).
         """
-        n = row_count(chrom, pos, ref, alt)
+        n = len(chrom)
         pos0 = np.asarray(pos, dtype=np.int64).reshape(n) - 1
         # reference windows in one coordinate system (contigs 2**40 apart): near ones share work
         contig_base = {name: (k + 1) << 40 for k, name in enumerate(self.genome.contigs)}
@@ -273,11 +274,16 @@ class VariantScorer:
         ``kinds``: the rows' kinds when :func:`~dnacnn.variants.check_allele` has passed every
         one of them against this genome already (the batch job's VCF reader checks each
         allele as it reads it), so that they are not checked twice.
+        Args:
+            chrom, pos, ref, alt: N rows each (lists, arrays, or Series read by position).
         Returns:
             dict: ``kind``, ``reason``, ``message``, ``max_task`` (N,) object;
             ``delta``, ``logit_delta`` (N, T) float32; ``max_abs_delta`` (N,) float32.
+        Raises:
+            TypeError: a single value for a column. ValueError: columns of different lengths.
         """
-        n = row_count(chrom, pos, ref, alt)
+        chrom, pos, ref, alt = positional_columns(chrom, pos, ref, alt)
+        n = len(chrom)
         if kinds is None:
             checks = [check_allele(self.genome, *row) for row in zip(chrom, pos, ref, alt)]
         elif len(kinds) == n:
@@ -293,8 +299,8 @@ class VariantScorer:
         max_abs = np.full(n, np.nan, dtype=np.float32)
         max_task = np.full(n, None, dtype=object)
         if len(ok):
-            scores = self.score_alleles(
-                [str(chrom[i]) for i in ok], [int(pos[i]) for i in ok],
+            scores = self._score_checked(
+                [contig_text(chrom[i]) for i in ok], [int(pos[i]) for i in ok],
                 [str(ref[i]).upper() for i in ok], [str(alt[i]).upper() for i in ok],
             )
             delta[ok], logit_delta[ok] = scores["delta"], scores["logit_delta"]
@@ -348,7 +354,7 @@ class VariantScorer:
             df: one row per (variant, ALT allele) with ``chrom``, ``pos`` (1-based VCF
                 POS), ``ref``, ``alt`` and optionally ``id`` and other columns.
         Returns:
-            a new DataFrame, same rows in the same order, with ``id`` ('.' when absent),
+            a new DataFrame, same rows in the same order and with the same index, with ``id`` ('.' when absent),
             ``kind``, ``delta`` and ``logit_delta`` ((T,) float32 arrays in the order
             of ``self.tasks``), ``max_abs_delta``, ``max_task``, and ``reason`` /
             ``message`` (None / '' for scored rows; NaN scores for rejected ones).
@@ -356,10 +362,8 @@ class VariantScorer:
             TypeError: ``df`` is not a DataFrame. ValueError: it lacks or repeats a column.
         """
         check_dataframe(df)
-        out = df.reset_index(drop=True).copy()
+        out = df.copy()  # its index kept: the scores join back to the caller's frame
         if "id" not in out.columns:
             out.insert(min(2, len(out.columns)), "id", ".")
-        scores = self.score_columns(
-            out["chrom"].tolist(), out["pos"].tolist(), out["ref"].tolist(), out["alt"].tolist()
-        )
+        scores = self.score_columns(out["chrom"], out["pos"], out["ref"], out["alt"])
         return assign_pandas(out, scores)

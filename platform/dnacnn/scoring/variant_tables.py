@@ -58,13 +58,26 @@ def check_dataframe(df: pd.DataFrame) -> None:
     _check_single_columns(df)
 
 
-def row_count(chrom, pos, ref, alt) -> int:
-    """N, the length of each of the four columns; columns of different lengths are refused
-    (zip would score the shortest and leave the other rows out)."""
-    lengths = [len(chrom), len(pos), len(ref), len(alt)]
+def positional_columns(chrom, pos, ref, alt) -> tuple[list, list, list, list]:
+    """The four columns as lists, row k of each at position k: a pandas Series is read by
+    position, not by its index labels (those of a sorted or filtered frame are not 0..N-1).
+
+    Raises:
+        TypeError: a single value (a string, a number) where a column is due.
+        ValueError: columns of different lengths (zip would score the shortest and leave the
+            other rows out).
+    """
+    out = []
+    for name, column in zip(INPUT_COLUMNS, (chrom, pos, ref, alt)):
+        if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
+            raise TypeError(f"{name} is a single value ({column!r}); give a column: one value per row "
+                            "(a list, an array or a Series)")
+        out.append(column.tolist() if hasattr(column, "tolist") else
+                   column.to_pylist() if hasattr(column, "to_pylist") else list(column))
+    lengths = [len(column) for column in out]
     if len(set(lengths)) > 1:
         raise ValueError(f"chrom, pos, ref, alt have {', '.join(map(str, lengths))} rows; give one value per row in each")
-    return lengths[0]
+    return tuple(out)
 
 
 def _check_single_columns(df: pd.DataFrame) -> None:

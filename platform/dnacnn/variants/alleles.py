@@ -139,6 +139,16 @@ def _telomere_breakend(pos: object, alt: object) -> bool:
     return zero and isinstance(alt, str) and allele_kind("N", alt.upper()) == "symbolic"
 
 
+def contig_text(chrom: object) -> object:
+    """A contig read as a number as its text (20 or 20.0: "20"; a column of contig numbers
+    with a missing one is float in pandas); anything else unchanged."""
+    if isinstance(chrom, (float, np.floating)) and np.isfinite(chrom) and float(chrom).is_integer():
+        chrom = int(chrom)
+    if isinstance(chrom, (int, np.integer)) and not isinstance(chrom, (bool, np.bool_)):
+        return str(chrom)
+    return chrom
+
+
 def check_allele(
     genome: Genome | None, chrom: object, pos: object, ref: object, alt: object
 ) -> tuple[str, str | None, str]:
@@ -147,16 +157,18 @@ def check_allele(
     Args:
         genome: the reference; ``None`` checks the alleles only (no contig or REF check).
         chrom, pos, ref, alt: one row; ``pos`` is the 1-based VCF POS. A contig read
-            as a number (20 for "20") is taken as its text.
+            as a number (20 or 20.0 for "20") is taken as its text.
     Returns:
         (kind, reason, message): ``reason`` is ``None`` for a scorable row, else one
         of :data:`REJECT_REASONS`, and ``message`` says what is wrong, naming the row.
     """
-    if isinstance(chrom, (int, np.integer)) and not isinstance(chrom, bool):
-        chrom = str(chrom)
+    chrom = contig_text(chrom)
     where = f"{chrom}:{pos}"
-    if not isinstance(chrom, str) or not chrom or chrom == ".":
+    missing = chrom is None or (isinstance(chrom, (float, np.floating)) and np.isnan(chrom))
+    if missing or chrom in ("", "."):
         return "unknown", "malformed", f"row {where}: CHROM {chrom!r} is missing"
+    if not isinstance(chrom, str):
+        return "unknown", "malformed", f"row {where}: CHROM {chrom!r} (type {type(chrom).__name__}) is not a contig name"
     position = _position(pos)
     if position is None:
         if _telomere_breakend(pos, alt):
