@@ -206,7 +206,6 @@ def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
 def test_the_pyfunc_loads_where_dnacnn_is_not_installed(mlflow_uri, checkpoint):
     """The model required 'dnacnn==0.1.0' (on no index) and imported dnacnn from the
     consumer's environment: "Failed to import code model ... No module named 'dnacnn'"."""
-    import json
     import subprocess
     import sys
 
