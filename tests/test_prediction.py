@@ -79,7 +79,7 @@ def test_pyfunc_scorer_and_evaluation_agree(tmp_path, mlflow_uri, task_type):
 
     # MLflow pyfunc, loaded as another team would.
     with mlflow.start_run():
-        info = registry.log_pyfunc_model(directory, loaded.tasks, task_type)
+        info = registry.log_pyfunc_model(directory, loaded.tasks, task_type, loaded.seq_len)
     pyfunc = mlflow.pyfunc.load_model(info.model_uri)
     out = pyfunc.predict(pd.DataFrame({"sequence": seqs}))
     assert list(out.columns) == loaded.tasks

@@ -196,6 +196,7 @@ def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
     model = mlflow.pyfunc.load_model("models:/simple-toy@champion")
     signature = model.metadata.signature
     assert signature.inputs.input_names() == ["sequence"]
+    assert model.metadata.metadata == {"seq_len": L, "task_type": "multitask"}  # what a caller must send
     assert signature.outputs.input_names() == TASKS
     seqs = sequences(7)
     out = model.predict(pd.DataFrame({"sequence": seqs}), params={"batch_size": 3})
@@ -266,7 +267,7 @@ def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):
     ckpt = make_checkpoint(tmp_path / "mc", task_type="multiclass")
     registry.setup_tracking(MlflowConfig(experiment="multiclass"))
     with mlflow.start_run():
-        info = registry.log_pyfunc_model(ckpt, TASKS, "multiclass", example=sequences(2))
+        info = registry.log_pyfunc_model(ckpt, TASKS, "multiclass", L, example=sequences(2))
     model = mlflow.pyfunc.load_model(info.model_uri)
     seqs = sequences(4)
     out = model.predict(pd.DataFrame({"sequence": seqs}))

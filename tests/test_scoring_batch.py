@@ -517,7 +517,7 @@ def test_registry_uri_is_fetched_once_and_scores_like_the_folder(ray_session, ml
 
     registry.setup_tracking(MlflowConfig(experiment="scoring"))
     with mlflow.start_run():
-        info = registry.log_pyfunc_model(model_dir, TASKS, "multitask")
+        info = registry.log_pyfunc_model(model_dir, TASKS, "multitask", models.load(model_dir).seq_len)
     version = mlflow.register_model(info.model_uri, "tiny-scorer")
     MlflowClient().set_registered_model_alias("tiny-scorer", "champion", version.version)
 

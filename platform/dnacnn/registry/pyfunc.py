@@ -103,14 +103,16 @@ def copy_checkpoint(checkpoint_dir: Path, dst: Path) -> Path:
     return dst
 
 
-def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type: str,
+def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type: str, seq_len: int,
                      example: Sequence[str] | None = None):
-    """Log the checkpoint as a pyfunc model in the active run.
+    """Log the checkpoint as a pyfunc model in the active run; its MLmodel ``metadata`` says
+    what the signature cannot: ``seq_len`` (the bases every sequence must have) and ``task_type``.
 
     Args:
         checkpoint_dir: a folder with model.json + model.safetensors.
         tasks: the T output names (the signature's columns).
         task_type: "binary", "multitask" or "multiclass" (softmax for multiclass).
+        seq_len: L, the model's input window in bp.
         example: a few sequences for the input example (optional).
     Returns:
         MLflow's ModelInfo.
@@ -130,6 +132,7 @@ def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type
             code_paths=[str(package)],
             artifacts={CHECKPOINT_ARTIFACT: str(ckpt)},
             model_config={"task_type": task_type},
+            metadata={"seq_len": int(seq_len), "task_type": task_type},
             signature=model_signature(tasks),
             input_example=pd.DataFrame({"sequence": list(example)}) if example else None,
             # Given, not inferred (inference loads the model in a subprocess): what the

@@ -147,7 +147,7 @@ def log_training_run(run: TrainingRun, cfg: MlflowConfig) -> LoggedRun:
             mlflow.log_text(content, file_name)
         for path in run.figures:
             mlflow.log_artifact(str(path), "figures")
-        info = log_pyfunc_model(run.checkpoint_dir, run.tasks, run.task_type, run.example)
+        info = log_pyfunc_model(run.checkpoint_dir, run.tasks, run.task_type, run.seq_len, run.example)
         result = LoggedRun(run_id=active.info.run_id, experiment_id=experiment_id,
                            tracking_uri=mlflow.get_tracking_uri(), model_uri=info.model_uri)
         mlflow.set_tag("dnacnn.model_uri", info.model_uri)
