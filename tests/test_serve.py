@@ -412,7 +412,7 @@ def test_predict_gives_the_pyfunc_probabilities(setup):
     assert short.status_code == 422 and "100" in short.json()["message"]
     for odd in ("\x00", "\n", "-", "\U0001f9ec"):  # neither a base nor an IUPAC code
         bad = setup["client"].post("/v1/predict", json={"sequences": [sequences[0][:99] + odd]})
-        assert bad.status_code == 422 and "position 99" in bad.json()["message"], odd
+        assert bad.status_code == 422 and "at base 100 (1-based)" in bad.json()["message"], odd
     iupac = setup["client"].post("/v1/predict", json={"sequences": [sequences[0][:99] + "R"]})
     assert iupac.status_code == 200  # read as unknown, as N is
     assert setup["client"].post("/v1/predict", json={"sequences": "ACGT"}).status_code == 422
