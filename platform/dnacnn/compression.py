@@ -80,8 +80,10 @@ class GzipText(io.RawIOBase):
         super().close()
 
     def readinto(self, buffer) -> int:
-        try:
-            return self._gzip.readinto(buffer)
+        try:  # read1: one step of the stream at a time, so that a cut loses only the step it ends in
+            data = self._gzip.read1(len(buffer))
+            buffer[:len(data)] = data
+            return len(data)
         except EOFError:
             raise EOFError(f"{self.name} ends inside its gzip data: it is truncated") from None
 
