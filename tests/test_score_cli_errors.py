@@ -291,6 +291,18 @@ def test_address_where_something_else_answers_is_refused_at_once(model_dir, tmp_
     assert line == "error: --address 127.0.0.1:99999 is not a host:port (Port out of range 0-65535)"
 
 
+def test_a_ray_token_that_cannot_be_read_is_one_line(model_dir, tmp_path):
+    """RAY_AUTH_TOKEN_PATH naming a missing or empty file: Ray's AuthenticationError was a
+    57-line traceback, exit 1."""
+    empty = tmp_path / "empty_token"
+    empty.write_text("")
+    for path in (tmp_path / "nope", empty):
+        line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, tmp_path / "o"),
+                                      env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}, timeout=120))
+        assert line == ("error: Ray's token authentication: RAY_AUTH_TOKEN_PATH is set but file cannot be "
+                        f"opened or is empty: {path}"), line
+
+
 def test_a_ray_head_passes_the_address_check(ray_session):
     import ray
 

@@ -187,35 +187,44 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
     started = False
     if not ray.is_initialized():
         address = cluster_to_join(address)
-        if address:
-            check_reachable(address, connect_timeout_s)
-            log.info("joining the Ray cluster at %s", address)
-            try:
-                ray.init(address=address, log_to_driver=True,
-                         runtime_env=_state_api_env(address) if dashboard else None)
-            except (ConnectionError, RuntimeError, ValueError) as err:
-                auth = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
-                        " (a cluster with token authentication, Ray's default, also needs RAY_AUTH_MODE=token "
-                        "and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)")
-                raise RayConnectionError(f"cannot join the Ray cluster at --address {address}: {err}{auth}") from None
-        else:
-            log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
-            # "local": a private cluster, never one that `ray start` left running here.
-            if dashboard:
-                # Its dashboard (on 127.0.0.1) serves the state API, which Ray Train polls every
-                # second to see whether its controller is alive: without it (include_dashboard=
-                # False starts no state API) every poll fails with a console warning. The API's
-                # address is given to the cluster's processes, which would otherwise look for
-                # "the" Ray instance on the machine and fail when there are several.
-                port = _free_port()
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
-                         dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
-                         runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
-            else:
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        try:
+            _init(ray, address, num_cpus, connect_timeout_s, dashboard)
+        except ray.exceptions.AuthenticationError as err:  # a token Ray cannot read: its own words, first sentence
+            raise RayConnectionError(f"Ray's token authentication: {str(err).split('. ', 1)[0]}") from None
         started = True
         drop_worker_lines(RAY_NOTICES.search)
     return started
+
+
+def _init(ray, address: str | None, num_cpus: int | None, connect_timeout_s: float, dashboard: bool) -> None:
+    """``ray.init``: join ``address``, or start a private local cluster (see :func:`init_ray`)."""
+    if address:
+        check_reachable(address, connect_timeout_s)
+        log.info("joining the Ray cluster at %s", address)
+        try:
+            ray.init(address=address, log_to_driver=True,
+                     runtime_env=_state_api_env(address) if dashboard else None)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            auth = (" (with token authentication: is the token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                    "~/.ray/auth_token this cluster's?)" if os.environ.get("RAY_AUTH_MODE") == "token" else
+                    " (a cluster with token authentication, Ray's default, also needs RAY_AUTH_MODE=token "
+                    "and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+            raise RayConnectionError(f"cannot join the Ray cluster at --address {address}: {err}{auth}") from None
+    else:
+        log.info("starting a local Ray cluster (%s CPUs)", num_cpus or os.cpu_count())
+        # "local": a private cluster, never one that `ray start` left running here.
+        if dashboard:
+            # Its dashboard (on 127.0.0.1) serves the state API, which Ray Train polls every
+            # second to see whether its controller is alive: without it (include_dashboard=
+            # False starts no state API) every poll fails with a console warning. The API's
+            # address is given to the cluster's processes, which would otherwise look for
+            # "the" Ray instance on the machine and fail when there are several.
+            port = _free_port()
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                     dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
+                     runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+        else:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
 
 
 def _state_api_env(address: str) -> dict | None:
