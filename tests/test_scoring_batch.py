@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import runpy
 import shutil
@@ -297,6 +298,29 @@ def test_restart_redoes_exactly_the_shards_without_markers(clean_run, model_dir,
 
     again = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
     assert again["shards_run_now"] == 0 and again["alleles_scored"] == clean_summary["alleles_scored"]
+
+
+def test_restart_redoes_shards_whose_results_are_damaged(clean_run, model_dir, tmp_path, caplog):
+    """A garbled marker was "error: Expecting value: line 1 column 1 (char 0)"; a cut Parquet
+    part was counted as done, then "Parquet magic bytes not found in footer"; a garbled
+    job.json was a JSON error naming no file."""
+    clean_out, clean_summary = clean_run
+    out = tmp_path / "out"
+    shutil.copytree(clean_out, out)
+    markers = sorted((out / "_shards").glob("*.json"))
+    markers[0].write_text("garbage")
+    part = out / "scores" / f"part-{markers[1].stem}.parquet"
+    part.write_bytes(part.read_bytes()[:50])
+    (out / "summary.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
+    assert summary["shards_run_now"] == 2
+    assert caplog.text.count("are damaged") == 2, caplog.text
+    assert_accounting(summary, out)
+    assert_same_rows(read_scores(out), read_scores(clean_out))
+    (out / "job.json").write_text("{bad")
+    with pytest.raises(ValueError, match=f"^{out / 'job.json'} cannot be read .*give a new output folder"):
+        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
 
 
 def test_restart_with_other_inputs_is_refused(clean_run, model_dir, tmp_path):

@@ -70,7 +70,7 @@ from dnacnn.precision import check_precision
 from dnacnn.ray_cluster import Interrupted
 from dnacnn.scoring.job_cluster import check_cluster, connect, sigterm_interrupts, stop_cluster
 from dnacnn.scoring.job_state import (
-    JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, marker_path, model_fingerprint, summarise,
+    JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, model_fingerprint, shard_done, summarise,
     write_identity,
 )
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
@@ -226,7 +226,7 @@ def score_vcf(
 
         vcf_path, indexed = indexed_copy(vcf, out / "_work")
         shards = plan_shards(vcf_path, indexed, shard_variants)
-        pending = [s for s in shards if not marker_path(out, s).exists()]
+        pending = [s for s in shards if not shard_done(out, s)]
         log.info("%d shard(s) of %s: %d done before, %d to score", len(shards), vcf,
                  len(shards) - len(pending), len(pending))
         scoring_seconds = 0.0

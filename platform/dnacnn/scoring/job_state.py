@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from dnacnn.job_paths import inside_job_copy, portable_path
 from dnacnn.registry.provenance import sha256_file
 from dnacnn.scoring.shards import Shard, ShardCounts
 from dnacnn.variants import REJECT_REASONS
+
+log = logging.getLogger(__name__)
 
 FORMAT = "dnacnn-scores/3"  # 3: model_sha256 is the sha256 of model.safetensors
 
@@ -86,6 +89,25 @@ def job_identity(vcf: str, genome_path: str, model: ModelIdentity, rc: bool, sha
 JOB_FOLDERS = ("scores", "rejects", "_shards", "_work")
 
 
+def shard_done(out: Path, shard: Shard) -> bool:
+    """Whether ``shard``'s results are in ``out``, whole: its marker readable, its two Parquet
+    parts' footers readable. Damaged ones (a disk that filled up, a file cut by hand) are
+    said, and their marker removed, so that the shard is scored again."""
+    marker = marker_path(out, shard)
+    if not marker.exists():
+        return False
+    try:
+        ShardCounts(**json.loads(marker.read_text())["counts"])
+        for sub in ("scores", "rejects"):
+            pq.ParquetFile(out / sub / f"part-{shard.name}.parquet")
+    except (ValueError, KeyError, TypeError, OSError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        log.warning("%s: the results of shard %s are damaged (%s); scoring it again",
+                    out, shard.describe(), " ".join(str(err).split())[:200])
+        marker.unlink()
+        return False
+    return True
+
+
 def check_identity(out: Path, identity: dict) -> bool:
     """Whether ``out`` already holds this job (True), or nothing of a job (False).
 
@@ -103,7 +125,11 @@ def check_identity(out: Path, identity: dict) -> bool:
                 raise ValueError(f"--out {out} has a {sub}/ folder holding other files ({shown}) and no "
                                  "job.json: it is not a dnacnn score folder; give a new or empty folder")
         return False
-    old = json.loads(path.read_text())
+    try:
+        old = json.loads(path.read_text())
+    except (ValueError, OSError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"{path} cannot be read ({err}): this folder's record of its job is damaged; "
+                         "give a new output folder") from None
     differ = [k for k in identity if old.get(k) != identity[k]]
     if differ:
         raise ValueError(
