@@ -323,6 +323,30 @@ def test_restart_redoes_shards_whose_results_are_damaged(clean_run, model_dir, t
         score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
 
 
+def test_ctrl_c_once_every_shard_is_done_says_what_is_left(clean_run, model_dir, tmp_path, monkeypatch):
+    """Ctrl-C while the outputs were written exited 130 without a word; just after the last
+    shard it said 'run the same command again to score the rest', with none left to score."""
+    from dnacnn.ray_cluster import Interrupted
+
+    out = tmp_path / "out"
+    shutil.copytree(clean_run[0], out)
+    (out / "summary.json").unlink()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dnacnn.scoring.batch._write_outputs", interrupt)
+    with pytest.raises(Interrupted, match="every shard is done in .* again to write summary.json"):
+        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
+    monkeypatch.undo()
+    monkeypatch.setattr("dnacnn.scoring.batch.shard_done", interrupt)  # once planned
+    with pytest.raises(Interrupted, match=r" (\d+) of \1 shards are done in .* again to write the summary$"):
+        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
+    monkeypatch.undo()
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, plot=False)
+    assert summary["shards_run_now"] == 0 and summary["alleles_scored"] == clean_run[1]["alleles_scored"]
+
+
 def test_restart_with_other_inputs_is_refused(clean_run, model_dir, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(clean_run[0], out)

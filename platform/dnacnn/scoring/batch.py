@@ -68,7 +68,7 @@ from dnacnn.registry.uris import is_model_uri
 from dnacnn.data.parquet_part import remove_unfinished_parts
 from dnacnn.precision import check_precision
 from dnacnn.ray_cluster import Interrupted
-from dnacnn.scoring.job_cluster import check_cluster, connect, sigterm_interrupts, stop_cluster
+from dnacnn.scoring.job_cluster import check_cluster, connect, ctrl_c_ignored, sigterm_interrupts, stop_cluster
 from dnacnn.scoring.job_state import (
     JOB_FOLDERS, ModelIdentity, atomic_write_text, check_identity, job_identity, model_fingerprint, shard_done, summarise,
     write_identity,
@@ -245,16 +245,14 @@ def score_vcf(
         held.close()
         if isinstance(err, FolderBusyError):  # the folder is the running job's: nothing of this call's to remove
             raise
-        if started:
-            stop_cluster(worker_pids)
-        finished = sum(1 for _ in (out / "_shards").glob("*.json"))
-        if not finished:  # no shard done: nothing to resume
-            _remove(created)
+        with ctrl_c_ignored():  # a second Ctrl-C while stopping would leave the cluster and this message
+            if started:
+                stop_cluster(worker_pids)
+            finished = sum(1 for _ in (out / "_shards").glob("*.json"))
+            if not finished:  # no shard done: nothing to resume
+                _remove(created)
         if isinstance(err, KeyboardInterrupt):
-            raise Interrupted(
-                f"scoring interrupted: {finished} of {len(shards)} shards are done in {out}; run the same command "
-                "again to score the rest" if finished else "scoring interrupted before any shard was done; nothing kept"
-            ) from None
+            raise Interrupted(_interrupted(out, finished, len(shards))) from None
         raise
     # This call's own cluster stops (about a second of waiting for its processes) while the
     # outputs are written; the call returns after it, so no shard worker outlives the job.
@@ -265,10 +263,23 @@ def score_vcf(
     try:
         return _write_outputs(out, shards, tasks, t0, pending, vcf, ref, scoring_seconds, precision, rc,
                               model_name, fingerprint, warnings, vcf_out, plot, strict)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while writing the outputs: every shard is done in {out}; run the same "
+                          "command again to write summary.json (and the plot, the scores VCF)") from None
     finally:
         if stopping is not None:
             stopping.join()
         held.close()
+
+
+def _interrupted(out: Path, finished: int, planned: int) -> str:
+    """What a Ctrl-C kept: ``finished`` shards done in ``out`` of ``planned`` (0: not planned yet)."""
+    if not finished:
+        return "scoring interrupted before any shard was done; nothing kept"
+    if not planned:
+        return f"scoring interrupted: {finished} shard(s) are done in {out}; run the same command again to go on"
+    rest = "write the summary" if finished == planned else "score the rest"
+    return f"scoring interrupted: {finished} of {planned} shards are done in {out}; run the same command again to {rest}"
 
 
 def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, pending: list[Shard], vcf: str,
