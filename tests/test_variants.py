@@ -586,6 +586,28 @@ def test_a_cut_vcf_gives_what_it_holds(genome, tmp_path, caplog):
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "dnacnn-*"))) == before
 
 
+def test_an_index_of_another_file_dated_after_the_vcf_is_not_used(genome, tmp_path, caplog):
+    """A 60-record VCF's .tbi beside the 500-record one, touched newer: `dnacnn score` read 80
+    records of 500 by region and said nothing."""
+    import time
+
+    from dnacnn.variants import indexed_copy
+
+    lines = _lines(FIXTURE_VCF)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")]
+    small = _bgzip_indexed(_write(tmp_path / "small.vcf", header + records[:20]))
+    whole = _bgzip_indexed(_write(tmp_path / "whole.vcf", header + records))
+    time.sleep(0.01)
+    with open(f"{small}.tbi", "rb") as src, open(f"{whole}.tbi", "wb") as dst:  # written after the VCF
+        dst.write(src.read())
+    with caplog.at_level(logging.WARNING):
+        copy, indexed = indexed_copy(whole, tmp_path / "work")
+    assert indexed and copy != whole and "does not find its last record" in caplog.text
+    assert len([a for _, a in _by_regions(copy, genome)]) == len(list(read_alleles(whole, genome)))
+    assert indexed_copy(small, tmp_path / "work-small") == (small, True)  # its own index: used
+
+
 def test_a_pipe_is_refused_in_one_line(tmp_path):
     from dnacnn.variants import inspect_vcf
 

@@ -152,6 +152,35 @@ class BgzfText(io.RawIOBase):
             raise OSError(f"{self.name}: the BGZF block at byte {at:,} does not decompress ({err})") from None
 
 
+def bgzf_tail_text(path: str | Path, blocks: int = 2) -> bytes:
+    """The text of a BGZF file's last ``blocks`` blocks that hold any (the empty end-of-file
+    block left out), found by walking the blocks' headers from the start (18 bytes read per
+    block); b"" for a file without text, or one whose blocks cannot be walked (cut, damaged)."""
+    starts: list[tuple[int, int]] = []  # (offset, size) of the last blocks with text
+    with open(path, "rb") as handle:
+        at = 0
+        while True:
+            handle.seek(at)
+            head = handle.read(18)
+            if len(head) < 18 or head[:4] != b"\x1f\x8b\x08\x04" or head[12:14] != b"BC":
+                break
+            size = struct.unpack("<H", head[16:18])[0] + 1
+            handle.seek(at + size - 4)
+            if handle.read(4) != bytes(4):  # ISIZE: the block holds text
+                starts = (starts + [(at, size)])[-blocks:]
+            at += size
+        texts = []
+        for offset, size in starts:
+            handle.seek(offset)
+            block = handle.read(size)
+            xlen = struct.unpack("<H", block[10:12])[0]
+            try:
+                texts.append(zlib.decompress(block[12 + xlen:-8], wbits=-15))
+            except zlib.error:
+                return b""
+    return b"".join(texts)
+
+
 def _bgzf_block_size(extra: bytes) -> int | None:
     """A BGZF block's total size from its gzip extra field (subfield 'BC': size - 1)."""
     k = 0

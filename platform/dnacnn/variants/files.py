@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pysam
 
-from dnacnn.compression import check_compression, is_bgzf, is_gzip, open_bytes  # noqa: F401  (is_gzip: part of this module's API)
+from dnacnn.compression import bgzf_tail_text, check_compression, is_bgzf, is_gzip, open_bytes  # noqa: F401  (is_gzip: part of this module's API)
 from dnacnn.job_paths import inside_job_copy
 from dnacnn.variants.file_diagnosis import has_binary_text, header_problem, why_records_unreadable
 
@@ -288,7 +288,8 @@ def has_index(path: str | Path) -> bool:
 
     An index older than its file (the file rewritten after indexing) may not hold the
     records added since: region queries would miss them without an error; it is said
-    once and not used.
+    once and not used. So is an index dated after its file that does not find the file's
+    last record where it is (another file's index, or one copied in later).
     """
     pysam.set_verbosity(0)
     if not is_bgzf(path):  # plain text or plain gzip: no index possible
@@ -301,9 +302,34 @@ def has_index(path: str | Path) -> bool:
         return False
     try:
         with _variant_file(str(path)) as vcf:
-            return vcf.format == "VCF" and vcf.index is not None
+            if not (vcf.format == "VCF" and vcf.index is not None):
+                return False
     except (OSError, ValueError):
         return False
+    if (last := _last_record_unindexed(path)) is not None:
+        log.warning("%s: its index %s does not find its last record (%s): the index is another file's or an "
+                    "older one's (it would miss records); using a fresh index (re-index it with `tabix -f -p vcf`)",
+                    path, index, last)
+        return False
+    return True
+
+
+def _last_record_unindexed(path: str | Path) -> str | None:
+    """``CHROM:POS`` of a bgzipped VCF's last record when its index does not find it there (an
+    index of another file, or of the file before records were added, dated after it), else None
+    (found, or no record line to look for)."""
+    lines = bgzf_tail_text(path).decode("latin-1").splitlines()
+    last = next((line for line in reversed(lines) if line.strip() and not line.startswith("#")), None)
+    fields = last.split("\t") if last else []
+    if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) < 1:
+        return None  # a malformed line: region reads give it what they can
+    chrom, pos = fields[0], int(fields[1])
+    try:
+        with open_tabix(path) as tbx:
+            found = any(line.split("\t", 2)[1:2] == [fields[1]] for line in until_cut(tbx.fetch(chrom, pos - 1, pos)))
+    except (OSError, ValueError):  # the contig is not in the index
+        found = False
+    return None if found else f"{chrom}:{pos}"
 
 
 def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
