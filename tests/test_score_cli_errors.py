@@ -289,6 +289,9 @@ def test_address_where_something_else_answers_is_refused_at_once(model_dir, tmp_
     line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, tmp_path / "o"), "--address",
                                   "127.0.0.1:99999"))
     assert line == "error: --address 127.0.0.1:99999 is not a host:port (Port out of range 0-65535)"
+    line = one_error_line(run_cli(*score_args(model_dir, FIXTURE_VCF, tmp_path / "o"), "--address", "garbage"))
+    assert line == "error: --address garbage is not a host:port (e.g. 10.0.0.5:6379), ray://host:port or auto"
+    assert not (tmp_path / "o").exists()  # refused before the job made anything
 
 
 def test_a_ray_token_that_cannot_be_read_is_one_line(model_dir, tmp_path):

@@ -66,10 +66,11 @@ def configure_data_context() -> None:
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
-    """(host, port) of an address to probe; None for ``auto`` and other forms Ray resolves itself.
+    """(host, port) of an address to probe; None for ``auto`` and URLs without a port
+    (``ray://host``), which Ray resolves itself.
 
     Raises:
-        RayConnectionError: a port that is not one (``host:99999``).
+        RayConnectionError: a port that is not one (``host:99999``), or no port at all.
     """
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
     try:
@@ -78,6 +79,9 @@ def _host_port(address: str) -> tuple[str, int] | None:
         raise RayConnectionError(f"--address {address} is not a host:port ({err})") from None
     if parsed.hostname and port:
         return parsed.hostname, port
+    if "://" not in address and address != "auto":  # Ray would wait for it, then fail in its own words
+        raise RayConnectionError(f"--address {address} is not a host:port (e.g. 10.0.0.5:6379), ray://host:port "
+                                 "or auto")
     return None
 
 
