@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import subprocess
@@ -78,7 +79,7 @@ def test_bad_model_or_genome_is_one_line_and_exit_2(registered, tmp_path):
     assert result.exit_code == 2 and "--device" in result.output
 
 
-def test_an_address_it_cannot_listen_on_or_too_many_replicas_are_one_line_before_ray(registered):
+def test_an_address_it_cannot_listen_on_or_too_many_replicas_are_one_line_before_ray(registered, caplog):
     """Were a page of Serve actor tracebacks (port in use, not this machine's address; and
     --port 70000, now a usage error) after Ray had started, or (replicas a local cluster cannot place) a wait forever."""
     import socket
@@ -105,6 +106,20 @@ def test_an_address_it_cannot_listen_on_or_too_many_replicas_are_one_line_before
             assert result.exit_code == 2, (extra, result.output)
             lines = result.output.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith(said), (extra, result.output)
+    # on a cluster to join too (its proxy retried a bogus host for good, its tracebacks looping); and
+    # an option pydantic refuses is named (it was "1 validation error for ServiceArgs num_cpus ...")
+    for extra, env, said in ((["--host", "999.1.1.1"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: cannot listen on --host 999.1.1.1"),
+                             (["--num-cpus", "0"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: --num-cpus: Input should be greater than 0")):
+        result = runner.invoke(app, [*base, *extra], env=env)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(said), (extra, result.output)
+    # every interface and no token: said (then the missing model refuses the command)
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        result = runner.invoke(app, ["serve", "--model", str(registered["1"].parent / "nope"), "--genome",
+                                     str(FIXTURE_FASTA), "--host", "0.0.0.0", "--port", str(free_port())],
+                               env={"RAY_ADDRESS": "", "DNACNN_API_TOKEN": ""})
+    assert result.exit_code == 2, result.output
+    assert "--host 0.0.0.0: every machine that reaches this one may use the service, with no token" in caplog.text
     assert ray.is_initialized() == ray_before  # refused before the command started Ray
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 
 import typer
+from pydantic import ValidationError
 
 from dnacnn.cli import app
 from dnacnn.cli.errors import user_errors
+
+log = logging.getLogger(__name__)
 
 
 @app.command("serve")
@@ -38,22 +42,48 @@ def serve(
         from dnacnn.precision import check_precision
         from dnacnn.ray_cluster import ask_for_default_auth, cluster_to_join
 
+        check_host(host)  # a joined cluster's proxy retried a bogus one for good, tracebacks looping
         if cluster_to_join(address) is None:  # a joined cluster's proxy runs on its nodes (maybe there already)
             check_listen(host, port)
             check_local_cpus(replicas, num_cpus, os.cpu_count() or 1)
 
         ask_for_default_auth(address)  # before Ray is imported
         from dnacnn.serve.app import ServiceArgs
-        from dnacnn.serve.runner import serve_until_signalled
+        from dnacnn.serve.runner import is_loopback, serve_until_signalled
 
         check_precision(precision, "--precision")
-        args = ServiceArgs(model=model, genome=genome, rc=rc, device=device, precision=precision, token=token,
-                           num_replicas=replicas, num_cpus=num_cpus)
+        try:
+            args = ServiceArgs(model=model, genome=genome, rc=rc, device=device, precision=precision, token=token,
+                               num_replicas=replicas, num_cpus=num_cpus)
+        except ValidationError as err:  # pydantic's words, for the option that gave the value
+            first = err.errors(include_url=False)[0]
+            option = _OPTIONS.get(str(first["loc"][0]), str(first["loc"][0]))
+            raise ValueError(f"{option}: {first['msg']}") from None
+        if not token and not is_loopback(host):
+            log.warning("--host %s: every machine that reaches this one may use the service, with no token; "
+                        "set DNACNN_API_TOKEN (or --token) to require one", host)
         serve_until_signalled(
             args, host, port, address=address or os.environ.get("RAY_ADDRESS"),
             on_ready=lambda url: typer.echo(f"serving {model} at {url} (API docs: {url}docs); "
                                             "Ctrl-C to stop", err=False),
         )
+
+
+#: The command's option for each :class:`~dnacnn.serve.app.ServiceArgs` field it sets.
+_OPTIONS = {"num_cpus": "--num-cpus", "num_replicas": "--replicas", "model": "--model", "genome": "--genome",
+            "device": "--device", "precision": "--precision", "token": "--token"}
+
+
+def check_host(host: str) -> None:
+    """Refuse a ``--host`` that is no address (``999.1.1.1``) and no name that resolves.
+
+    Raises:
+        OSError: naming it.
+    """
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise OSError(f"cannot listen on --host {host}: {err.strerror or err}") from None
 
 
 def check_listen(host: str, port: int) -> None:

@@ -50,7 +50,12 @@ def start(args: ServiceArgs, host: str = "127.0.0.1", port: int = 8000, address:
         on_ray_started()
     # Serve's controller and proxy log their routine (endpoints, replicas added and stopped) at
     # INFO to the console; the replicas keep INFO for their one access line per request
-    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    try:
+        serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+    except RuntimeError as err:  # the proxy this call started cannot bind (a joined cluster's port taken)
+        serve.shutdown()  # else the cluster keeps a proxy retrying for good
+        raise ClusterResourceError(f"Serve's proxy cannot listen on --host {host} --port {port} on the "
+                                   f"cluster: {' '.join(str(err).split())[:200]}") from None
     listens = proxy_address()
     if listens != (host, port):
         log.warning("Serve already runs on this cluster: its proxy listens on %s:%d (--host %s --port %d "
@@ -76,7 +81,7 @@ def service_url(asked_host: str, listens: tuple[str, int], cluster: str | None) 
     remote = head is not None and not _this_machine(head)
     if host in ("0.0.0.0", "::"):  # every interface: the head's, from here
         return f"http://{head if remote else asked_host}:{port}/", None
-    if remote and _loopback(host):
+    if remote and is_loopback(host):
         return f"http://{host}:{port}/", (
             f"Serve's proxy listens on {host}:{port} on the nodes of the cluster at {cluster}, which is another "
             "machine: only programs there reach the service; a Serve instance started with --host 0.0.0.0 "
@@ -86,7 +91,7 @@ def service_url(asked_host: str, listens: tuple[str, int], cluster: str | None) 
 
 def _this_machine(host: str) -> bool:
     """Whether ``host`` names this machine (a loopback address, its name, one of its addresses)."""
-    if _loopback(host):
+    if is_loopback(host):
         return True
     try:
         return socket.gethostbyname(host) in socket.gethostbyname_ex(socket.gethostname())[2]
@@ -94,7 +99,7 @@ def _this_machine(host: str) -> bool:
         return False
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """Whether ``host`` resolves to a loopback address (127.0.0.1, ::1, localhost)."""
     try:
         return ipaddress.ip_address(socket.getaddrinfo(host, None)[0][4][0]).is_loopback
