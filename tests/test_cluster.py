@@ -53,6 +53,9 @@ def test_down_without_a_cluster_says_so_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: no cluster recorded in {tmp_path} (cluster.json is absent); "
         "start one with `dnacnn cluster up`"]
+    # refused before anything stops (it stopped a worker, then said "timeout must be positive")
+    proc = _cli("cluster", "down", "--timeout", "-1", "--state-dir", str(tmp_path))
+    assert proc.returncode == 2 and "Invalid value for '--timeout'" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("text", ["garbage", '{"state_dir": "/x"}', "[]"], ids=["not-json", "no-processes", "a-list"])

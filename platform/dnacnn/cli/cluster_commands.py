@@ -75,7 +75,7 @@ def add_node(state_dir: Path = STATE_DIR,
 
 @cluster_app.command("down")
 def down(state_dir: Path = STATE_DIR,
-         timeout: float = typer.Option(30, help="Seconds to wait before SIGKILL.")) -> None:
+         timeout: float = typer.Option(30, min=0, help="Seconds to wait before SIGKILL.")) -> None:
     """Stop every process the cluster started (by recorded PID, never by name)."""
     with _cluster_errors():
         stopped = local.down(state_dir, timeout=timeout)
