@@ -223,6 +223,15 @@ def test_more_workers_than_the_local_cluster_has_cpus_fail_at_once(tmp_path, env
     assert last.startswith("error: the local Ray cluster") and "train.num_workers is 64" in last, last
 
 
+def test_an_address_nobody_answers_at_is_refused_before_anything_is_made(tmp_path, env):
+    """The refusal came after the registry's store (mlflow.db) and the run's folder (its lock,
+    its pending identity) had been made."""
+    job = write_job(tmp_path, 60, MULTISCALE)
+    line = one_error_line(dnacnn("train", "--config", str(job), "--address", "127.0.0.1:1", cwd=tmp_path, env=env))
+    assert line.startswith("error: no Ray cluster answers at --address 127.0.0.1:1"), line
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
+
+
 def test_ctrl_c_says_where_the_run_is_and_how_to_resume(tmp_path, env):
     """SIGINT during training: Ray Train aborts the run and ends with sys.exit (the command
     used to exit 1, or 0, with nothing said); now one line says where the checkpoints are and

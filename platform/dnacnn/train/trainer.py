@@ -42,6 +42,7 @@ from dnacnn.data.dataset_io import DatasetDescription, split_dir
 from dnacnn.data.split_check import check_split_files
 from dnacnn.folder_lock import exclusive
 from dnacnn.output_folder import check_output_folder
+from dnacnn.ray_cluster import check_reachable, cluster_to_join
 from dnacnn.train import metrics
 from dnacnn.train.ingest import EvalSplitDataConfig, load_datasets
 from dnacnn.train.loop import train_loop_per_worker
@@ -220,6 +221,8 @@ def fit(job: JobConfig, address: str | None = None,
     check_split_files(job.data.dataset, description)
     spec = loop_spec(job, description)
     name, storage = run_name(job, description), storage_path(job)
+    if (joining := cluster_to_join(address)) is not None:  # before the registry's store or the run's folder is made
+        check_reachable(joining)
     if preflight is not None:
         preflight(spec, description)
     if "://" not in storage:
