@@ -229,7 +229,9 @@ def sorted_rows(out: Path, sub: str) -> list[tuple]:
 @pytest.mark.slow
 def test_training_job_runs_ddp_across_nodes_and_logs_to_the_server(cluster):
     # Two nodes of one CPU each: the two DDP workers cannot share one.
-    submit(cluster, *train_args(cluster))
+    logs = wait_for_job(cluster, submit(cluster, *train_args(cluster), wait=False))
+    # the job's own lines: not MLflow's "Waiting up to 300 seconds ..." nor its "🏃 View run ... at"
+    assert "View run" not in logs and "Waiting up to" not in logs, logs[-3000:]
     workers = ray_list_actors(cluster, "RayTrainWorker")
     assert len(workers) == 2, workers
     assert len({w["node_id"] for w in workers}) == 2, [w["node_id"] for w in workers]

@@ -13,8 +13,9 @@ def setup(verbose: bool = False) -> None:
     quiet what libraries say of their own routine (unless ``verbose``):
 
     - MLflow's ("Creating initial MLflow database tables", "Validating input example against
-      model signature"): the job says what it logged and registered. By module: importing
-      mlflow sets its root "mlflow" logger's level again.
+      model signature", "Waiting up to 300 seconds for model version to finish creation", and
+      a tracking server's "View run ... at" links on stdout): the job says what it logged and
+      registered. By module: importing mlflow sets its root "mlflow" logger's level again.
     - Ray's "Started a local Ray instance." and "Connected to Ray cluster": the job says it
       starts or joins one, and how many CPUs.
     - Ray Data's lines per dataset ("Execution plan", "execution finished", "Data sink Parquet
@@ -32,9 +33,11 @@ def setup(verbose: bool = False) -> None:
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     if verbose:
         return
-    for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models", "ray._private.worker"):
+    for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "mlflow.models", "mlflow.store.model_registry.abstract_store",
+                 "ray._private.worker"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "🏃 View run ... at", to stdout
 
 
 def quiet_ray_serve() -> None:
