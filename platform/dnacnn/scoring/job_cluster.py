@@ -58,19 +58,29 @@ def connect(address: str | None, device: str, wait_for_resources: float) -> bool
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Within: SIGTERM (``ray job stop``, ``kill``) interrupts the job as Ctrl-C does
-    (KeyboardInterrupt), so that it stops its cluster and says which shards it kept; the
-    handler ``ray.init`` installs exits without a word. The previous handler is put back
-    after. Only in the main thread (the only one Python delivers signals to)."""
+def _handling(sig: signal.Signals, handler) -> Iterator[None]:
+    """Within: ``sig`` handled by ``handler``, the previous handler put back after. Only in
+    the main thread (the only one Python delivers signals to)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(sig, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(sig, previous)
+
+
+def sigterm_interrupts() -> contextlib.AbstractContextManager:
+    """Within: SIGTERM (``ray job stop``, ``kill``) interrupts the job as Ctrl-C does
+    (KeyboardInterrupt), so that it stops its cluster and says which shards it kept; the
+    handler ``ray.init`` installs exits without a word."""
+    return _handling(signal.SIGTERM, signal.default_int_handler)
+
+
+def ctrl_c_ignored() -> contextlib.AbstractContextManager:
+    """Within: SIGINT ignored (a second Ctrl-C while the job stops its cluster)."""
+    return _handling(signal.SIGINT, signal.SIG_IGN)
 
 
 def stop_cluster(worker_pids: set[int]) -> None:
@@ -115,16 +125,3 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
-
-
-@contextlib.contextmanager
-def ctrl_c_ignored():
-    """SIGINT ignored within (in the main thread; elsewhere signals go to the main thread anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
