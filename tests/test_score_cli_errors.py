@@ -237,6 +237,15 @@ def test_no_ray_cluster_starts_when_there_is_nothing_to_score(model_dir, tmp_pat
     summary = json.loads(result.stdout)
     assert (summary["alleles_read"], summary["shards"]) == (0, 0)
     assert "starting a local Ray cluster" not in result.stderr, result.stderr[-2000:]
+    # its tables still read as tables, with their columns: 0 rows, the model's tasks
+    scores, rejects = (pq.read_table(tmp_path / "none" / name) for name in ("scores", "rejects"))
+    assert (scores.num_rows, rejects.num_rows) == (0, 0)
+    assert {"delta", "max_task"} <= set(scores.column_names) and "reason" in rejects.column_names
+    meta = scores.schema.metadata
+    tasks = (tmp_path / "none" / "tasks.txt").read_text().splitlines()
+    assert json.loads(meta[b"dnacnn.tasks"]) == tasks and len(tasks) == summary["tasks"] > 0
+    assert scores.schema.field("delta").type.list_size == len(tasks)
+    assert meta[b"dnacnn.precision"] == b"fp32" and meta[b"dnacnn.task_type"] in (b"binary", b"multitask", b"multiclass")
 
     out = tmp_path / "done"
     first = run_cli(*score_args(model_dir, FIXTURE_VCF, out, FIXTURE_FASTA, "--no-plot"))

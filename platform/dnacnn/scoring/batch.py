@@ -75,6 +75,7 @@ from dnacnn.scoring.job_state import (
 )
 from dnacnn.scoring.score_outputs import plot_top_effects, write_scores_vcf
 from dnacnn.scoring.shard_pool import run_shards
+from dnacnn.scoring.shard_run import scores_metadata, scores_schema, write_empty_parts
 from dnacnn.scoring.shards import Shard, plan_shards
 from dnacnn.variants import indexed_copy, inspect_vcf
 from dnacnn.variants.genome_agreement import (
@@ -230,6 +231,9 @@ def score_vcf(
         log.info("%d shard(s) of %s: %d done before, %d to score", len(shards), vcf,
                  len(shards) - len(pending), len(pending))
         scoring_seconds = 0.0
+        if not shards:  # no record: the job's tables are its empty parts, with their columns
+            write_empty_parts(out, scores_schema(tasks, scores_metadata(
+                tasks, about.seq_len, rc, about.task_type, model_name, "exact", precision)))  # the actors' mode
         if pending:  # Ray only for work to do: a VCF with no record, or a job all done, needs none
             started = connect(address, device, wait_for_resources)
             t_run = time.monotonic()
@@ -336,11 +340,13 @@ def _model_identity(model: ModelSpec) -> ModelIdentity:
     caller's process already) is read from the object."""
     if isinstance(model, (str, os.PathLike)):
         meta = read_checkpoint_meta(model)
-        return ModelIdentity(weights_sha256(model), meta["name"], tuple(meta["tasks"]), int(meta["seq_len"]))
+        return ModelIdentity(weights_sha256(model), meta["name"], tuple(meta["tasks"]), int(meta["seq_len"]),
+                             meta.get("task_type") or "multitask")
     from dnacnn.scoring.scorer import load_model_spec
 
     loaded = load_model_spec(model)
-    return ModelIdentity(model_fingerprint(loaded.model), loaded.name, tuple(loaded.tasks), loaded.seq_len)
+    return ModelIdentity(model_fingerprint(loaded.model), loaded.name, tuple(loaded.tasks), loaded.seq_len,
+                         loaded.task_type)
 
 
 def _remove(created: list[Path]) -> None:

@@ -46,12 +46,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 @dataclass(frozen=True)
 class ModelIdentity:
     """What a job records of its model: the digest of its weights (``model.safetensors``'s
-    sha256), its name, its T task names and its window length."""
+    sha256), its name, its T task names, its window length and its task type."""
 
     sha256: str
     name: str
     tasks: tuple[str, ...]
     seq_len: int
+    task_type: str
 
 
 def marker_path(out_dir: str | Path, shard: Shard) -> Path:

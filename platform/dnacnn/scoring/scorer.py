@@ -28,7 +28,6 @@ strand then gives the same numbers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +46,7 @@ from dnacnn.registry.uris import is_model_uri
 from dnacnn.tasks import check_task_type
 from dnacnn.scoring.allele_windows import variant_windows, window_start
 from dnacnn.scoring.mutant_effect import MutantEffect
+from dnacnn.scoring.shard_run import scores_metadata
 from dnacnn.scoring.shared_reference import reverse_strand_starts
 from dnacnn.scoring.variant_tables import append_arrow, assign_pandas, check_dataframe, input_columns, positional_columns
 from dnacnn.sequence import reverse_complement_onehot
@@ -337,15 +337,8 @@ class VariantScorer:
 
     def arrow_schema_metadata(self) -> dict[bytes, bytes]:
         """Schema metadata of scored tables: task names and how they were scored."""
-        return {
-            b"dnacnn.tasks": json.dumps(self.tasks).encode(),
-            b"dnacnn.seq_len": str(self.seq_len).encode(),
-            b"dnacnn.rc": json.dumps(self.rc).encode(),
-            b"dnacnn.task_type": self.task_type.encode(),
-            b"dnacnn.model": self.model_name.encode(),
-            b"dnacnn.mode": self.mode.encode(),
-            b"dnacnn.precision": self.precision.encode(),
-        }
+        return scores_metadata(self.tasks, self.seq_len, self.rc, self.task_type, self.model_name, self.mode,
+                               self.precision)
 
     def score_dataframe(self, df: pd.DataFrame) -> pd.DataFrame:
         """Score a table of variants: the Python API.

@@ -39,6 +39,30 @@ _INPUT_SCHEMA = pa.schema([("chrom", pa.string()), ("pos", pa.int64()), ("id", p
 _REJECT_BATCH = 4096
 
 
+def scores_metadata(tasks: list[str], seq_len: int, rc: bool, task_type: str, model: str, mode: str,
+                    precision: str) -> dict[bytes, bytes]:
+    """Schema metadata of scored tables: the T task names and how the numbers were made."""
+    return {
+        b"dnacnn.tasks": json.dumps(list(tasks)).encode(),
+        b"dnacnn.seq_len": str(int(seq_len)).encode(),
+        b"dnacnn.rc": json.dumps(bool(rc)).encode(),
+        b"dnacnn.task_type": task_type.encode(),
+        b"dnacnn.model": model.encode(),
+        b"dnacnn.mode": mode.encode(),
+        b"dnacnn.precision": precision.encode(),
+    }
+
+
+def write_empty_parts(out_dir: str | Path, schema: pa.Schema) -> None:
+    """0-row ``scores/`` and ``rejects/`` parts of a job with no record to read (a header-only
+    VCF: no shard, no Ray cluster), so that its folders read as tables with their columns."""
+    name = Shard(0, whole_file=True).name
+    for folder, part_schema in (("scores", schema), ("rejects", REJECT_SCHEMA)):
+        part = ParquetPart(Path(out_dir) / folder / f"part-{name}.parquet", part_schema)
+        part.write(part_schema.empty_table())
+        part.commit()
+
+
 def scores_schema(tasks: list[str], metadata: dict[bytes, bytes] | None = None) -> pa.Schema:
     """Schema of ``scores/`` parts for T = len(tasks) tasks; task names in the metadata."""
     t = len(tasks)

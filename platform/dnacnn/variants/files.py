@@ -3,9 +3,9 @@
 :func:`inspect_vcf` is what a driver calls before any distributed work: it opens
 the file, reads its header and first records, and either returns what the file
 is (:class:`VcfFileInfo`, with warnings such as a missing BGZF end-of-file
-block) or raises :class:`VcfFormatError` naming the file. :func:`indexed_copy`
-makes the bgzipped, tabix-indexed VCF that region queries need when the input
-is not one already.
+block) or raises :class:`VcfFormatError` naming the file. Region reads of an
+indexed file go through :func:`open_tabix`; :mod:`dnacnn.variants.indexed_copy`
+makes such a file when the input is not one already.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import gzip
 import logging
 import os
 import tempfile
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,8 +22,7 @@ from pathlib import Path
 
 import pysam
 
-from dnacnn.compression import bgzf_tail_text, check_compression, is_bgzf, is_gzip, open_bytes  # noqa: F401  (is_gzip: part of this module's API)
-from dnacnn.job_paths import inside_job_copy
+from dnacnn.compression import check_compression, is_bgzf, is_gzip  # noqa: F401  (is_gzip: part of this module's API)
 from dnacnn.variants.file_diagnosis import has_binary_text, header_problem, why_records_unreadable
 
 log = logging.getLogger(__name__)
@@ -126,7 +124,7 @@ def closing_quietly(vcf: pysam.VariantFile) -> Iterator[pysam.VariantFile]:
             pass
 
 
-def _variant_file(path: str) -> pysam.VariantFile:
+def variant_file(path: str) -> pysam.VariantFile:
     """``pysam.VariantFile`` for reading, accepting a BGZF file without its end block.
 
     A missing end block is said once, by :func:`inspect_vcf` (console and summary);
@@ -161,7 +159,7 @@ def open_vcf(path: str | Path, head_bytes: int | None = None) -> pysam.VariantFi
     try:
         if is_gzip(path) and not is_bgzf(path):
             copy = _as_bgzf(path, head_bytes)
-        return _variant_file(copy or path)
+        return variant_file(copy or path)
     except (OSError, ValueError, NotImplementedError, EOFError) as err:
         why = "it is empty" if os.path.getsize(path) == 0 else header_problem(path)
         if why is None:  # htslib's words, naming the user's file (not a copy of it), with the rules
@@ -281,135 +279,3 @@ def until_cut(lines: Iterator[str], on_cut: Callable[[Exception], None] | None =
     except (OSError, ValueError) as err:
         if on_cut is not None:
             on_cut(err)
-
-
-def has_index(path: str | Path) -> bool:
-    """Whether ``path`` is a bgzipped VCF with a tabix or CSI index beside it, not older than it.
-
-    An index older than its file (the file rewritten after indexing) may not hold the
-    records added since: region queries would miss them without an error; it is said
-    once and not used. So is an index dated after its file that does not find the file's
-    last record where it is (another file's index, or one copied in later).
-    """
-    pysam.set_verbosity(0)
-    if not is_bgzf(path):  # plain text or plain gzip: no index possible
-        return False
-    index = index_path(path)
-    # (a file uploaded with a Ray job's working directory bears the time it was unpacked)
-    if index is not None and os.path.getmtime(index) < os.path.getmtime(path) and not inside_job_copy(path):
-        log.warning("%s: its index %s is older than the file (it may miss records); using a fresh index "
-                    "(re-index it with `tabix -f -p vcf`)", path, index)
-        return False
-    try:
-        with _variant_file(str(path)) as vcf:
-            if not (vcf.format == "VCF" and vcf.index is not None):
-                return False
-    except (OSError, ValueError):
-        return False
-    if (last := _last_record_unindexed(path)) is not None:
-        log.warning("%s: its index %s does not find its last record (%s): the index is another file's or an "
-                    "older one's (it would miss records); using a fresh index (re-index it with `tabix -f -p vcf`)",
-                    path, index, last)
-        return False
-    return True
-
-
-def _last_record_unindexed(path: str | Path) -> str | None:
-    """``CHROM:POS`` of a bgzipped VCF's last record when its index does not find it there (an
-    index of another file, or of the file before records were added, dated after it), else None
-    (found, or no record line to look for)."""
-    lines = bgzf_tail_text(path).decode("latin-1").splitlines()
-    last = next((line for line in reversed(lines) if line.strip() and not line.startswith("#")), None)
-    fields = last.split("\t") if last else []
-    if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) < 1:
-        return None  # a malformed line: region reads give it what they can
-    chrom, pos = fields[0], int(fields[1])
-    try:
-        with open_tabix(path) as tbx:
-            found = any(line.split("\t", 2)[1:2] == [fields[1]] for line in until_cut(tbx.fetch(chrom, pos - 1, pos)))
-    except (OSError, ValueError):  # the contig is not in the index
-        found = False
-    return None if found else f"{chrom}:{pos}"
-
-
-def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
-    """A bgzipped, tabix-indexed VCF to read by region: ``vcf`` itself, or a copy.
-
-    Args:
-        vcf: the input (VCF plain / gzip / bgzip, or BCF: converted to VCF text).
-        work_dir: where the copy goes (``work_dir/input.vcf.gz`` + ``.tbi``); reused
-            when already there from an earlier run of the same job.
-    Returns:
-        (path, indexed): ``indexed`` is False when the VCF cannot be indexed (unsorted,
-        or a line whose CHROM/POS tabix cannot read); it is then read whole.
-    """
-    vcf = str(vcf)
-    if has_index(vcf):
-        return vcf, True
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    copy = work / "input.vcf.gz"
-    if copy.exists() and Path(f"{copy}.tbi").exists():
-        return str(copy), True
-    plain = work / f"_tmp-input-{uuid.uuid4().hex}.vcf"
-    if is_bgzf(vcf) and _is_bcf(vcf):
-        with open_vcf(vcf) as src, pysam.VariantFile(str(plain), "w", header=src.header) as dst:
-            for record in src:  # streamed: memory bounded
-                dst.write(record)
-    else:
-        with open_bytes(vcf) as src, open(plain, "wb") as dst:
-            copy_text(src, dst)
-    comment = _comment_among_records(plain) if plain.exists() else None
-    if comment is not None:  # tabix skips it: read by region, it would be no record nor a reject
-        log.warning("%s, line %d: a '#' line among the records; scoring the file as one shard, from the "
-                    "start, where each such line is a 'malformed' reject (remove them to split the work "
-                    "by region)", vcf, comment)
-        plain.unlink()
-        return vcf, False
-    try:
-        pysam.tabix_index(str(plain), preset="vcf", force=True)  # -> plain.gz, plain.gz.tbi
-        _check_indexed_contig_names(f"{plain}.gz")
-    except OSError as err:
-        log.warning(
-            "cannot index %s (%s): it is unsorted or has a line whose CHROM/POS cannot be "
-            "read; scoring it as one shard, from the start (sort it with `bcftools sort` "
-            "to split the work by region)", vcf, err,
-        )
-        for leftover in (plain, Path(f"{plain}.gz"), Path(f"{plain}.gz.tbi")):
-            leftover.unlink(missing_ok=True)
-        return vcf, False
-    os.replace(f"{plain}.gz", copy)
-    os.replace(f"{plain}.gz.tbi", f"{copy}.tbi")  # last: the pair exists only when complete
-    log.info("%s is not a tabix-indexed VCF; scoring a bgzipped, indexed copy %s", vcf, copy)
-    return str(copy), True
-
-
-def _comment_among_records(path: Path) -> int | None:
-    """The 1-based number of the first line of a VCF text that starts with '#' after a record
-    line, or None."""
-    records = False
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.startswith(b"#"):
-                records = True
-            elif records:
-                return number
-    return None
-
-
-def _check_indexed_contig_names(path: str) -> None:
-    """htslib indexes any bytes as a CHROM, but pysam then cannot open the file (it reads the
-    index's names as UTF-8): OSError saying so, so that such a VCF is read whole, where a record
-    with such a CHROM is one 'malformed' reject."""
-    try:
-        pysam.VariantFile(path).close()
-    except UnicodeDecodeError as err:
-        raise OSError(f"a CHROM is not UTF-8 text: {err}") from None
-
-
-def _is_bcf(path: str) -> bool:
-    try:
-        with _variant_file(path) as handle:
-            return handle.format == "BCF"
-    except (OSError, ValueError):
-        return False
