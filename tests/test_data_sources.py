@@ -193,6 +193,21 @@ def test_a_line_of_another_width_is_the_one_named():
     assert starts.tolist() == [100, 5]  # a BED's extra columns are not counted
 
 
+def test_a_value_that_is_not_a_number_is_named_with_its_line_and_column():
+    """Arrow said "In CSV column #3: ... invalid value 'x'": its column counted from 0 (the
+    table's fourth), and no line. The message names the line and the column from 1."""
+    from dnacnn.data.bed import parse_intervals
+
+    good = b"20\t100\t700\t1\t0\n"
+    for bad, value, column, kind in ((b"20\t200\t800\tx\t1\n", "x", 4, "a number"),
+                                     (b"20\t2e2\t800\t0\t1\n", "2e2", 2, "an integer"),
+                                     (b"20\t200\t800.5\t0\t1\n", "800.5", 3, "an integer")):
+        with pytest.raises(ValueError) as err:
+            parse_intervals(good + bad, 2, "t.tsv")
+        assert f"the line {bad.decode().strip()!r} has {value!r} in column {column}, not {kind}" in str(err.value)
+        assert "#" not in str(err.value)
+
+
 def test_bed_names_with_quotes_and_a_byte_order_mark_read_as_written(tmp_path):
     """A '"' in a BED's name column (5"UTR) made Arrow's CSV reader look for a closing quote
     across lines and fail ("Empty CSV file or block"); a byte-order mark before a first

@@ -173,6 +173,8 @@ def parse_intervals(
             return parse_intervals(trimmed, 0, path)  # a BED of lines of several widths (BED3 and BED6)
         if (ragged := _line_of_other_width(chunk, width, exact=bool(n_label_columns))) is not None:
             err = ragged  # Arrow counts the columns of the chunk's first line, and blames a good line
+        elif (value := _first_unreadable_value(chunk, width)) is not None:
+            err = value  # Arrow numbers columns from 0 and names no line
         raise ValueError(
             f"{path}: cannot parse interval lines ({err}); each line needs chrom, start, end "
             "(integers, 0-based) separated by tabs"
@@ -241,6 +243,22 @@ def _line_of_other_width(chunk: bytes, width: int, exact: bool) -> str | None:
         n = line.count(b"\t") + 1
         if n < width or (exact and n != width):
             return f"the line {line[:80].decode('latin-1')!r} has {n} column(s), not {width}"
+    return None
+
+
+def _first_unreadable_value(chunk: bytes, width: int) -> str | None:
+    """The first start or end that is not an integer, or task value that is not a number, in the
+    first ``width`` columns of ``chunk``'s lines, said with its line and its column counted from 1;
+    None when Python reads them all."""
+    for line in chunk.splitlines():
+        fields = line.rstrip(b"\r").split(b"\t")
+        for column, field in enumerate(fields[1:width], start=2):
+            try:
+                int(field) if column <= 3 else float(field)
+            except ValueError:
+                kind = "an integer" if column <= 3 else "a number"
+                return (f"the line {line[:80].decode('latin-1')!r} has {field[:40].decode('latin-1')!r} in "
+                        f"column {column}, not {kind}")
     return None
 
 
