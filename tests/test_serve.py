@@ -310,7 +310,9 @@ def test_requests_a_browser_form_could_send_or_a_proxy_could_misread_are_refused
         assert response.status_code == 415 and response.json()["error"] == "unsupported_media_type", media
     for media in ("application/json; charset=utf-8", "application/vnd.api+json"):
         assert client.post("/v1/score", content=body, headers={"Content-Type": media}).status_code == 200, media
-    assert client.post("/v1/score", content=body).status_code == 200  # no Content-Type: JSON all the same
+    # no Content-Type at all (a page's fetch of a Blob of no type, sent without asking) was scored
+    bare = client.post("/v1/score", content=body)
+    assert bare.status_code == 415 and bare.json()["message"].startswith("the request has no Content-Type"), bare.text
     query = client.post("/v1/score?rc=true", content=body, headers={"Content-Type": "application/json"})
     assert query.status_code == 422 and "rc" in query.json()["message"], query.text
     slash = client.post("/v1/score/", content=body, headers={"Content-Type": "application/json", "Host": "evil.example"})
@@ -337,6 +339,8 @@ def test_router_errors_have_the_error_shape_and_get_routes_answer_head(setup):
     gzipped = client.post("/v1/score", content=gzip.compress(json.dumps({"variants": [V]}).encode()),
                           headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert gzipped.status_code == 415 and gzipped.json()["error"] == "unsupported_encoding"
+    odd = client.post("/v1/score", content=b"{}", headers={"Content-Type": "application/json", "Content-Encoding": "x" * 6000})
+    assert odd.status_code == 415 and len(odd.content) < 500, len(odd.content)  # was all 6,000 echoed
     assert_valid_request_works(setup)
 
 

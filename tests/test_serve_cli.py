@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,8 +83,6 @@ def test_bad_model_or_genome_is_one_line_and_exit_2(registered, tmp_path):
 def test_an_address_it_cannot_listen_on_or_too_many_replicas_are_one_line_before_ray(registered, caplog):
     """Were a page of Serve actor tracebacks (port in use, not this machine's address; and
     --port 70000, now a usage error) after Ray had started, or (replicas a local cluster cannot place) a wait forever."""
-    import socket
-
     import ray
 
     ray_before = ray.is_initialized()  # the test session's own cluster may be up already
@@ -109,7 +108,12 @@ def test_an_address_it_cannot_listen_on_or_too_many_replicas_are_one_line_before
     # on a cluster to join too (its proxy retried a bogus host for good, its tracebacks looping); and
     # an option pydantic refuses is named (it was "1 validation error for ServiceArgs num_cpus ...")
     for extra, env, said in ((["--host", "999.1.1.1"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: cannot listen on --host 999.1.1.1"),
-                             (["--num-cpus", "0"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: --num-cpus: Input should be greater than 0")):
+                             (["--num-cpus", "0"], {"RAY_ADDRESS": "127.0.0.1:1"}, "error: --num-cpus: Input should be greater than 0"),
+                             # a header carries the token as Latin-1: a client could never send this one
+                             ([], {"RAY_ADDRESS": "127.0.0.1:1", "DNACNN_API_TOKEN": "tok\u20acn"},
+                              "error: --token: the token's character 4 is not visible ASCII"),
+                             (["--token", "two words"], {"RAY_ADDRESS": "127.0.0.1:1"},
+                              "error: --token: the token's character 4 is not visible ASCII")):
         result = runner.invoke(app, [*base, *extra], env=env)
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(said), (extra, result.output)
@@ -153,13 +157,24 @@ def test_serve_command_serves_a_registered_model_and_stops_on_sigterm(registered
             assert info["weights_sha256"] == sha256(registered["1"] / "model.safetensors")
             assert client.post("/v1/predict", json={"sequences": ["A" * 40]}).status_code == 200
             assert httpx.get(url + "v1/model", timeout=30).status_code == 401  # the env token applies
+            # clients that go mid-body: one access line each, no trace (4 in 40 left a 90-line
+            # "Task exception was never retrieved ... TaskCancelledError" in the console)
+            gone = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(40)]
+            for sock in gone:
+                sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            time.sleep(1)
+            for sock in gone:
+                sock.close()
+            time.sleep(2)
+            assert client.get("/healthz").status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0
         console = "".join(lines) + proc.stdout.read()
         # the service's own lines and its replicas' access lines; not Serve's routine
         # (controller, proxy, the driver's "Started Serve"), warnings or a failed task
         for noise in ("ServeController", "ProxyActor", "Started Serve", "is ready at", "Warning", "failed",
-                      "Traceback", "SIGTERM received"):
+                      "Traceback", "never retrieved", "SIGTERM received"):
             assert noise not in console, console
         assert "stopping the service" in console and "-- GET /v1/model 200" in console, console
     finally:
@@ -207,8 +222,6 @@ def test_the_printed_url_is_one_that_reaches_the_proxy():
     """On a joined cluster on another machine, a proxy on every interface is reached at the
     head's address (it printed http://0.0.0.0:P/ or the asked --host), and a proxy on the
     head's loopback is said to be out of reach from here."""
-    import socket
-
     from dnacnn.serve.runner import service_url
 
     assert service_url("127.0.0.1", ("127.0.0.1", 8000), None) == ("http://127.0.0.1:8000/", None)

@@ -58,7 +58,7 @@ def serve(
         except ValidationError as err:  # pydantic's words, for the option that gave the value
             first = err.errors(include_url=False)[0]
             option = _OPTIONS.get(str(first["loc"][0]), str(first["loc"][0]))
-            raise ValueError(f"{option}: {first['msg']}") from None
+            raise ValueError(f"{option}: {first['msg'].removeprefix('Value error, ')}") from None
         if not token and not is_loopback(host):
             log.warning("--host %s: every machine that reaches this one may use the service, with no token; "
                         "set DNACNN_API_TOKEN (or --token) to require one", host)

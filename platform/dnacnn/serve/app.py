@@ -21,7 +21,7 @@ from typing import Literal
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from ray import serve
 from ray.serve import Application
@@ -65,6 +65,27 @@ class ServiceArgs(BaseModel):
     num_cpus: float = Field(default=1, gt=0)  # CPUs per replica
     num_threads: int | None = Field(default=None, ge=1)  # torch threads per replica (default: num_cpus)
     batch_size: int = Field(default=256, ge=1)  # variants per forward pass
+
+    @field_validator("token")
+    @classmethod
+    def _visible_ascii(cls, token: str | None) -> str | None:
+        return check_token(token)
+
+
+def check_token(token: str | None) -> str | None:
+    """``token`` if every character is visible ASCII (``!`` to ``~``).
+
+    An HTTP header carries it, and the service reads a header's bytes as Latin-1: a token with
+    other characters (``é``, a space) could never match what a client sends.
+
+    Raises:
+        ValueError: naming the first character's place, not the secret.
+    """
+    for place, char in enumerate(token or "", start=1):
+        if not "!" <= char <= "~":
+            raise ValueError(f"the token's character {place} is not visible ASCII (! to ~): "
+                             "a client could never send it in an HTTP header")
+    return token
 
 
 def _page() -> str:
@@ -227,7 +248,7 @@ def build_app(args: ServiceArgs) -> Application:
     """The Serve application for ``args`` (the model is pinned here, in the driver)."""
     source = resolve_model(args.model)
     Genome(args.genome)  # refuses a missing or unindexed FASTA before any replica starts
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    token = check_token(args.token or os.environ.get(TOKEN_ENV) or None)
     actor = {"num_cpus": args.num_cpus}
     if args.device.startswith("cuda"):
         actor["num_gpus"] = 1

@@ -4,8 +4,8 @@ Every request-level problem becomes an :class:`ApiError` answered as JSON
 ``{"error": code, "message": ..., "errors": [...]}`` with a 4xx status: a body
 over :data:`~dnacnn.serve.schemas.MAX_BODY_BYTES` (413), a body that is not JSON
 (400; UTF-8 only), wrong types, missing or unknown fields, list limits, query parameters
-(422), a missing or wrong token (401), a compressed body or one sent as another media type
-than JSON (415), a body that has not arrived after :data:`BODY_TIMEOUT_S` (408); an unknown
+(422), a missing or wrong token (401), a compressed body, or one sent with no Content-Type or
+another media type than JSON (415), a body that has not arrived after :data:`BODY_TIMEOUT_S` (408); an unknown
 path (404) or method (405) too. Nothing of the request is echoed back beyond field locations
 and the path, each cut to :data:`ECHO_CHARS`.
 """
@@ -17,9 +17,10 @@ import json
 from typing import TypeVar
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from ray.exceptions import TaskCancelledError
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dnacnn.serve.schemas import MAX_BODY_BYTES
@@ -78,10 +79,11 @@ async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY
     too_large = ApiError(413, "too_large", f"the request body is over the limit of {max_bytes} bytes; "
                                            "send fewer variants or sequences per request")
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        # a browser's form or text/plain POST from another site's page is refused, not scored
-        raise ApiError(415, "unsupported_media_type", f"Content-Type {shorten(media)!r} is not accepted; "
-                                                      "send the body as Content-Type: application/json")
+    if media != "application/json" and not media.endswith("+json"):
+        # another site's page can POST a form, text/plain or (a Blob of no type) no Content-Type
+        # at all without asking first: each is refused, not scored
+        sent = f"Content-Type {shorten(media)!r} is not accepted" if media else "the request has no Content-Type"
+        raise ApiError(415, "unsupported_media_type", f"{sent}; send the body as Content-Type: application/json")
     if request.query_params:
         raise ApiError(422, "invalid_request", f"query parameter(s) {shorten(', '.join(request.query_params))} "
                                                "are not read; put every field in the JSON body")
@@ -90,7 +92,7 @@ async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY
         raise too_large
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not accepted; "
+        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {shorten(encoding)!r} is not accepted; "
                                                     "send the JSON body uncompressed")
 
     async def body() -> bytes:
@@ -103,11 +105,14 @@ async def read_model(request: Request, model: type[M], max_bytes: int = MAX_BODY
         return b"".join(chunks)
 
     try:  # a body that stalls would hold one of the replica's request slots for good
-        raw = await asyncio.wait_for(body(), BODY_TIMEOUT_S)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(BODY_TIMEOUT_S):  # in this task: none left behind when the client goes
+            raw = await body()
+    except TimeoutError:
         raise ApiError(408, "body_timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
                        headers={"Connection": "close"}) from None
-    except ClientDisconnect:  # nobody is left to answer: no trace in the service's log
+    except (ClientDisconnect, TaskCancelledError):  # nobody is left to answer: no trace in the service's log
+        # (Serve's proxy cancels its side of a request whose client went: the replica's next read
+        # of the body raises Ray's TaskCancelledError)
         raise ApiError(400, "client_disconnected", "the client closed the connection before "
                                                    "its body arrived") from None
     try:  # JSON is UTF-8 (RFC 8259): no guessing of UTF-16 from the first bytes, as json.loads does
