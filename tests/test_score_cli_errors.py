@@ -407,6 +407,37 @@ def test_bgzip_without_its_end_block_is_scored_with_a_warning(ray_session, model
     assert checked.exit_code == 0 and json.loads(checked.stdout)["warnings"] == [warning]
 
 
+def test_plain_gzip_cut_short_is_scored_with_its_warning_in_the_summary_and_in_check_vcf(
+        ray_session, model_dir, tmp_path, caplog):
+    """The cut was a console line only: summary.json and check-vcf's JSON had no warning."""
+    data = gzip.compress(gzip.decompress(FIXTURE_VCF.read_bytes()))
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with caplog.at_level("WARNING", logger="dnacnn"):
+        summary = score_vcf(str(model_dir), FIXTURE_FASTA, cut, tmp_path / "out", plot=False)
+    assert 0 < summary["records_read"] < 194
+    [warning] = [w for w in summary["warnings"] if "truncated" in w]
+    assert str(cut) in warning and warning in caplog.text
+    checked = CliRunner().invoke(app, ["check-vcf", "--vcf", str(cut), "--genome", str(FIXTURE_FASTA)])
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["warnings"] == [warning]
+    assert json.loads(checked.stdout)["records"] == summary["records_read"]
+
+
+def test_a_record_past_pos_2_31_takes_no_record_with_it(ray_session, model_dir, tmp_path):
+    """A CSI index holds a POS past 2^31 - 1, where pysam's reads by region stop: the shard
+    ending there read nothing, without a word (the records before it lost too)."""
+    text = gzip.decompress(FIXTURE_VCF.read_bytes()).decode()
+    last = text.rstrip("\n").splitlines()[-1].split("\t")
+    vcf = tmp_path / "far.vcf"
+    vcf.write_text(text + "\t".join(["20", "3000000000", "far", "A", "C", *last[5:]]) + "\n")
+    indexed = pysam.tabix_index(str(vcf), preset="vcf", csi=True, force=True)
+    summary = score_vcf(str(model_dir), FIXTURE_FASTA, indexed, tmp_path / "out", plot=False, shard_variants=50)
+    assert summary["records_read"] == 195
+    assert summary["alleles_read"] == summary["alleles_scored"] + summary["alleles_rejected"] == 195
+    assert summary["alleles_scored"] == 194
+    assert any("past POS 2^31 - 1" in w and "20:3000000000" in w for w in summary["warnings"])
+
+
 def test_bcf_is_scored_like_its_vcf(ray_session, model_dir, tmp_path):
     bcf = tmp_path / "calls.bcf"
     with pysam.VariantFile(str(FIXTURE_VCF)) as src, pysam.VariantFile(str(bcf), "wb", header=src.header) as dst:

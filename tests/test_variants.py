@@ -290,11 +290,13 @@ def test_single_breakends_are_symbolic_in_a_vcf_and_in_a_table(genome, tmp_path)
     header = [l for l in lines if l.startswith("#")]
     site = [l.split("\t") for l in lines if not l.startswith("#")][0]
     ref = site[3][0]
-    site[3:5] = [ref, f"{ref}.,.{ref},{ref}[20:5["]
+    site[3:5] = [ref, f"{ref}.,.{ref},{ref}[chr20:5[,<del:me>"]
     path = _write(tmp_path / "bnd.vcf", header + ["\t".join(site)])
     alleles = list(read_alleles(path, genome))
+    # as written: a breakend names a contig ('CHR20' is none), a symbolic ID is case-sensitive
     assert [(a.alt, a.kind, a.reject) for a in alleles] == [
-        (alt, "symbolic", "symbolic_allele") for alt in (f"{ref}.", f".{ref}", f"{ref}[20:5[")]
+        (alt, "symbolic", "symbolic_allele") for alt in (f"{ref}.", f".{ref}", f"{ref}[chr20:5[", "<del:me>")]
+    assert f"ALT '{ref}[chr20:5[' at" in alleles[2].message
     for a in alleles:
         assert check_allele(genome, a.chrom, a.pos, a.ref, a.alt) == (a.kind, a.reject, a.message)
         assert "is symbolic" in a.message
@@ -425,6 +427,21 @@ def test_header_lines_among_the_records_are_rejects_at_their_own_lines(genome, t
     assert [a.line for a in rejects] == list(range(len(header) + 1, 2 * len(header) + 1))
     assert all("a header line among the records" in a.message for a in rejects), rejects[0].message
     assert [a.line for a in alleles if a.reject is None][0] == 2 * len(header) + 1
+
+
+def test_a_blank_line_in_the_header_shifts_no_line_number(genome, tmp_path):
+    """htslib skips a blank line among the '##' lines; the header count stopped there, so every
+    record's line was 4 short and a malformed record was diagnosed from the '#CHROM' line."""
+    lines = _lines(FIXTURE_VCF)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")][:3]
+    short = "\t".join(records[0].split("\t")[:4])
+    path = _write(tmp_path / "blank.vcf", header[:2] + [""] + header[2:] + records + [short])
+    alleles = list(read_alleles(path, genome, log_malformed=0))
+    assert [a.line for a in alleles] == list(range(len(header) + 2, len(header) + 6))
+    bad = alleles[-1]
+    assert (bad.reject, bad.chrom, bad.pos) == ("malformed", "20", int(records[0].split("\t")[1]))
+    assert f"line {len(header) + 5}: malformed VCF record" in bad.message and "has 4 tab-separated column(s)" in bad.message
 
 
 def test_inspect_vcf_tells_the_format_and_refuses_noise(tmp_path):
@@ -678,6 +695,7 @@ def test_a_header_htslib_refuses_is_named_for_what_is_wrong_with_it(tmp_path):
     VCF/BCF format?" (naming a temporary copy for a plain-gzip file) for each of these, with the
     advice to start with a '##fileformat' and a '#CHROM' line, which each of them has."""
     from dnacnn.variants import open_vcf
+    from dnacnn.variants.files import BGZF_EOF
 
     lines = _lines(FIXTURE_VCF)[:120]
     header = [line for line in lines if line.startswith("##")]
@@ -702,6 +720,11 @@ def test_a_header_htslib_refuses_is_named_for_what_is_wrong_with_it(tmp_path):
     bgzf = tmp_path / "whole.vcf"
     bgzf.write_bytes(whole)
     bgzf = pysam.tabix_index(str(bgzf), preset="vcf", force=True)
+    for name, data in (("empty.vcf.gz", gzip.compress(b"")), ("eof_block.vcf.gz", BGZF_EOF)):
+        (tmp_path / name).write_bytes(data)  # no text at all: pysam's "invalid file `b'...'`" was said
+        with pytest.raises(VcfFormatError) as err:
+            open_vcf(tmp_path / name)
+        assert str(err.value) == f"{tmp_path / name} is not a readable VCF (it is empty once decompressed)"
     cut = {"cut_plain.vcf.gz": gzip.compress(whole)[:60], "cut_bgzip.vcf.gz": open(bgzf, "rb").read()[:60]}
     for name, data in cut.items():
         path = tmp_path / name

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 
 def setup(verbose: bool = False) -> None:
@@ -46,3 +48,19 @@ def quiet_ray_serve() -> None:
     so this runs after that import; ``dnacnn -v`` (the root logger at DEBUG) keeps them."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def warnings_of(*loggers: str) -> Iterator[list[str]]:
+    """The messages of the WARNING (and worse) records that ``loggers`` (names) emit inside the
+    block, in order, for a job's summary; logged to the console as ever."""
+    said: list[str] = []
+    keep = logging.Handler(logging.WARNING)
+    keep.emit = lambda record: said.append(record.getMessage())
+    for name in loggers:
+        logging.getLogger(name).addHandler(keep)
+    try:
+        yield said
+    finally:
+        for name in loggers:
+            logging.getLogger(name).removeHandler(keep)

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dnacnn.checkpoint_files import read_checkpoint_meta, weights_sha256
+from dnacnn.console_logging import warnings_of
 from dnacnn.folder_lock import FolderBusyError, exclusive
 from dnacnn.genome import Genome, alias_message
 from dnacnn.job_paths import portable_path
@@ -86,6 +87,8 @@ if TYPE_CHECKING:  # torch: never imported by the driver of a job on a checkpoin
     from dnacnn.scoring.scorer import ModelSpec
 
 log = logging.getLogger(__name__)
+#: Whose warnings about the input, said while the driver copies and plans it, summary.json keeps too.
+INPUT_LOGGERS = ("dnacnn.variants.files", "dnacnn.variants.indexed_copy", "dnacnn.scoring.shards")
 
 #: Variants per forward pass by default: 128 windows (256 with rc) keep an actor near 0.5 GiB PSS
 #: for a full Basset (at 256 variants, 0.9 GiB), at the same speed on CPU (``bench/score_job.py``).
@@ -225,8 +228,10 @@ def score_vcf(
             write_identity(out, identity)
         atomic_write_text(out / "tasks.txt", "".join(f"{t}\n" for t in tasks))
 
-        vcf_path, indexed = indexed_copy(vcf, out / "_work")
-        shards = plan_shards(vcf_path, indexed, shard_variants)
+        with warnings_of(*INPUT_LOGGERS) as said:  # a cut gzip, an index not used, a file read whole
+            vcf_path, indexed = indexed_copy(vcf, out / "_work")
+            shards = plan_shards(vcf_path, indexed, shard_variants)
+        warnings += said
         pending = [s for s in shards if not shard_done(out, s)]
         log.info("%d shard(s) of %s: %d done before, %d to score", len(shards), vcf,
                  len(shards) - len(pending), len(pending))

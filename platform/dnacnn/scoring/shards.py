@@ -86,6 +86,7 @@ def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
     Returns:
         shards covering every record once: per contig, the first starts at 0 and the
         last is open-ended; each boundary is the POS - 1 of the shard's first record.
+        One whole-file shard when a record lies past POS 2^31 - 1.
     """
     if shard_variants < 1:
         raise ValueError(f"shard_variants must be >= 1, got {shard_variants}")
@@ -102,6 +103,10 @@ def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
 
             for line in until_cut(tbx.fetch(chrom), cut):  # raw lines: only POS is parsed
                 pos0 = int(line.split("\t", 2)[1]) - 1  # tabix indexed it: a number
+                if pos0 >= OPEN_END:  # (a CSI index holds it) pysam's region reads stop at POS 2^31 - 1
+                    log.warning("%s: a record at %s:%d lies past POS 2^31 - 1, where reads by region do not "
+                                "reach; scoring the file as one shard, from the start", vcf, chrom, pos0 + 1)
+                    return [Shard(0, whole_file=True)]
                 if count >= shard_variants and pos0 != last:
                     shards.append(Shard(len(shards), chrom, start, pos0))
                     start, count = pos0, 0

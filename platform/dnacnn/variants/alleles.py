@@ -39,7 +39,8 @@ class Allele:
         chrom: CHROM as written in the VCF.
         pos: 1-based POS.
         id: ID ('.' when missing).
-        ref, alt: alleles, upper case; ``alt`` is '.' for a record without ALT.
+        ref, alt: alleles, upper case (a symbolic ALT as written: a breakend names a contig);
+            ``alt`` is '.' for a record without ALT.
         kind: one of :data:`KINDS`.
         record: index of the record among those read in this call (0-based; negative
             for a malformed line found by a region query, see ``reading``).
@@ -185,12 +186,12 @@ def check_allele(
         if isinstance(value, str) and not value.isascii():
             return "unknown", "invalid_allele", f"{name} {shown(value)} at {where} has characters outside A, C, G, T, N"
     ref = ref.upper()
-    alt = alt.upper() if isinstance(alt, str) else "."  # None: no ALT, as VCF's '.'
+    written, alt = alt, alt.upper() if isinstance(alt, str) else "."  # None: no ALT, as VCF's '.'
     kind = allele_kind(ref, alt)
     if kind == "missing":
         return kind, "missing_alt", f"{where} has no ALT allele ('.'): nothing to score"
     if kind == "symbolic":
-        return kind, "symbolic_allele", f"ALT {shown(alt)} at {where} is symbolic; only sequence alleles are scored"
+        return kind, "symbolic_allele", f"ALT {shown(written)} at {where} is symbolic; only sequence alleles are scored"
     if "," in alt:
         return "unknown", "invalid_allele", (
             f"ALT {shown(alt)} at {where} lists several alleles; give one row per ALT allele"

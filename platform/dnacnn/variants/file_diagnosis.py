@@ -27,6 +27,8 @@ def header_problem(path: str) -> str | None:
     tab-separated columns or naming a sample twice, a file cut before its header ends);
     None when it is none of them."""
     lines, cut = _header_lines(path, HEADER_SCAN_BYTES)
+    if not lines and not cut:
+        return "it is empty once decompressed"
     first = lines[0] if lines else b""
     if first.startswith(b"\xef\xbb\xbf"):
         return "it starts with a UTF-8 byte-order mark, which editors do not show: save it without one"

@@ -71,11 +71,12 @@ def _raw_lines(path: str, wanted: set[int]) -> tuple[dict[int, str], bool]:
 
 def _count_header_lines(path: str) -> int:
     """Number of header lines of a (possibly gzipped) VCF: up to its first '#CHROM' line, where
-    htslib's header ends ('#' lines after it are read as records), else its leading '#' lines."""
+    htslib's header ends ('#' lines after it are read as records), else its leading '#' lines;
+    blank lines among them (htslib skips them) counted."""
     count = 0
     try:
         for line in _text_lines(path):
-            if not line.startswith("#"):
+            if not line.startswith("#") and line.strip():
                 break
             count += 1
             if line.startswith("#CHROM"):
@@ -261,6 +262,7 @@ def _record_alleles(rec, index: int, line: int, genome: Genome | None) -> Iterat
     for alt in rec.alts or (".",):
         kind, reason, message = check_allele(genome, rec.chrom, rec.pos, ref, alt)
         yield Allele(
-            chrom=rec.chrom, pos=rec.pos, id=rec.id or ".", ref=ref.upper(), alt=alt.upper(), kind=kind,
+            chrom=rec.chrom, pos=rec.pos, id=rec.id or ".", ref=ref.upper(),
+            alt=alt if kind == "symbolic" else alt.upper(), kind=kind,  # a breakend names a contig: as written
             record=index, line=line, reject=reason, message=message,
         )
