@@ -706,6 +706,10 @@ def test_a_header_htslib_refuses_is_named_for_what_is_wrong_with_it(tmp_path):
         "five_columns.vcf": ("\n".join(header + ["\t".join(["#CHROM", "POS", "ID", "REF", "ALT"])]
                                        + ["\t".join(r.split("\t")[:5]) for r in records]) + "\n",
                              "its '#CHROM' line has 5 column(s); a VCF has the 8 fixed ones"),
+        "format_alone.vcf": ("\n".join(header + [lines[len(header)] + "\tFORMAT"] + [r + "\t." for r in records]) + "\n",
+                             "its '#CHROM' line ends with FORMAT and names no sample; htslib reads a 9th column"),
+        "trailing_tab.vcf": ("\n".join(header + [lines[len(header)] + "\t"] + records) + "\n",
+                             "its '#CHROM' line ends with a tab after INFO"),
         "spaces.vcf": ("\n".join(header + [lines[len(header)].replace("\t", " ")] + records) + "\n",
                        "its '#CHROM' line's columns are separated by spaces"),
         "same_sample.vcf": ("\n".join(header + ['##FORMAT=<ID=GT,Number=1,Type=String,Description="x">', samples]

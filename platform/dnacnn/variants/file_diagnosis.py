@@ -79,6 +79,10 @@ def _chrom_line_problem(line: bytes) -> str | None:
             return "its '#CHROM' line's columns are separated by spaces, not tabs (VCF columns are tab-separated)"
         return (f"its '#CHROM' line has {len(columns)} column(s); a VCF has the 8 fixed ones (#"
                 f"{' '.join(VCF_COLUMNS)}), tab-separated, even with no INFO data ('.' in each record)")
+    if len(columns) == len(VCF_COLUMNS) + 1 and columns[-1].strip() in (b"", b"FORMAT"):
+        what = "FORMAT and names no sample" if columns[-1].strip() else "a tab after INFO"
+        return (f"its '#CHROM' line ends with {what}; htslib reads a 9th column only as FORMAT before sample "
+                "names: end the line after INFO (a VCF without genotypes)")
     seen: set[bytes] = set()
     for sample in columns[9:]:
         if sample in seen:
