@@ -4,6 +4,7 @@ binary, multitask and multiclass models (task type read from the checkpoint)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from dnacnn import models
+from dnacnn.models import SimpleCNN, SimpleCNNConfig, predict_sequences
 from dnacnn.genome import Genome
 from dnacnn.scoring.scorer import VariantScorer
 from dnacnn.sequence import encode_batch
@@ -140,3 +142,22 @@ def test_fp32_convolutions_hold_tf32_off_while_any_thread_is_inside():
     assert torch.backends.cudnn.allow_tf32 is before
     with fp32_convolutions(torch.device("cpu")):
         assert torch.backends.cudnn.allow_tf32 is before  # off CUDA: nothing changes
+
+
+def test_predict_sequences_names_the_argument_that_is_not_what_it_takes():
+    """A bare string was read letter by letter ('sequence 0 has 1 bases'), a DataFrame by its
+    column names ('sequence 0 has 8 bases': the word 'sequence'); seq_len "40" said a 40-base
+    sequence had the wrong length; batch_size None was '<' not supported."""
+    model = SimpleCNN(SimpleCNNConfig(seq_len=40, n_tasks=2)).eval()
+    seqs = ["ACGT" * 10] * 3
+    cases = [
+        ((seqs[0], 40, 8), "sequences must be a list of DNA strings, got a str"),
+        ((pd.DataFrame({"sequence": seqs}), 40, 8), "got a DataFrame (give its 'sequence' column)"),
+        ((seqs, "40", 8), "seq_len must be an integer >= 1, got '40'"),
+        ((seqs, 40, None), "batch_size must be an integer >= 1, got None"),
+        ((seqs, 40, 2.5), "batch_size must be an integer >= 1, got 2.5"),
+    ]
+    for (given, seq_len, batch_size), said in cases:
+        with pytest.raises(ValueError, match=re.escape(said)):
+            predict_sequences(model, given, seq_len, "multitask", batch_size=batch_size)
+    assert predict_sequences(model, seqs, 40, "multitask", batch_size=2).shape == (3, 2)

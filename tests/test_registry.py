@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import REPO
 from dnacnn import registry
 from dnacnn.config import MlflowConfig
 from dnacnn.models import build, load, save
@@ -207,18 +208,24 @@ def test_pyfunc_signature_and_predictions(mlflow_uri, checkpoint):
 def test_the_pyfunc_loads_where_dnacnn_is_not_installed(mlflow_uri, checkpoint):
     """The model required 'dnacnn==0.1.0' (on no index) and imported dnacnn from the
     consumer's environment: "Failed to import code model ... No module named 'dnacnn'"."""
+    import ast
     import subprocess
     import sys
+    from importlib.metadata import packages_distributions, requires
 
     import mlflow
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     log_run(checkpoint, 0.5)
     code = ("import json, sys\n"
             "sys.path = [p for p in sys.path if not p.rstrip('/').endswith('/platform')]\n"
             "import mlflow, pandas as pd\n"
+            "before = set(sys.modules)\n"
             "model = mlflow.pyfunc.load_model('models:/simple-toy@champion')\n"
             "out = model.predict(pd.DataFrame({'sequence': json.loads(sys.argv[1])}))\n"
-            "print(json.dumps({'values': out.values.tolist(), 'from': sys.modules['dnacnn'].__file__}))")
+            "print(json.dumps({'values': out.values.tolist(), 'from': sys.modules['dnacnn'].__file__,\n"
+            "                  'modules': sorted({m.split('.')[0] for m in set(sys.modules) - before})}))")
     seqs = sequences(3)
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(seqs)], capture_output=True, text=True,
                           timeout=180, env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, cwd="/")
@@ -228,6 +235,26 @@ def test_the_pyfunc_loads_where_dnacnn_is_not_installed(mlflow_uri, checkpoint):
     np.testing.assert_allclose(got["values"], reference_probs(checkpoint, seqs), rtol=0, atol=1e-7)
     requirements = Path(mlflow.pyfunc.get_model_dependencies("models:/simple-toy@champion")).read_text()
     assert "torch==" in requirements and "dnacnn" not in requirements
+    # every distribution that the carried code's own imports loaded (here, on load and predict)
+    # comes with the requirements (numba, which the encoder imports, was missing: a consumer's
+    # ModuleNotFoundError); what those libraries import of their own accord is theirs to require
+    own = {node.module.split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name.split(".")[0]
+           for source in (REPO / "platform" / "dnacnn").rglob("*.py")
+           for node in ast.walk(ast.parse(source.read_text()))
+           if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "level", 0) == 0
+           for alias in node.names}
+    listed = {canonicalize_name(Requirement(line).name) for line in requirements.splitlines() if line.strip()}
+    closure, todo = set(listed), list(listed)
+    while todo:
+        for text in requires(todo.pop()) or []:
+            wanted = Requirement(text)
+            if wanted.marker is None or wanted.marker.evaluate({"extra": ""}):
+                if (name := canonicalize_name(wanted.name)) not in closure:
+                    closure.add(name)
+                    todo.append(name)
+    owners = packages_distributions()
+    imported = {canonicalize_name(d) for m in set(got["modules"]) & own - {"dnacnn"} for d in owners.get(m, [])}
+    assert {"numba", "torch", "safetensors"} <= imported and imported <= closure, sorted(imported - closure)
 
 
 def test_pyfunc_keeps_the_index_of_its_input(mlflow_uri, checkpoint):
@@ -259,6 +286,11 @@ def test_pyfunc_refuses_missing_or_non_string_rows(mlflow_uri, checkpoint):
             model.predict(pd.DataFrame({"sequence": [seqs[0], missing]}, dtype=object))
     with pytest.raises(ValueError, match=r"sequence 0 has 'X' at base 4 \(1-based\)"):
         model.predict(pd.DataFrame({"sequence": ["ACGX" + seqs[0][4:]]}))
+    # a dict of lists is one row to MLflow: said so (was "give every row a sequence (no missing values)")
+    with pytest.raises(ValueError, match=r"sequence 0 is .* \(a (list|ndarray)\).*MLflow reads a dict of lists as one row"):
+        model.predict({"sequence": seqs})
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got None"):  # was int()'s TypeError
+        model.predict(pd.DataFrame({"sequence": seqs}), params={"batch_size": None})
 
 
 def test_pyfunc_multiclass_softmax_and_errors(mlflow_uri, tmp_path):

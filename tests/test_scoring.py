@@ -251,6 +251,9 @@ def test_bad_scorer_arguments_are_value_errors_naming_them(genome):
     for batch_size in ("8", None, 1.5, True, 0):
         with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
             VariantScorer(tiny_model(), genome, tasks=TASKS, batch_size=batch_size)
+    for rc in ("false", "no", 0, None):  # bool("false") turned strand averaging on
+        with pytest.raises(ValueError, match="rc must be True or False"):
+            VariantScorer(tiny_model(), genome, tasks=TASKS, rc=rc)
     with pytest.raises(ValueError, match="'gpu' is not a torch device"):
         VariantScorer(tiny_model(), genome, tasks=TASKS, device="gpu")
     if not torch.cuda.is_available():

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dnacnn.arguments import check_count
 from dnacnn.precision import check_precision
 from dnacnn.tasks import TASK_TYPES, check_task_type
 
@@ -182,19 +183,24 @@ def predict_sequences(
     Returns:
         (N, T) float64 probabilities.
     Raises:
-        ValueError: naming the first sequence that is not a string (None, NaN, bytes: a
-            missing value is not turned into the text "nan"), whose length is not
+        ValueError: ``sequences`` a string or a DataFrame, ``seq_len`` or ``batch_size`` not
+            an integer >= 1; naming the first sequence that is not a string (None, NaN,
+            bytes: a missing value is not turned into the text "nan"), whose length is not
             ``seq_len``, or that holds a character that is not a base or an IUPAC code.
     """
     from dnacnn.sequence import encode_batch, non_dna
 
+    if isinstance(sequences, (str, bytes)) or hasattr(sequences, "columns"):  # its letters, its column names
+        raise ValueError(f"sequences must be a list of DNA strings, got a {type(sequences).__name__}"
+                         + (" (give its 'sequence' column)" if hasattr(sequences, "columns") else ""))
+    seq_len = check_count("seq_len", seq_len)
+    batch_size = check_count("batch_size", batch_size)
     seqs = list(sequences)
     for i, s in enumerate(seqs):
         if not isinstance(s, str):
-            raise ValueError(
-                f"sequence {i} is {s!r:.60} (a {type(s).__name__}), not a string of bases; "
-                "give every row a sequence (no missing values)"
-            )
+            hint = ("one sequence per row (MLflow reads a dict of lists as one row: give a DataFrame)"
+                    if isinstance(s, (list, tuple, np.ndarray)) else "give every row a sequence (no missing values)")
+            raise ValueError(f"sequence {i} is {s!r:.60} (a {type(s).__name__}), not a string of bases; {hint}")
         if len(s) != seq_len:
             raise ValueError(
                 f"sequence {i} has {len(s)} bases; this model takes windows of exactly "

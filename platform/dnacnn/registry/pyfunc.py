@@ -9,7 +9,7 @@ object is pickled. Other teams use it without this package's internals::
 
 The model carries this package's code (MLflow's ``code_paths``: put on ``sys.path`` when the
 model loads), so a consumer needs only its requirements (mlflow, torch, safetensors, numpy,
-pandas), not dnacnn installed; where dnacnn is imported already, that copy is used.
+pandas, numba), not dnacnn installed; where dnacnn is imported already, that copy is used.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class DnaCnnModel(mlflow.pyfunc.PythonModel):
         else:
             sequences = list(model_input)
             index = model_input.index if isinstance(model_input, pd.Series) else None
-        batch_size = int((params or {}).get("batch_size", 256))
+        batch_size = (params or {}).get("batch_size", 256)  # checked by predict_sequences
         loaded = self.loaded
         prob = predict_sequences(loaded.model, sequences, loaded.seq_len, loaded.task_type, batch_size)
         return pd.DataFrame(prob, columns=list(loaded.tasks), index=index)
@@ -117,6 +117,7 @@ def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type
     Returns:
         MLflow's ModelInfo.
     """
+    import numba
     import safetensors
     import torch
 
@@ -143,5 +144,6 @@ def log_pyfunc_model(checkpoint_dir: str | Path, tasks: Sequence[str], task_type
                 f"safetensors=={safetensors.__version__}",
                 f"numpy=={np.__version__}",
                 f"pandas=={pd.__version__}",
+                f"numba=={numba.__version__}",  # the one-hot encoder's compiled loop (dnacnn.sequence)
             ],
         )

@@ -39,6 +39,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
+from dnacnn.arguments import check_count, check_flag
 from dnacnn.genome import Genome
 from dnacnn.models import LoadedModel, link, probabilities, usable_device
 from dnacnn.models import load as load_model_folder
@@ -155,8 +156,7 @@ class VariantScorer:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size, rc = check_count("batch_size", batch_size), check_flag("rc", rc)
         if num_threads:
             torch.set_num_threads(int(num_threads))
         self.device = usable_device(device)
@@ -167,8 +167,7 @@ class VariantScorer:
         self.seq_len = int(loaded.seq_len)
         self.task_type = loaded.task_type
         self.genome = genome if isinstance(genome, Genome) else Genome(genome)
-        self.rc = bool(rc)
-        self.batch_size = int(batch_size)
+        self.rc, self.batch_size = rc, batch_size
         self.mode = mode
         self.precision = precision
         self.engine = MutantEffect(self.model, precision=precision, device=self.device)
