@@ -163,6 +163,12 @@ def test_fetch_model_dir_and_load_model(mlflow_uri, checkpoint, tmp_path, capfd,
         registry.fetch_model_dir(str(checkpoint))
     with pytest.raises(ValueError, match="cannot fetch models:/nope@champion"):
         registry.fetch_model_dir("models:/nope@champion")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")  # was Errno 17, File exists
+    with pytest.raises(ValueError, match=f"cannot fetch models:/simple-toy@champion into {a_file}: it is a file"):
+        registry.fetch_model_dir("models:/simple-toy@champion", dst=a_file)
+    with pytest.raises(ValueError, match="give a model URI .* or a checkpoint folder, got None"):  # was pathlib's TypeError
+        registry.load_model(None)
 
 
 def test_a_model_whose_artifacts_are_gone_is_refused_naming_it(mlflow_uri, checkpoint, tmp_path):

@@ -72,6 +72,8 @@ def fetch_model_dir(
     except ValueError as err:
         raise ValueError(f"cannot fetch {uri}: {err}") from None
     mlflow.set_tracking_uri(store)  # later MLflow calls of this process read the same store
+    if dst is not None and Path(dst).exists() and not Path(dst).is_dir():
+        raise ValueError(f"cannot fetch {uri} into {dst}: it is a file, not a folder")
     dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="dnacnn-model-"))
     quiet_artifact_transfers()
     with tempfile.TemporaryDirectory(prefix="dnacnn-fetch-") as tmp:
@@ -105,6 +107,8 @@ def load_model(uri_or_dir: str | Path, map_location: str = "cpu",
         ValueError: as :func:`fetch_model_dir`; or a fetched checkpoint that does not
             load (e.g. truncated weights), naming the URI, not the temporary folder.
     """
+    if not isinstance(uri_or_dir, (str, Path)):
+        raise ValueError(f"give a model URI (models:/..., runs:/...) or a checkpoint folder, got {uri_or_dir!r:.60}")
     if is_model_uri(uri_or_dir):
         with tempfile.TemporaryDirectory(prefix="dnacnn-load-") as tmp:
             folder = fetch_model_dir(str(uri_or_dir), Path(tmp), tracking_uri)
