@@ -258,6 +258,20 @@ def test_ctrl_c_says_where_the_run_is_and_how_to_resume(tmp_path, env):
                          "run the same command again to resume it"), rest[-2000:]
     assert "Traceback" not in rest and any((tmp_path / "runs" / "stopped").glob("checkpoint_*"))
 
+    # its latest checkpoint damaged: one line before Ray starts (was a worker's tracebacks, then
+    # Ray Train's WorkerGroupError from the driver)
+    latest = sorted((tmp_path / "runs" / "stopped").glob("checkpoint_*"))[-1]
+    for name, damage, said in (("last.safetensors", lambda b: b[: len(b) // 2], "is not a whole safetensors file"),
+                               ("optimizer.pt", lambda b: b"\x80\x04garbage", "cannot be read back"),
+                               ("train_state.json", lambda b: b"{\n", "is not JSON")):
+        whole = (latest / name).read_bytes()
+        (latest / name).write_bytes(damage(whole))
+        line = one_error_line(dnacnn("train", "--config", str(job), cwd=tmp_path, env=env))
+        assert line.startswith(f"error: run stopped cannot be resumed: {latest / name} {said}"), line
+        assert line.endswith(f"delete the run's folder {tmp_path / 'runs' / 'stopped'} to train it again from "
+                             "the start, or give another train.run_name"), line
+        (latest / name).write_bytes(whole)
+
 
 def test_a_tracking_server_that_does_not_answer_is_refused_before_training_even_unregistered(tmp_path, env):
     """The run is logged with mlflow.register false too: a dead server was found only after training."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from dnacnn.checkpoint_files import read_checkpoint_meta, weights_header
 from dnacnn.config import TrainConfig, from_dict, to_dict
 from dnacnn.models import RCAverage, build, save
 from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau
@@ -97,11 +99,18 @@ class TrainState:
 
     @classmethod
     def load(cls, directory: Path) -> TrainState:
-        raw = json.loads((directory / STATE_FILE).read_text())
-        if raw.get("format") != STATE_FORMAT:
-            raise ValueError(f"{directory / STATE_FILE} has format {raw.get('format')!r}, "
-                             f"expected {STATE_FORMAT!r}")
-        return cls(**raw)
+        path = directory / STATE_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not JSON ({err})") from None
+        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
+            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise ValueError(f"{path} has format {found!r}, expected {STATE_FORMAT!r}")
+        try:
+            return cls(**raw)
+        except TypeError as err:  # a field missing or unknown
+            raise ValueError(f"{path} is not a whole train state ({err})") from None
 
 
 def build_model(spec: LoopSpec) -> nn.Module:
@@ -171,6 +180,41 @@ def restore_training_state(
     plateau.load_state_dict(state.lr_plateau)
     optimizer_state = torch.load(directory / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
     return state, optimizer_state
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuse, in the driver, a run whose checkpoints its workers could not restore.
+
+    Ray Train resumes a run from the latest checkpoint in its folder; a file there cut short
+    or rewritten failed in a worker, with a page of tracebacks. Each checkpoint folder in
+    ``run_dir`` (one holding a ``train_state.json``) is checked file by file: the state parsed,
+    the weights files whole (their headers and byte ranges), the optimizer's archive whole.
+
+    Raises:
+        ValueError: naming the file, what is wrong with it, and what to do.
+    """
+    for folder in sorted(path.parent for path in run_dir.glob(f"*/{STATE_FILE}")):
+        try:
+            TrainState.load(folder)
+            read_checkpoint_meta(folder)  # model.json and model.safetensors
+            weights_header(folder / LAST_WEIGHTS)
+            _check_archive(folder / OPTIMIZER_FILE)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"run {run_dir.name} cannot be resumed: {err}; delete the run's folder {run_dir} "
+                             "to train it again from the start, or give another train.run_name") from None
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a file that is not the whole zip archive ``torch.save`` writes (each member's CRC
+    checked), without unpickling it here."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError):
+        bad = "its end"
+    if bad is not None:
+        raise ValueError(f"{path} cannot be read back: it is not a whole zip archive as torch.save "
+                         f"writes (damaged at {bad})")
 
 
 def read_test_predictions(directory: str | Path) -> dict[str, np.ndarray]:

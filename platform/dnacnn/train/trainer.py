@@ -46,7 +46,7 @@ from dnacnn.ray_cluster import check_reachable, cluster_to_join
 from dnacnn.train import metrics
 from dnacnn.train.ingest import EvalSplitDataConfig, load_datasets
 from dnacnn.train.loop import train_loop_per_worker
-from dnacnn.train.run_state import LoopSpec, TrainState, read_test_predictions
+from dnacnn.train.run_state import LoopSpec, TrainState, check_resumable, read_test_predictions
 from dnacnn.train.run_identity import check_run_identity, record_run_identity, run_identity
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,7 @@ def fit(job: JobConfig, address: str | None = None,
     with _run_lock(storage, name):  # first: the identity check writes into the run's folder
         if "://" not in storage:
             check_run_identity(Path(storage) / name, run_identity(job, description))
+            check_resumable(Path(storage) / name)
         return _fit(job, address, spec, description, name, storage)
 
 
