@@ -410,7 +410,7 @@ def test_reading_a_model_never_creates_a_store(tmp_path):
 @pytest.mark.parametrize("kind,reason", [("folder", "is a folder, not an SQLite file"),
                                          ("empty", "is an empty file, not an MLflow store"),
                                          ("text", "is not an SQLite database")])
-def test_a_sqlite_store_that_is_not_a_database_is_refused_in_one_line(tmp_path, kind, reason):
+def test_a_sqlite_store_that_is_not_a_database_is_refused_in_one_line(tmp_path, kind, reason, monkeypatch):
     """MLFLOW_TRACKING_URI=sqlite:///X where X is a folder (MLflow retried for 100 s, then an
     sqlalchemy OperationalError), a text file (sqlalchemy DatabaseError) or an empty file
     (MLflow wrote a new store into it): a ValueError naming the URI, the file left as it was."""
@@ -423,6 +423,21 @@ def test_a_sqlite_store_that_is_not_a_database_is_refused_in_one_line(tmp_path, 
     with pytest.raises(ValueError, match=f"the MLflow tracking store sqlite:///{store} \\(given\\) {reason}"):
         registry.load_model("models:/x@champion", tracking_uri=f"sqlite:///{store}")
     assert kind == "folder" or store.read_bytes() == before
+    # and a training job's store (an empty file is MLflow's to fill): was sqlalchemy's traceback
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if kind != "empty":
+        with pytest.raises(ValueError, match=f"^the MLflow tracking store sqlite:///{store} {reason}; "):
+            registry.setup_tracking(MlflowConfig(tracking_uri=f"sqlite:///{store}"))
+        assert kind == "folder" or store.read_bytes() == before
+
+
+def test_a_training_store_under_a_file_is_named_as_the_tracking_store(tmp_path, monkeypatch):
+    """Was "[Errno 17] File exists: '.../afile'", naming neither MLflow nor the store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "afile").write_text("x")
+    uri = f"sqlite:///{tmp_path / 'afile' / 'mlflow.db'}"
+    with pytest.raises(ValueError, match=f"^cannot create the MLflow tracking store {uri}: {tmp_path / 'afile'}: "):
+        registry.setup_tracking(MlflowConfig(tracking_uri=uri))
 
 
 def test_a_tracking_server_nobody_answers_at_is_refused_in_seconds(tmp_path, monkeypatch):

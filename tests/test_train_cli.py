@@ -292,3 +292,8 @@ def test_a_storage_path_that_cannot_be_written_is_named_before_ray(tmp_path, env
     line = one_error_line(dnacnn("train", "--config", str(job), "--set", f"train.storage_path={taken / 'runs'}",
                                  cwd=tmp_path, env=env))
     assert line.startswith(f"error: train.storage_path {taken / 'runs'} cannot be created: {taken} is a file"), line
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "bad").write_text("x")  # the run's folder: was "[Errno 17] File exists"
+    line = one_error_line(dnacnn("train", "--config", str(job), cwd=tmp_path, env=env))
+    assert line == (f"error: run bad: {tmp_path / 'runs' / 'bad'} is a file, not a run folder; "
+                    "give another train.run_name (or train.storage_path)"), line

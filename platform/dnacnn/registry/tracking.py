@@ -116,7 +116,14 @@ def setup_tracking(cfg: MlflowConfig | None = None) -> str:
             "MLFLOW_TRACKING_URI on the cluster (or in --runtime-env-json's env_vars) to a tracking "
             "server, or mlflow.tracking_uri to an absolute sqlite:////path every node can reach")
     if uri.startswith("sqlite:///"):
-        local_store(uri).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            store.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a file where a folder goes, a path the system does not allow
+            raise ValueError(f"cannot create the MLflow tracking store {uri}: {err.filename}: "
+                             f"{err.strerror}") from None
+        if store.exists() and store.stat().st_size and (problem := _not_sqlite(store)):
+            raise ValueError(f"the MLflow tracking store {uri} {problem}; set MLFLOW_TRACKING_URI "
+                             "(or mlflow.tracking_uri) to an SQLite file MLflow made, or a new path")
     check_server(uri, "the job's tracking URI")
     try:  # a URI of a scheme MLflow has no store for, an experiment name it refuses: nothing set
         client = MlflowClient(tracking_uri=uri)

@@ -227,6 +227,9 @@ def fit(job: JobConfig, address: str | None = None,
         preflight(spec, description)
     if "://" not in storage:
         check_output_folder(job.train.storage_path, "train.storage_path")  # as the user wrote it
+        if (Path(storage) / name).exists() and not (Path(storage) / name).is_dir():
+            raise ValueError(f"run {name}: {Path(storage) / name} is a file, not a run folder; "
+                             "give another train.run_name (or train.storage_path)")
     with _run_lock(storage, name):  # first: the identity check writes into the run's folder
         if "://" not in storage:
             check_run_identity(Path(storage) / name, run_identity(job, description))
