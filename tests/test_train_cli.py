@@ -3,6 +3,7 @@ naming the key or option and the reason, no traceback, no Ray run, nothing train
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -143,6 +144,30 @@ def test_a_dataset_whose_files_do_not_fit_its_description_is_refused_before_ray(
     two.write_bytes(two.read_bytes()[:100])
     with pytest.raises(ValueError, match=f"{two} cannot be read as Parquet"):
         check_split_files(dataset, description)
+
+
+def test_row_counts_are_checked_and_a_task_of_one_label_trains_saying_so(tmp_path, env):
+    """dataset.json's rows were trusted: 10 train rows said, 40 held, trained at "1 steps an
+    epoch" with the LR schedule over after it; a task of one label in every train and valid row
+    trained in silence and printed a bare NaN (no JSON parser's) for its AUROC."""
+    from dnacnn.data.split_check import check_split_files
+
+    job = write_job(tmp_path, 100, MULTISCALE)
+    dataset = tmp_path / "dataset100"
+    description = DatasetDescription.load(dataset)
+    description.rows["train"] = 10
+    with pytest.raises(ValueError, match=f"^{split_dir(dataset, 'train')}: its Parquet files hold 40 rows, "
+                                         f"{dataset / 'dataset.json'} says 10; "):
+        check_split_files(dataset, description)
+    for split in ("train", "valid"):
+        pq.write_table(make_table(np.eye(4, dtype=np.uint8)[np.zeros((40, 100), int)], np.zeros((40, 1), np.float32)),
+                       split_dir(dataset, split) / "part-0.parquet")
+    proc = dnacnn("train", "--config", str(job), cwd=tmp_path, env={**env, "DNACNN_PROGRESS": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for split in ("train", "valid"):
+        assert f"task 'bound' has the one label 0 in every {split} row" in proc.stderr, proc.stderr[-3000:]
+    metrics = json.loads(proc.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))["metrics"]
+    assert metrics["best_val_auroc"] is None and metrics["test_auroc"] is not None
 
 
 def test_a_bad_override_is_blamed_on_the_option_not_the_file(tmp_path, env):

@@ -9,6 +9,7 @@ column only, in batches, so the check's memory is bounded whatever the dataset's
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,15 @@ import pyarrow.parquet as pq
 
 from dnacnn.data.dataset_io import SPLITS, DatasetDescription, column_to_numpy, split_dir
 
+log = logging.getLogger(__name__)
+
 #: How far a multiclass row's labels may sum from 1 (float32 probabilities written by other tools).
 SUM_TOLERANCE = 1e-3
 
 
 def check_split_files(directory: str | Path, description: DatasetDescription, batch_rows: int = 65_536) -> None:
-    """Refuse split files whose columns or labels do not fit ``description``.
+    """Refuse split files whose columns, labels or row counts do not fit ``description``;
+    warn of a task with one label in every train or valid row.
 
     Checks, per Parquet file of each split: an ``onehot`` column of (seq_len, 4) cells and a
     ``labels`` column of (T,) cells, T = the tasks; every label finite and within 0..1; for a
@@ -33,6 +37,7 @@ def check_split_files(directory: str | Path, description: DatasetDescription, ba
     """
     tasks, multiclass = description.tasks, description.task_type == "multiclass"
     for split in SPLITS:
+        rows, low, high = 0, np.full(len(tasks), np.inf), np.full(len(tasks), -np.inf)
         for path in sorted(split_dir(directory, split).glob("*.parquet")):
             try:
                 parquet = pq.ParquetFile(path)
@@ -41,9 +46,23 @@ def check_split_files(directory: str | Path, description: DatasetDescription, ba
                 for batch in parquet.iter_batches(batch_size=batch_rows, columns=["labels"]):
                     labels = column_to_numpy(batch.column(0)).reshape(batch.num_rows, -1)
                     _check_labels(path, row, labels, tasks, multiclass)
+                    if len(labels):
+                        low, high = np.minimum(low, labels.min(axis=0)), np.maximum(high, labels.max(axis=0))
                     row += batch.num_rows
             except (OSError, pa.ArrowException) as err:  # truncated, not Parquet
                 raise ValueError(f"{path} cannot be read as Parquet ({err})") from None
+            rows += row
+        said = description.rows.get(split)
+        if said is not None and said != rows:  # steps per epoch, the LR schedule and progress follow it
+            raise ValueError(f"{split_dir(directory, split)}: its Parquet files hold {rows:,} rows, "
+                             f"{Path(directory) / 'dataset.json'} says {said:,}; write the dataset again "
+                             "(dnacnn data ...) or correct its 'rows'")
+        one = [(task, low[k]) for k, task in enumerate(tasks) if rows and low[k] == high[k]]
+        if one and not multiclass and split in ("train", "valid"):
+            task, value = one[0]
+            log.warning("dataset %s: task %r has the one label %g in every %s row%s: the model cannot learn "
+                        "it from this split, and its AUROC there is undefined", directory, task, value, split,
+                        f" ({len(one)} such tasks)" if len(one) > 1 else "")
 
 
 def _check_shapes(path: Path, schema: pa.Schema, description: DatasetDescription) -> None:

@@ -23,6 +23,7 @@ MLflow run, model version and alias (see :mod:`dnacnn.registry`).
 from __future__ import annotations
 
 import contextlib
+import math
 import json
 import logging
 import tempfile
@@ -82,7 +83,9 @@ class TrainSummary:
             "checkpoint": str(self.fit.checkpoint_dir),
             "epochs": self.fit.state.epoch,
             "sessions": self.fit.state.sessions,
-            "metrics": self.fit.final_metrics,
+            # an undefined metric (AUROC of a split with one class) is JSON's null, not Python's NaN
+            "metrics": {k: None if isinstance(v, float) and math.isnan(v) else v
+                        for k, v in self.fit.final_metrics.items()},
             "figures": [str(p) for p in self.figures],
             "mlflow": {
                 "tracking_uri": self.run.tracking_uri,
