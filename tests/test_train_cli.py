@@ -298,6 +298,19 @@ def test_ctrl_c_says_where_the_run_is_and_how_to_resume(tmp_path, env):
         (latest / name).write_bytes(whole)
 
 
+def test_ctrl_c_before_a_command_says_more_is_one_line_and_exit_130(capsys):
+    """Ctrl-C while `dnacnn train` started its local Ray cluster printed a blank line (Click's)
+    and exited 130 without a word."""
+    import typer
+
+    from dnacnn.cli.errors import user_errors
+
+    with pytest.raises(typer.Exit) as stopped:
+        with user_errors():
+            raise KeyboardInterrupt
+    assert stopped.value.exit_code == 130 and capsys.readouterr().err == "interrupted (Ctrl-C)\n"
+
+
 def test_a_tracking_server_that_does_not_answer_is_refused_before_training_even_unregistered(tmp_path, env):
     """The run is logged with mlflow.register false too: a dead server was found only after training."""
     job = write_job(tmp_path, 100, MULTISCALE)

@@ -9,6 +9,7 @@ Ray itself is imported on first use (seconds), not when the CLI starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -195,6 +196,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
             _init(ray, address, num_cpus, connect_timeout_s, dashboard)
         except ray.exceptions.AuthenticationError as err:  # a token Ray cannot read: its own words, first sentence
             raise RayConnectionError(f"Ray's token authentication: {str(err).split('. ', 1)[0]}") from None
+        except KeyboardInterrupt:  # Ctrl-C while it starts: stop the processes started so far
+            with contextlib.suppress(Exception):  # (a node half made) the Ctrl-C is what to say
+                ray.shutdown()
+            raise
         started = True
         drop_worker_lines(RAY_NOTICES.search)
     return started

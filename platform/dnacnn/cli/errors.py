@@ -61,6 +61,8 @@ def user_errors() -> Iterator[None]:
         yield
     except (Interrupted, *USER_ERRORS) as err:
         raise typer.Exit(report(err)) from None
+    except KeyboardInterrupt:  # Ctrl-C where the command has nothing of its own to say (Ray starting)
+        raise typer.Exit(report(Interrupted("interrupted (Ctrl-C)"))) from None
 
 
 class OneLineErrorsTyper(typer.Typer):
