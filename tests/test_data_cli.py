@@ -93,6 +93,20 @@ def test_data_fasta_and_bad_pairs(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_data_fasta_says_a_split_left_empty_as_intervals_and_tiles_do(tmp_path, caplog):
+    """--valid-chroms naming no record's chromosome wrote an empty valid split without a word;
+    the training it would be refused for came later."""
+    a, b = tmp_path / "a.fa", tmp_path / "b.fa"
+    a.write_text(">chr1:100-110\nACGTACGTAC\n>chr8:0-10\nAAAAAAAAAA\n")
+    b.write_text(">chr9:5-15\nCCCCCCCCCC\n")
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        got = summary(run("data", "fasta", "--class", f"A={a}", "--class", f"B={b}", "--valid-chroms", "chrQ",
+                          "--out", tmp_path / "o"))
+    assert got["rows"]["valid"] == 0
+    assert f"{tmp_path / 'o'}: the valid split has no rows" in caplog.text
+    assert "training on this dataset will be refused" in caplog.text
+
+
 def test_data_fasta_skips_empty_and_all_n_records_and_warns_of_duplicates(tmp_path, caplog):
     a = write(tmp_path / "a.fa", ">chr1:0-10\nACGTACGTAC\n>empty1\n>empty2\n\n"
                                  ">chr8:0-10\nNNNNNNNNNN\n>chr1:0-10\nAAAACCCCGG\n")
@@ -258,6 +272,11 @@ def test_data_intervals_reports_peaks_on_contigs_the_genome_lacks(ray_session, t
                       "--peaks", f"a={peaks}", "--out", tmp_path / "iv", "--length", 200))
     assert got["records"]["peaks_on_unknown_contigs"] == {"a": ["chrUn_gl000220"]}
     assert got["records"]["written"] == 2
+    # a peaks BED with no interval: every label of its task 0, which was said nowhere
+    empty = write(tmp_path / "none.bed", "")
+    got = summary(run("data", "intervals", "--fasta", FIXTURE_FASTA, "--intervals", regions,
+                      "--peaks", f"a={peaks}", "--peaks", f"b={empty}", "--out", tmp_path / "iv2", "--length", 200))
+    assert got["records"]["peakless_tasks"] == ["b"]
 
 
 def test_data_refuses_intervals_and_regions_that_fit_no_genome_before_ray(tmp_path):

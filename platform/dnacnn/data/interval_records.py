@@ -89,6 +89,7 @@ class IntervalScan:
         expected: split -> windows the read tasks should yield before ``all_n``.
         duplicates: records with the same chrom, start and end as an earlier one.
         peaks_on_unknown_contigs: task -> contigs of its peak BED that the genome lacks.
+        peakless_tasks: tasks whose peak BED holds no interval (each of their labels is 0).
     """
 
     records: int = 0
@@ -97,6 +98,7 @@ class IntervalScan:
     expected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     duplicates: int = 0
     peaks_on_unknown_contigs: dict[str, list[str]] = field(default_factory=dict)
+    peakless_tasks: list[str] = field(default_factory=list)
 
     def account(self, written: dict[str, int]) -> dict:
         """The ``records`` summary of the dataset, given the rows written per split.
@@ -118,6 +120,8 @@ class IntervalScan:
                "duplicates": self.duplicates}
         if self.peaks_on_unknown_contigs:
             out["peaks_on_unknown_contigs"] = self.peaks_on_unknown_contigs
+        if self.peakless_tasks:
+            out["peakless_tasks"] = self.peakless_tasks
         return out
 
 
@@ -166,7 +170,10 @@ def scan_intervals(
         scan.duplicates += len(pairs) - len(np.unique(pairs, axis=0))
     if peak_paths:
         for task, peak_path in peak_paths.items():
-            missing = sorted(c for c in bed.read_peaks(peak_path) if not genome.has(c))
+            peaks = bed.read_peaks(peak_path)
+            if not peaks:
+                scan.peakless_tasks.append(task)
+            missing = sorted(c for c in peaks if not genome.has(c))
             if missing:
                 scan.peaks_on_unknown_contigs[task] = missing
     _warn(scan, path)
@@ -193,6 +200,8 @@ def _warn(scan: IntervalScan, path: str) -> None:
     if scan.duplicates:
         log.warning("%s: %d record(s) repeat an earlier record's chrom, start and end; "
                     "each is written as its own row", path, scan.duplicates)
+    for task in scan.peakless_tasks:
+        log.warning("the peaks BED of task %r holds no interval: every window's label for it is 0", task)
     for task, contigs in scan.peaks_on_unknown_contigs.items():
         log.warning("peaks of task %r on contigs the genome lacks label nothing: %s",
                     task, ", ".join(contigs[:10]) + (", ..." if len(contigs) > 10 else ""))

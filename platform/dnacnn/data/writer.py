@@ -68,7 +68,14 @@ def write_arrays(
         description.rows[name] = int(len(rows))
     description.save(out_dir)
     log.info("wrote %s to %s: %s", description.name, out_dir, description.rows)
+    _said_if_empty(out_dir, description)
     return description
+
+
+def _said_if_empty(out_dir: str | Path, description: DatasetDescription) -> None:
+    """A split without rows is said when the dataset is written, not first when it is trained on."""
+    if description.empty_splits():
+        log.warning("%s: %s; training on this dataset will be refused", out_dir, description.why_empty())
 
 
 def write_dataset(
@@ -102,6 +109,5 @@ def write_dataset(
     if account is not None:
         description.records = account(dict(description.rows))
     description.save(out_dir)
-    if description.empty_splits():
-        log.warning("%s: %s; training on this dataset will be refused", out_dir, description.why_empty())
+    _said_if_empty(out_dir, description)
     return description
