@@ -159,6 +159,17 @@ def test_row_counts_are_checked_and_a_task_of_one_label_trains_saying_so(tmp_pat
     with pytest.raises(ValueError, match=f"^{split_dir(dataset, 'train')}: its Parquet files hold 40 rows, "
                                          f"{dataset / 'dataset.json'} says 10; "):
         check_split_files(dataset, description)
+    description.rows["train"] = 40
+    notes = split_dir(dataset, "valid") / "notes.txt"  # was Ray Data's own error, once Ray had started
+    notes.write_text("x")
+    with pytest.raises(ValueError, match=f"^{notes} is not a Parquet file of the dataset"):
+        check_split_files(dataset, description)
+    notes.unlink()
+    said = json.loads((dataset / "dataset.json").read_text())
+    (dataset / "dataset.json").write_text(json.dumps({**said, "tasks": ["a", "b", "c"]}))
+    with pytest.raises(ValueError, match=f"^{dataset / 'dataset.json'}: a binary dataset has exactly one task, not 3"):
+        DatasetDescription.load(dataset)  # was the rule alone, naming no file
+    (dataset / "dataset.json").write_text(json.dumps(said))
     for split in ("train", "valid"):
         pq.write_table(make_table(np.eye(4, dtype=np.uint8)[np.zeros((40, 100), int)], np.zeros((40, 1), np.float32)),
                        split_dir(dataset, split) / "part-0.parquet")

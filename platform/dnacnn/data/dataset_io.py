@@ -63,7 +63,7 @@ class DatasetDescription:
         if self.task_type not in TASK_TYPES:
             raise ValueError(f"task_type {self.task_type!r} is not one of {TASK_TYPES}")
         if self.task_type == "binary" and len(self.tasks) != 1:
-            raise ValueError("a binary dataset has exactly one task")
+            raise ValueError(f"a binary dataset has exactly one task, not {len(self.tasks)}")
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / "dataset.json"
@@ -99,7 +99,10 @@ class DatasetDescription:
                    ([f"missing key(s) {', '.join(missing)}"] if missing else [])
         if problems:
             raise ValueError(f"{path}: {'; '.join(problems)}; is it a dataset.json written by dnacnn?")
-        return cls(**meta)
+        try:
+            return cls(**meta)
+        except ValueError as err:  # what __post_init__ refuses (a task type, binary with 3 tasks)
+            raise ValueError(f"{path}: {err}") from None
 
     def empty_splits(self) -> list[str]:
         """Splits written with no row (e.g. held-out chromosomes the input did not have)."""

@@ -38,6 +38,10 @@ def check_split_files(directory: str | Path, description: DatasetDescription, ba
     tasks, multiclass = description.tasks, description.task_type == "multiclass"
     for split in SPLITS:
         rows, low, high = 0, np.full(len(tasks), np.inf), np.full(len(tasks), -np.inf)
+        for stray in sorted(split_dir(directory, split).glob("[!._]*")):  # Ray Data reads every file there
+            if stray.suffix != ".parquet" or not stray.is_file():
+                raise ValueError(f"{stray} is not a Parquet file of the dataset; a split's folder holds "
+                                 "its *.parquet files only: move it elsewhere")
         for path in sorted(split_dir(directory, split).glob("*.parquet")):
             try:
                 parquet = pq.ParquetFile(path)
