@@ -50,13 +50,7 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
     meta_path = directory / CONFIG_FILE
     if not meta_path.is_file():
         raise _not_in_checkpoint(meta_path)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{meta_path} is not JSON ({err})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{meta_path} has format {found!r}; this version of dnacnn reads {FORMAT!r}")
+    meta = read_format_json(meta_path, FORMAT)
     for name, kind in _FIELDS.items():
         if not isinstance(meta.get(name), kind) or isinstance(meta.get(name), bool):
             raise ValueError(f"{meta_path}: {name!r} is missing or not a JSON {kind.__name__}")
@@ -81,6 +75,22 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
             raise ValueError(f"{meta_path}: {err}") from None
     weights_header(directory / WEIGHTS_FILE)
     return meta
+
+
+def read_format_json(path: Path, expected: str) -> dict:
+    """The JSON object of a file dnacnn wrote, whose ``"format"`` is ``expected``.
+
+    Raises:
+        ValueError: naming the file: not UTF-8 JSON, not an object, or of another format.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != expected:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{path} has format {found!r}; this version of dnacnn reads {expected!r}")
+    return data
 
 
 def weights_sha256(directory: str | Path) -> str:
@@ -135,4 +145,5 @@ def _not_in_checkpoint(path: Path) -> FileNotFoundError:
     return FileNotFoundError(f"no {path.name} in {path.parent}; expected a directory written by dnacnn.models.save")
 
 
-__all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "read_checkpoint_meta", "weights_header", "weights_sha256"]
+__all__ = ["CONFIG_FILE", "FORMAT", "WEIGHTS_FILE", "read_checkpoint_meta", "read_format_json", "weights_header",
+           "weights_sha256"]

@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dnacnn.checkpoint_files import read_checkpoint_meta, weights_header
+from dnacnn.checkpoint_files import read_checkpoint_meta, read_format_json, weights_header
 from dnacnn.config import TrainConfig, from_dict, to_dict
 from dnacnn.models import RCAverage, build, save
 from dnacnn.train.callbacks import EarlyStopping, ReduceLROnPlateau
@@ -100,13 +100,7 @@ class TrainState:
     @classmethod
     def load(cls, directory: Path) -> TrainState:
         path = directory / STATE_FILE
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is not JSON ({err})") from None
-        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
-            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
-            raise ValueError(f"{path} has format {found!r}, expected {STATE_FORMAT!r}")
+        raw = read_format_json(path, STATE_FORMAT)
         try:
             return cls(**raw)
         except TypeError as err:  # a field missing or unknown
