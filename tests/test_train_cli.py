@@ -292,11 +292,14 @@ def test_ctrl_c_says_where_the_run_is_and_how_to_resume(tmp_path, env):
     lines = [line for line in rest.splitlines() if line.strip() and "RayTrainWorker" not in line]
     assert lines[-1] == (f"training interrupted: run stopped keeps its checkpoints in {tmp_path / 'runs'}/stopped; "
                          "run the same command again to resume it"), rest[-2000:]
-    assert "Traceback" not in rest and any((tmp_path / "runs" / "stopped").glob("checkpoint_*"))
+    # a checkpoint folder is one with train_state.json (Ray Train also keeps its own
+    # checkpoint_manager_snapshot.json beside them)
+    kept = sorted(state.parent for state in (tmp_path / "runs" / "stopped").glob("checkpoint_*/train_state.json"))
+    assert "Traceback" not in rest and kept
 
     # its latest checkpoint damaged: one line before Ray starts (was a worker's tracebacks, then
     # Ray Train's WorkerGroupError from the driver)
-    latest = sorted((tmp_path / "runs" / "stopped").glob("checkpoint_*"))[-1]
+    latest = kept[-1]
     for name, damage, said in (("last.safetensors", lambda b: b[: len(b) // 2], "is not a whole safetensors file"),
                                ("optimizer.pt", lambda b: b"\x80\x04garbage", "cannot be read back"),
                                ("train_state.json", lambda b: b"{\n", "is not JSON")):
