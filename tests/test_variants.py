@@ -779,3 +779,31 @@ def test_a_comment_line_among_the_records_is_a_reject_when_the_job_scores_the_fi
     assert [a.line for a in alleles if a.reject == "malformed"] == [len(header) + 3]
     clean = _write(tmp_path / "clean.vcf", header + records[:4])
     assert indexed_copy(clean, tmp_path / "work2")[1]
+
+    # the user's own bgzipped, tabix-indexed file (tabix indexes it, skipping the line): read whole
+    # too (was: read by region, 4 records scored and the line not counted, check-vcf saying 5)
+    pysam.tabix_index(str(path), preset="vcf", force=True, keep_original=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert indexed_copy(f"{path}.gz", tmp_path / "work3") == (f"{path}.gz", False)
+    assert f"line {len(header) + 3}: a '#' line among the records" in caplog.text
+    alleles = list(read_alleles(f"{path}.gz", genome, log_malformed=0))
+    assert [a.line for a in alleles if a.reject == "malformed"] == [len(header) + 3] and len(alleles) == 5
+    pysam.tabix_index(str(clean), preset="vcf", force=True)
+    assert indexed_copy(f"{clean}.gz", tmp_path / "work4") == (f"{clean}.gz", True)
+
+
+def test_a_comment_line_is_found_and_numbered_across_the_scans_pieces(tmp_path, monkeypatch):
+    """The scan for a '#' line among the records reads the text in pieces: a line split between
+    two pieces is numbered as a whole file's line."""
+    import importlib
+
+    module = importlib.import_module("dnacnn.variants.indexed_copy")
+    text = b"##fileformat=VCFv4.2\n#CHROM\tPOS\n20\t1\n\n20\t2\n#note\n20\t3\n"
+    (tmp_path / "v.vcf").write_bytes(text)
+    for piece in (1, 2, 3, 5, 8, 1 << 22):
+        monkeypatch.setattr(module, "SCAN_PIECE", piece)
+        assert module._comment_among_records(tmp_path / "v.vcf") == 6, piece
+    scan = module._comment_among_records
+    (tmp_path / "ok.vcf").write_bytes(text.replace(b"#note\n", b""))
+    assert scan(tmp_path / "ok.vcf") is None

@@ -3,7 +3,8 @@ trusted, else a copy made once per job.
 
 An index is trusted only when it is not older than its file and finds the file's last record
 where it is (not another file's index). A VCF that cannot be indexed (unsorted, a CHROM/POS
-tabix cannot read, a ``#`` line among the records, which tabix would skip) is read whole.
+tabix cannot read) is read whole, and so is one with a ``#`` line among the records, which
+tabix skips, its own index or not.
 """
 
 from __future__ import annotations
@@ -80,11 +81,12 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
             when already there from an earlier run of the same job.
     Returns:
         (path, indexed): ``indexed`` is False when the VCF cannot be indexed (unsorted,
-        or a line whose CHROM/POS tabix cannot read); it is then read whole.
+        or a line whose CHROM/POS tabix cannot read) or has a '#' line among its records;
+        it is then read whole.
     """
     vcf = str(vcf)
     if has_index(vcf):
-        return vcf, True
+        return vcf, not _said_comment_among_records(vcf, vcf)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     copy = work / "input.vcf.gz"
@@ -98,11 +100,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     else:
         with open_bytes(vcf) as src, open(plain, "wb") as dst:
             copy_text(src, dst)
-    comment = _comment_among_records(plain) if plain.exists() else None
-    if comment is not None:  # tabix skips it: read by region, it would be no record nor a reject
-        log.warning("%s, line %d: a '#' line among the records; scoring the file as one shard, from the "
-                    "start, where each such line is a 'malformed' reject (remove them to split the work "
-                    "by region)", vcf, comment)
+    if plain.exists() and _said_comment_among_records(plain, vcf):
         plain.unlink()
         return vcf, False
     try:
@@ -123,16 +121,46 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
     return str(copy), True
 
 
-def _comment_among_records(path: Path) -> int | None:
-    """The 1-based number of the first line of a VCF text that starts with '#' after a record
-    line, or None."""
-    records = False
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.startswith(b"#"):
-                records = True
-            elif records:
-                return number
+#: Bytes of VCF text the scan for a '#' line among the records reads at a time.
+SCAN_PIECE = 4 << 20
+
+
+def _said_comment_among_records(text: str | Path, vcf: str) -> bool:
+    """Whether the VCF text ``text`` (plain or gzipped) has a line starting with '#' after its
+    first record, which tabix skips: read by region, it would be neither a record nor a reject.
+    Said once, naming the line of ``vcf``; the file is then read whole, where each such line is
+    a 'malformed' reject."""
+    comment = _comment_among_records(text)
+    if comment is not None:
+        log.warning("%s, line %d: a '#' line among the records; scoring the file as one shard, from the "
+                    "start, where each such line is a 'malformed' reject (remove them to split the work "
+                    "by region)", vcf, comment)
+    return comment is not None
+
+
+def _comment_among_records(path: str | Path) -> int | None:
+    """The 1-based number of the first line of a (possibly gzipped) VCF text that starts with
+    '#' after a record line (blank lines are no record), or None; None too where the file is cut
+    or damaged before one (its reads say so). The records are scanned in pieces of
+    :data:`SCAN_PIECE` bytes, not line by line: about 0.2 s per million records."""
+    number = 0
+    try:
+        with open_bytes(path) as handle:
+            for line in iter(handle.readline, b""):  # the header: a few lines
+                number += 1
+                if line.strip() and not line.startswith(b"#"):
+                    break
+            else:
+                return None
+            before = b"\n" if line.endswith(b"\n") else b""  # the piece's first line starts a line
+            for piece in iter(lambda: handle.read(SCAN_PIECE), b""):
+                at = (before + piece).find(b"\n#")
+                if at >= 0:  # the '#' at piece[at + 1 - len(before)]
+                    return number + 1 + piece[:at + 1 - len(before)].count(b"\n")
+                number += piece.count(b"\n")
+                before = piece[-1:]
+    except (OSError, EOFError):
+        return None
     return None
 
 
