@@ -255,3 +255,110 @@ def test_files_compressed_otherwise_or_with_old_mac_line_ends_are_named_by_every
     unnamed.write_text(">a\nACGT\n>\nACGT\n")
     with pytest.raises(ValueError, match="unnamed.fa: record 2 has a '>' line without a name"):
         read_fasta_records(unnamed)
+
+
+def _plain_fasta(path, contigs: dict[str, str], width: int = 60, tail: str = "") -> None:
+    path.write_text("".join(f">{name}\n" + "".join(seq[i:i + width] + tail + "\n" for i in range(0, len(seq), width))
+                            for name, seq in contigs.items()))
+
+
+def test_index_files_htslib_would_misread_or_crash_on_are_named(tmp_path, monkeypatch):
+    """Were: an index older than its FASTA read other bases without a word (the rewritten file's
+    layout still fit it); a .fai of text, negative lengths or no line opened as a genome of
+    -5 bp or of no contig, or gave "index it with samtools faidx" though it was indexed; a .gzi
+    linking to nothing, and a bgzipped FASTA with a .fai but no .gzi in a folder that cannot be
+    written, crashed pysam (exit 139, no word)."""
+    import os
+    import shutil
+
+    from dnacnn.data.simulation_files import write_fasta_bgzip
+
+    seq = "".join(np.random.default_rng(5).choice(list("ACGT"), 3_000))
+    fasta = tmp_path / "g.fa"
+    _plain_fasta(fasta, {"20": seq})
+    pysam.faidx(str(fasta))
+    assert Genome(fasta).fetch("20", 100, 110) == seq[100:110]
+    fai = tmp_path / "g.fa.fai"
+    whole = fai.read_text()
+    later = os.stat(fasta).st_mtime + 60  # the FASTA rewritten a minute after its index
+    os.utime(fasta, (later, later))
+    with pytest.raises(ValueError, match=r"the index .*g\.fa\.fai is older than .*g\.fa: the FASTA changed "
+                                         r"after indexing.*rebuild it \(`samtools faidx"):
+        Genome(fasta)
+    os.utime(fai, (later, later))
+    for text, said in (("20\t-5\t4\t60\t61\n", "line 1 is not NAME, LENGTH, OFFSET"), ("", "it lists no contig"),
+                       ("hello world\n", "line 1 is not NAME")):
+        fai.write_text(text)
+        os.utime(fai, (later, later))
+        with pytest.raises(ValueError, match=rf"the index .*g\.fa\.fai is not a faidx index of .*g\.fa \({said}"):
+            Genome(fasta)
+    fai.write_text(whole)
+    os.utime(fai, (later, later))
+    assert Genome(fasta).length("20") == 3_000
+
+    (tmp_path / "b").mkdir()
+    packed = write_fasta_bgzip({"20": seq.encode()}, tmp_path / "b" / "g.fa.gz")
+    gzi = packed.with_name("g.fa.gz.gzi")
+    gzi.unlink()
+    gzi.symlink_to(tmp_path / "nowhere" / "g.fa.gz.gzi")
+    with pytest.raises(ValueError, match=r"g\.fa\.gz\.gzi is a link to nothing"):
+        Genome(packed)
+    gzi.unlink()
+    gzi.mkdir()
+    with pytest.raises(ValueError, match=r"g\.fa\.gz\.gzi is a folder, not an index file"):
+        Genome(packed)
+    gzi.rmdir()
+    # a folder this process cannot write (root writes anywhere: the check is what is pinned)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(packed.parent) and mode == os.W_OK
+                        else real_access(p, mode))
+    with pytest.raises(ValueError, match=r"g\.fa\.gz is bgzipped and has no g\.fa\.gz\.gzi beside it, .* cannot "
+                                         r"be written"):
+        Genome(packed)
+    monkeypatch.undo()
+    assert Genome(packed).fetch("20", 2_990, 3_000) == seq[2_990:]  # writable: pysam builds the .gzi
+    shutil.rmtree(tmp_path / "b")
+
+
+def test_a_damaged_fasta_is_named_where_it_is_damaged_not_read_as_n(tmp_path):
+    """Were: a NUL byte ended the text htslib gave (the rest of the window read as N, deltas
+    off by up to 0.29 for variants 200 bp away); a '1', '*' or tab read as a base (a REF check
+    saying "does not match the reference '1'"); a '>' line with no name a contig named ''."""
+    seq = "".join(np.random.default_rng(6).choice(list("ACGT"), 600))
+    for name, damage, said in (
+            ("nul", "\0", r"gives 10 of the 100 bases of 20:201-300: its text stops at 20:211 \(a NUL byte"),
+            ("digit", "1", r"holds '1' at 20:211, which is not a base"),
+            ("tab", "\t", r"holds '\\t' at 20:211, which is not a base")):
+        fasta = tmp_path / f"{name}.fa"
+        _plain_fasta(fasta, {"20": seq[:210] + damage + seq[211:]})
+        genome = Genome(fasta)
+        assert genome.fetch("20", 0, 200) == seq[:200]  # where it is whole, it reads
+        with pytest.raises(ValueError, match=rf"the genome .*{name}\.fa {said}"):
+            genome.fetch("20", 200, 300)
+    iupac = tmp_path / "iupac.fa"
+    _plain_fasta(iupac, {"20": "acgtnRYSWKMBDHVU-" * 4})
+    assert Genome(iupac).fetch("20", 0, 17) == "ACGTNRYSWKMBDHVU-"
+    blanks = tmp_path / "blanks.fa"  # trailing blanks on every line: htslib reads past them
+    _plain_fasta(blanks, {"20": seq}, tail="  ")
+    assert Genome(blanks).fetch("20", 0, 600) == seq
+    nameless = tmp_path / "nameless.fa"
+    nameless.write_text(f">20\n{seq[:60]}\n>\n{seq[60:120]}\n")
+    with pytest.raises(ValueError, match=r"nameless\.fa: its contig 2 has a '>' line with no name"):
+        Genome(nameless)
+    with pytest.raises(ValueError, match=r"nameless\.fa: its contig 2 has a '>' line with no name"):
+        Genome(nameless)  # the second time from the .fai pysam wrote
+
+
+def test_refseq_versions_are_assemblies_and_a_name_of_two_contigs_says_so(tmp_path):
+    """Were: NC_000020.10 (GRCh37) read as the genome's NC_000020.11 (GRCh38), "using" it; and
+    NC_000020.11 against a genome naming both chr20 and 20 "is not in the genome"."""
+    from dnacnn.data.simulation_files import write_fasta_bgzip
+
+    grch38 = Genome(write_fasta_bgzip({"NC_000020.11": b"ACGT" * 30}, tmp_path / "gcf.fa.gz"))
+    assert grch38.resolve("chr20") == "NC_000020.11"
+    with pytest.raises(UnknownContigError, match=r"contig 'NC_000020.10' is not in the genome .*same genome build"):
+        grch38.resolve("NC_000020.10")
+    both = Genome(write_fasta_bgzip({"20": b"ACGT" * 30, "chr20": b"TTTT" * 30}, tmp_path / "both.fa.gz"))
+    with pytest.raises(UnknownContigError, match=r"contig 'NC_000020.11' could be any of 20, chr20 in the genome "
+                                                 r".*names one chromosome twice"):
+        both.resolve("NC_000020.11")

@@ -357,6 +357,25 @@ def test_restart_with_other_inputs_is_refused(clean_run, model_dir, tmp_path):
         score_vcf(str(other), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD)
 
 
+def test_a_genome_rewritten_in_place_is_another_input(model_dir, tmp_path):
+    """The job's identity knew the genome by its path only: a genome rewritten under the same
+    name (other bases) resumed, "2 done before, 0 to score", the old rows standing for it."""
+    from dnacnn.scoring.job_state import ModelIdentity, check_identity, job_identity
+
+    genome = tmp_path / "genome.fa"
+    genome.write_text(">20\n" + "ACGT" * 50 + "\n")
+    about = ModelIdentity("0" * 64, "tiny", tuple(TASKS), 200, "multitask")
+    out = tmp_path / "out"
+    out.mkdir()
+    first = job_identity(str(FIXTURE_VCF), str(genome), about, False, SHARD)
+    (out / "job.json").write_text(json.dumps(first))
+    assert check_identity(out, job_identity(str(FIXTURE_VCF), str(genome), about, False, SHARD))
+    genome.write_text(">20\n" + "TGCA" * 50 + "\n")  # same size, other bases
+    os.utime(genome, ns=(first["genome_mtime_ns"] + 10**9,) * 2)
+    with pytest.raises(ValueError, match=r"other inputs \(genome_mtime_ns differ\)"):
+        check_identity(out, job_identity(str(FIXTURE_VCF), str(genome), about, False, SHARD))
+
+
 def test_a_model_the_actors_cannot_load_leaves_the_folder_as_it_was(ray_session, model_dir, tmp_path):
     """Weights that do not fit their config fail in the actors, before any shard: the error names
     the file, what the run created in an existing folder is removed and the user's files stay; the

@@ -1,6 +1,6 @@
 """What makes a batch job restartable and its totals trustworthy: its identity and its accounting.
 
-``OUT/job.json`` records the job's inputs (the VCF's size and time, the genome,
+``OUT/job.json`` records the job's inputs (the VCF's and the genome's sizes and times,
 the model's weights digest, the options that change rows); a restart with other
 inputs is refused rather than mixing two jobs' rows. The summary adds up every
 shard's marker and checks the identity read = scored + rejected against the
@@ -70,20 +70,27 @@ def model_fingerprint(model: object) -> str:
 
 def job_identity(vcf: str, genome_path: str, model: ModelIdentity, rc: bool, shard_variants: int,
                  precision: str = "fp32") -> dict:
-    """The inputs that decide a job's rows. A VCF uploaded with a submitted Ray job's working
-    directory is named within it and known by its sha256 (its time is that of its unpacking,
-    its folder new with every upload: ``dnacnn.job_paths``), any other by its path, size and time."""
-    stat = os.stat(vcf)
-    changed = ({"vcf_sha256": sha256_file(vcf)} if inside_job_copy(vcf)
-               else {"vcf_mtime_ns": stat.st_mtime_ns})
+    """The inputs that decide a job's rows: the VCF and the genome (:func:`file_identity`), the
+    model's weights and the options that change rows."""
     return {
         "format": FORMAT,
-        "vcf": portable_path(vcf), "vcf_bytes": stat.st_size, **changed,
-        "genome": portable_path(genome_path),
+        **file_identity("vcf", vcf), **file_identity("genome", genome_path),
         "model_sha256": model.sha256, "model_name": model.name,
         "tasks": list(model.tasks), "seq_len": model.seq_len,
         "rc": bool(rc), "precision": precision, "shard_variants": int(shard_variants),
     }
+
+
+def file_identity(key: str, path: str) -> dict:
+    """An input file as a job records it, under ``key``: its path, size and time; or, for a file
+    uploaded with a submitted Ray job's working directory, its path within it and its sha256
+    (its time is that of its unpacking, its folder new with every upload: ``dnacnn.job_paths``).
+    A genome rewritten in place (same path) is another input: the rows scored before would
+    be mixed with rows of other bases."""
+    stat = os.stat(path)
+    changed = ({f"{key}_sha256": sha256_file(path)} if inside_job_copy(path)
+               else {f"{key}_mtime_ns": stat.st_mtime_ns})
+    return {key: portable_path(path), f"{key}_bytes": stat.st_size, **changed}
 
 
 #: What a job creates before its job.json (a run killed then leaves only these).
