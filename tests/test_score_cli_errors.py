@@ -423,6 +423,25 @@ def test_plain_gzip_cut_short_is_scored_with_its_warning_in_the_summary_and_in_c
     assert json.loads(checked.stdout)["records"] == summary["records_read"]
 
 
+def test_check_vcf_reports_the_contig_aliases_it_used_as_the_summary_does(tmp_path):
+    """check-vcf's JSON had no contig_aliases (score's summary.json has them): a VCF naming chr20
+    against a genome naming 20 said so on the console only. Multi-allelic records count once."""
+    text = gzip.decompress(FIXTURE_VCF.read_bytes()).decode()
+    lines = text.splitlines()
+    records = [line for line in lines if not line.startswith("#")][:5]
+    first = records[0].split("\t")
+    first[4] = f"{first[4]},{first[3]}A"  # a second ALT
+    records[0] = "\t".join(first)
+    renamed = tmp_path / "chr.vcf"
+    renamed.write_text("\n".join([line.replace("ID=20,", "ID=chr20,") for line in lines if line.startswith("#")]
+                                 + ["chr" + r for r in records]) + "\n")
+    checked = CliRunner().invoke(app, ["check-vcf", "--vcf", str(renamed), "--genome", str(FIXTURE_FASTA)])
+    assert checked.exit_code == 0, checked.output
+    said = json.loads(checked.stdout)
+    assert said["contig_aliases"] == {"chr20": "20"}
+    assert (said["records"], said["alleles"]) == (5, 6)
+
+
 def test_a_record_past_pos_2_31_takes_no_record_with_it(ray_session, model_dir, tmp_path):
     """A CSI index holds a POS past 2^31 - 1, where pysam's reads by region stop: the shard
     ending there read nothing, without a word (the records before it lost too)."""

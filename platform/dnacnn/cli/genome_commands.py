@@ -45,10 +45,10 @@ def check_vcf(
         warnings = info.warnings + header_problems(info, ref)
         kinds: collections.Counter = collections.Counter()
         reasons: collections.Counter = collections.Counter()
-        records = set()
+        records, last = 0, None  # a record's alleles come one after another: counted, not kept
         with warnings_of("dnacnn.variants.files") as said:  # a plain-gzip file cut short
             for allele in read_alleles(vcf, ref):
-                records.add(allele.record)
+                records, last = records + (allele.record != last), allele.record
                 kinds[allele.kind] += 1
                 if allele.reject:
                     reasons[allele.reject] += 1
@@ -58,7 +58,7 @@ def check_vcf(
         for warning in warnings:
             typer.echo(f"warning: {warning}", err=True)
         typer.echo(json.dumps({
-            "records": len(records),
+            "records": records,
             "alleles": kinds.total(),
             "scorable": kinds.total() - reasons.total(),
             "kinds": dict(kinds),
@@ -66,5 +66,6 @@ def check_vcf(
             "format": info.format,
             "compression": info.compression,
             "indexed": info.indexed,
+            "contig_aliases": ref.aliases(),  # as `dnacnn score`'s summary.json has them
             "warnings": said + warnings,  # (those said are on the console already)
         }, indent=2))
