@@ -99,11 +99,43 @@ def model_dir(tmp_path_factory):
 def clean_run(ray_session, model_dir, tmp_path_factory):
     """One uninterrupted run on the fixture: the reference for the other tests."""
     out = tmp_path_factory.mktemp("clean")
-    summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, vcf_out=True)
+    said, logger = _Lines(), logging.getLogger("dnacnn")
+    level = logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    t0 = time.monotonic()
+    try:
+        summary = score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, out, shard_variants=SHARD, vcf_out=True)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
+    console = {"lines": said.lines, "seconds": time.monotonic() - t0}
+    out.with_name(f"{out.name}.console.json").write_text(json.dumps(console))  # beside, not in, the job's folder
     return out, summary
 
 
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 # ---- core: the committed fixture --------------------------------------------------------
+
+
+def test_progress_is_said_every_few_seconds_not_once_a_shard(clean_run):
+    """A VCF on 500 contigs (a shard each, done in a blink) printed 500 progress lines."""
+    from dnacnn.scoring.shard_pool import PROGRESS_EVERY_S
+
+    out, summary = clean_run
+    console = json.loads(out.with_name(f"{out.name}.console.json").read_text())
+    progress = [line for line in console["lines"] if line.startswith("shard ") and " done: " in line]
+    n = summary["shards"]
+    assert n > 10 and progress[-1].startswith(f"shard {n}/{n} "), progress
+    assert len(progress) <= 2 + console["seconds"] / PROGRESS_EVERY_S, progress
 
 
 def test_fixture_run_outputs_and_accounting(clean_run):

@@ -1,6 +1,6 @@
 """The Ray part of the scoring job: a pool of :class:`~dnacnn.scoring.shard_run.ShardWorker`
 actors scoring shards, one shard per call, lost actors replaced, each shard's error said
-in one line."""
+in one line, progress said every few seconds."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 
 #: Times one shard is tried before the job gives up (an actor lost with its node is replaced).
 SHARD_TRIES = 3
+
+#: Seconds between two progress lines (the first and the last shard are always said): a VCF
+#: on hundreds of contigs has a shard each, done in a blink.
+PROGRESS_EVERY_S = 5.0
 
 
 def run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_path: str, out: Path,
@@ -56,7 +60,7 @@ def run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_pa
     tries: dict[int, int] = {}
     t0 = time.monotonic()
     done = total - len(pending)
-    alleles = 0
+    alleles, said_at = 0, None
     pids: set[int] = set()
     try:
         for problem in ray.get([actor.problem.remote() for actor in live]):  # each has loaded the model
@@ -93,9 +97,12 @@ def run_shards(pending: list[Shard], total: int, model, genome_path: str, vcf_pa
             pids.add(pid)
             done += 1
             alleles += counts.alleles
-            rate = alleles / max(time.monotonic() - t0, 1e-9)
-            log.info("shard %d/%d (%s) done: %d alleles in %.1f s; %.0f alleles/s over this run",
-                     done, total, shard.describe(), counts.alleles, counts.seconds, rate)
+            now = time.monotonic()
+            if said_at is None or now - said_at >= PROGRESS_EVERY_S or not (queue or running):
+                said_at = now
+                log.info("shard %d/%d (%s) done: %d alleles in %.1f s; %.0f alleles/s over this run",
+                         done, total, shard.describe(), counts.alleles, counts.seconds,
+                         alleles / max(now - t0, 1e-9))
     finally:
         for actor in live:
             ray.kill(actor)
