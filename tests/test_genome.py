@@ -362,3 +362,16 @@ def test_refseq_versions_are_assemblies_and_a_name_of_two_contigs_says_so(tmp_pa
     with pytest.raises(UnknownContigError, match=r"contig 'NC_000020.11' could be any of 20, chr20 in the genome "
                                                  r".*names one chromosome twice"):
         both.resolve("NC_000020.11")
+
+
+def test_a_contig_named_twice_is_refused_when_its_index_is_built(tmp_path):
+    """htslib's index keeps the first of two contigs of one name, without a word: the second's
+    bases were never read and nothing said so."""
+    fasta = tmp_path / "dup.fa"
+    fasta.write_text(">20 first\nACGTACGT\n>21\nGGGG\n>20 again\nTTTTTTTT\n")
+    for _ in range(2):  # the index built is removed: the next open says it again
+        with pytest.raises(ValueError, match=r"dup\.fa names contig '20' twice \(its contigs 1 and 3\)"):
+            Genome(fasta)
+        assert not (tmp_path / "dup.fa.fai").exists()
+    fasta.write_text(">20 first\nACGTACGT\n>21\nGGGG\n>22\nTTTTTTTT\n")
+    assert Genome(fasta).contigs == ["20", "21", "22"]

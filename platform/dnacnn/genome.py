@@ -20,7 +20,9 @@ import pysam
 
 from dnacnn import sequence
 from dnacnn.compression import check_compression
-from dnacnn.genome_files import check_contig_names, check_index_covers, check_indexes, fasta_advice
+from dnacnn.genome_files import (
+    check_contig_names, check_index_covers, check_indexes, check_names_once_each, fasta_advice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +102,15 @@ class Genome:
             raise ValueError(f"genome {self.path} is a folder or a pipe, not a FASTA file")
         check_compression(self.path)
         check_indexes(self.path)
+        building = not Path(f"{self.path}.fai").exists()  # pysam builds it, keeping a contig named twice once
         pysam.set_verbosity(0)  # htslib's own stderr lines: the error below says what is wrong
         try:
             self._fasta = pysam.FastaFile(self.path)
         except (OSError, ValueError) as err:
             raise ValueError(f"cannot open {self.path} as an indexed FASTA ({err}); {fasta_advice(self.path)}") from None
         check_contig_names(self.path, list(self._fasta.references))
+        if building:
+            check_names_once_each(self.path)
         self.lengths: dict[str, int] = dict(zip(self._fasta.references, self._fasta.lengths))
         check_index_covers(self.path)
         self._resolved: dict[str, str] = {name: name for name in self.lengths}
