@@ -43,6 +43,16 @@ def test_write_read_round_trip_and_errors(tmp_path):
     bad.write_text("MEME version 4\nALPHABET= ACDEFGHIKLMNPQRSTVWY\n")
     with pytest.raises(MemeFormatError, match="not DNA"):
         read_meme(bad)
+    # were both "holds no motifs": a gzipped MEME file, and a JASPAR-format one
+    import gzip
+
+    packed = tmp_path / "m.meme.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(MemeFormatError, match=r"m\.meme\.gz is gzip-compressed; MEME files are read as text"):
+        read_meme(packed)
+    bad.write_text(">MA0004.1 Arnt\nA  [ 4 19  0  0  0  0 ]\nC  [16  0 20  0  0  0 ]\n")
+    with pytest.raises(MemeFormatError, match=r"bad\.meme is not a MEME file \(no `MEME version` line\).*jaspar2meme"):
+        read_meme(bad)
 
 
 def test_a_matrix_of_nan_or_negative_values_or_a_repeated_id_is_refused_naming_the_file(tmp_path):

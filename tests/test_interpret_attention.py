@@ -224,3 +224,38 @@ def test_record_names_with_a_tab_or_an_emoji_are_plotted_without_warnings(tmp_pa
     assert [str(w.message) for w in caught] == []
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["attention_0.png", "attention_1.png"]
     assert (label("my seq\twith tab"), label("séquence \U0001f9ec")) == ("my seq\\twith tab", "séquence \\U0001f9ec")
+
+
+def test_fasta_reports_honour_max_sequences_and_link_only_what_they_wrote(tmp_path, caplog):
+    """--max-sequences was ignored with --fasta (every record used, not a word); index.html linked
+    attention_sites.tsv, which only a dataset with known sites gives; ISM of a multi-scale
+    model took any length (20 kb: minutes, then out of memory) and is now refused past its limit."""
+    import logging
+    import re
+
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+    from dnacnn.interpret.report import MAX_ISM_LENGTH
+    from dnacnn.models import save
+
+    torch.manual_seed(0)
+    save(build("multiscale", CONFIG).eval(), tmp_path / "model", ["motif"], task_type="binary")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text("".join(f">r{i}\n{'ACGT' * 15}\n" for i in range(3)))
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        done = CliRunner().invoke(app, ["interpret", "attention", "--model", str(tmp_path / "model"), "--fasta",
+                                        str(fasta), "--max-sequences", "2", "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["sequences"] == 2
+    assert f"{fasta}: using its first 2 of 3 records (--max-sequences)" in caplog.text
+    links = re.findall(r"href='([^']+)'", (tmp_path / "out" / "index.html").read_text())
+    assert "attention.parquet" in links and "attention_sites.tsv" not in links
+    assert all((tmp_path / "out" / link).is_file() for link in links), links
+
+    long = tmp_path / "long.fa"
+    long.write_text(f">long\n{'ACGT' * (MAX_ISM_LENGTH // 4 + 1)}\n")
+    refused = CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta", str(long),
+                                       "--out", str(tmp_path / "ism")])
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
+    assert f"{MAX_ISM_LENGTH + 4:,} bp sequences" in refused.output and f"at most {MAX_ISM_LENGTH:,} bp" in refused.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from dnacnn.interpret import filter_influence, filter_motifs, recovered_factors,
 from dnacnn.interpret.filters import filter_layers
 from dnacnn.interpret.plots import plot_filter_logo, plot_influence_heatmap
 from dnacnn.models import BassetConfig, RCAverage, SimpleCNNConfig, build, save
-from dnacnn.sequence import encode_batch, reverse_complement
+from dnacnn.sequence import decode, encode_batch, reverse_complement
 
 L = 100
 FACTORS = ("MA0138", "MA0506", "MA0139")  # REST, NRF1, CTCF
@@ -343,8 +344,11 @@ def test_filters_command_on_a_registry_model_writes_the_report_and_logs_it(train
         assert len(logos) == 3 and all(f"logos/{p}" in page for p in logos)
         # The same files are artifacts of the run that produced the model version.
         run_id = mlflow.MlflowClient().get_model_version("three-motifs", logged.version).run_id
-        assert summary["logged_to"] == f"runs:/{run_id}/interpretation/filters"
-        names = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(run_id, "interpretation/filters")}
+        # each report in a folder of its own, named by its UTC time: a later, shorter report's
+        # files are not mixed with this one's (they were: one folder, interpretation/filters)
+        assert re.fullmatch(rf"runs:/{run_id}/interpretation/filters/\d{{8}}T\d{{6}}\.\d{{6}}Z", summary["logged_to"])
+        folder = summary["logged_to"].split("/", 2)[2]
+        names = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(run_id, folder)}
         assert {"filters.tsv", "filters.meme", "index.html", "logos"} <= names
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -453,3 +457,51 @@ def test_flat_filters_of_an_untrained_model_are_not_counted_as_matched(tmp_path)
                             targets=jaspar_collection(), max_logos=0)
     assert summary["significant_q_0.05"] > 0  # the q-values alone would report matches
     assert summary["matched_q_0.05"] == 0
+
+
+def test_a_pair_tomtom_leaves_unaligned_has_no_offset_not_a_cast_nan():
+    """memelite leaves some pairs no offset (NaN: a uniform target scores every offset alike),
+    run to run: filters.tsv held offset -9223372036854775808 (NaN cast to int) and a negative
+    match_length_share; a NaN p-value was the 'lowest' for argmin."""
+    from dnacnn.interpret.matching import TomtomResult
+
+    flat = Motif("uni", "uni", np.full((1, 4), 0.25))
+    sharp = Motif("a", "a", np.eye(4)[[0, 1, 2]])
+    query = Motif("q", "q", np.eye(4)[[0, 1, 2, 3]])
+    result = TomtomResult((query, query), (flat, sharp), p=np.array([[1.0, 0.5], [np.nan, 0.5]]),
+                          q=np.array([[1.0, 1.0], [np.nan, 1.0]]), offsets=np.array([[np.nan, 0.0], [np.nan, 1.0]]),
+                          overlaps=np.array([[np.nan, 3.0], [np.nan, 3.0]]), strands=np.zeros((2, 2)))
+    rows = result.to(["uni"])
+    assert rows["offset"].isna().all() and list(rows["overlap"]) == [0, 0]
+    assert list(rows["query_coverage"]) == [0.0, 0.0] and list(rows["match_length_share"]) == [0.0, 0.0]
+    best = result.best()
+    assert list(best["match_id"]) == ["a", "a"] and list(best["offset"]) == [0, 1]
+
+
+def test_a_report_on_unlabelled_fasta_links_only_what_it_wrote(trained, tmp_path, caplog):
+    """index.html linked influence.parquet, which a report without labels (--fasta) never
+    writes; memelite's multi-line UserWarning about few targets is one line of ours."""
+    import logging
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from dnacnn.cli import app
+
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text("".join(f">s{i}\n{decode(row)}\n" for i, row in enumerate(trained["onehot"][:60])))
+    motifs = write_meme(jaspar_collection()[:5], tmp_path / "five.meme")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # none escapes to the console
+        with caplog.at_level(logging.WARNING, logger="dnacnn"):
+            done = CliRunner().invoke(app, ["interpret", "filters", "--model", str(trained["root"] / "model"), "--fasta",
+                                            str(fasta), "--motifs", str(motifs), "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert "TomTom against 5 motif(s) only" in caplog.text
+    page = (tmp_path / "out" / "index.html").read_text()
+    links = re.findall(r"href='([^']+)'", page)
+    assert "filters.tsv" in links and "influence.parquet" not in links
+    assert all((tmp_path / "out" / link).is_file() for link in links), links
+    split = CliRunner().invoke(app, ["interpret", "filters", "--model", str(trained["root"] / "model"), "--fasta", str(fasta),
+                                     "--split", "train", "--out", str(tmp_path / "out2")])
+    assert split.exit_code == 2 and "--split chooses a split of a --dataset; --fasta has none" in split.output

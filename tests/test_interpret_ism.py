@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -259,10 +260,10 @@ def test_a_second_report_in_the_same_folder_leaves_none_of_the_firsts_figures(tm
     fasta = tmp_path / "seqs.fa"
     out = tmp_path / "ism"
 
-    def run(records: int, task: str = "t0", where: Path = out):
+    def run(records: int, *more: str, task: str = "t0", where: Path = out):
         fasta.write_text("".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 64))}\n" for i in range(records)))
         return CliRunner().invoke(app, ["interpret", "ism", "--model", str(tmp_path / "model"), "--fasta", str(fasta),
-                                        "--task", task, "--out", str(where)])
+                                        "--task", task, "--out", str(where), *more])
 
     assert run(3).exit_code == 0 and len(list(out.glob("ism_*.png"))) == 3
     (out / "notes.txt").write_text("mine")
@@ -271,6 +272,12 @@ def test_a_second_report_in_the_same_folder_leaves_none_of_the_firsts_figures(tm
                                                     "notes.txt", "summary.json"]
     assert run(1, task="nope").exit_code == 2 and (out / "ism_0_0.png").exists()
     assert run(1, task="nope", where=tmp_path / "new").exit_code == 2 and not (tmp_path / "new").exists()
+    # a --scale it does not know: refused before the folder is cleared (was: the report gone)
+    refused = run(1, "--scale", "logits")
+    assert refused.exit_code == 2 and "--scale 'logits' is not one of probability, link" in refused.output
+    assert (out / "ism_0_0.png").exists() and (out / "ism.parquet").exists()
+    twice = run(1, "--task", "t0")  # t0 twice: reported once (was: "tasks": ["t0", "t0"], two figures of it)
+    assert twice.exit_code == 0 and json.loads((out / "summary.json").read_text())["tasks"] == ["t0"]
 
 
 def test_ism_report_keeps_only_the_chosen_tasks_of_a_few_sequences_at_a_time(tmp_path):
@@ -326,8 +333,20 @@ def test_ism_of_models_name_latest_is_logged_to_the_run_of_that_version(tmp_path
                                     "--task", "t0", "--out", str(tmp_path / "ism")])
     assert done.exit_code == 0, done.output
     run_id = mlflow.MlflowClient().get_model_version("toy-ism", logged.version).run_id
-    names = {a.path.rsplit("/", 1)[-1] for a in mlflow.MlflowClient().list_artifacts(run_id, "interpretation/ism")}
+    logged_to = json.loads(done.stdout)["logged_to"]
+    assert logged_to.startswith(f"runs:/{run_id}/interpretation/ism/")
+    names = {a.path.rsplit("/", 1)[-1] for a in mlflow.MlflowClient().list_artifacts(run_id, logged_to.split("/", 2)[2])}
     assert {"ism.parquet", "index.html"} <= names
+
+    # logging that fails (the run's artifact folder cannot be written) says the report is whole
+    artifacts = Path(mlflow.MlflowClient().get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    shutil.rmtree(artifacts / "interpretation")
+    (artifacts / "interpretation").write_text("a file where the folder goes")
+    failed = CliRunner().invoke(app, ["interpret", "ism", "--model", "models:/toy-ism/latest", "--fasta",
+                                      str(fasta), "--task", "t0", "--out", str(tmp_path / "ism2")])
+    assert failed.exit_code == 2 and (tmp_path / "ism2" / "index.html").exists()
+    assert failed.output.startswith(f"error: the report is written in full in {tmp_path / 'ism2'}, but logging it to "
+                                    f"the model's run {run_id} failed: "), failed.output
 
 
 def test_a_variant_window_takes_the_variants_the_scorer_scores():

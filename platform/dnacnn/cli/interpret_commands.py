@@ -22,11 +22,12 @@ def filters(
     model: str = typer.Option(..., help=MODEL_HELP),
     out: Path = path_option(..., help="Output folder (index.html, filters.tsv, filters.meme, plots)."),
     dataset: Path = path_option(None, help="Dataset folder (dnacnn format); its --split is used."),
-    split: str = typer.Option("test", help="train, valid or test."),
+    split: str = typer.Option(None, help="train, valid or test (default test); with --dataset."),
     fasta: Path = path_option(None, help="FASTA of sequences of the model's length (instead of --dataset)."),
     genome: Path = path_option(None, help="Indexed FASTA, with --bed."),
     bed: Path = path_option(None, help="BED intervals; a window of the model's length centred on each."),
-    max_sequences: int = typer.Option(None, min=1, help="Use a random subset of this many dataset rows."),
+    max_sequences: int = typer.Option(None, min=1, help="A random subset of this many dataset rows; the first "
+                                                         "records of a --fasta."),
     influence_sequences: int = typer.Option(2000, min=1, help="Sequences used for the influence (the filter at its mean, per filter)."),
     motifs: Path = path_option(None, help="MEME file to match against (default: JASPAR 2024 CORE vertebrates)."),
     max_logos: int = typer.Option(None, min=0, help="Logos for this many filters, most influential first (default all)."),
@@ -46,9 +47,10 @@ def attention(
     model: str = typer.Option(..., help=MODEL_HELP),
     out: Path = path_option(..., help="Output folder."),
     dataset: Path = path_option(None, help="Dataset folder; known motif sites are marked when recorded."),
-    split: str = typer.Option("test", help="train, valid or test."),
+    split: str = typer.Option(None, help="train, valid or test (default test); with --dataset."),
     fasta: Path = path_option(None, help="FASTA of sequences (instead of --dataset)."),
-    max_sequences: int = typer.Option(500, min=1, help="Random subset of this many dataset rows."),
+    max_sequences: int = typer.Option(500, min=1, help="A random subset of this many dataset rows; the first "
+                                                        "records of a --fasta."),
     pad: int = typer.Option(3, min=0, help="bp around a motif site counted as the site."),
     max_plots: int = typer.Option(12, min=0, help="Sequences plotted."),
 ) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dnacnn.compression import is_gzip
+
 log = logging.getLogger(__name__)
 
 ALPHABET = "ACGT"
@@ -100,6 +102,8 @@ def _check_meme(path: Path) -> None:
     (a short matrix is dropped silently, a wrong row fails without a line
     number), so the structure is checked here first.
     """
+    if is_gzip(path):
+        raise MemeFormatError(f"{path} is gzip-compressed; MEME files are read as text: decompress it (`gunzip`)")
     lines = path.read_text(errors="replace").splitlines()
     motif, width, rows, n_motifs = None, None, 0, 0
     block: tuple[int, set[str]] | None = None  # a MEME 5 alphabet definition: its line, its letters
@@ -157,6 +161,9 @@ def _check_meme(path: Path) -> None:
         raise MemeFormatError(f"{path}, line {block[0]}: an alphabet definition without its `END ALPHABET` line")
     if width is not None and rows < width:
         raise MemeFormatError(f"{path}: motif {motif} ends after {rows} of {width} rows")
+    if not n_motifs and not any(line.startswith("MEME version") for line in lines):
+        raise MemeFormatError(f"{path} is not a MEME file (no `MEME version` line): convert it to MEME minimal "
+                              "format (the MEME suite's `jaspar2meme`, `transfac2meme`)")
     if not n_motifs:
         raise MemeFormatError(f"{path} holds no motifs (no `letter-probability matrix:` blocks)")
 

@@ -3,6 +3,7 @@ recorded them), FASTA records, BED intervals, a genomic region or the window aro
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,12 @@ import pyarrow.parquet as pq
 
 from dnacnn import sequence
 from dnacnn.data.bed import read_bed
-from dnacnn.data.dataset_io import DatasetDescription, column_to_numpy, split_dir
+from dnacnn.data.dataset_io import SPLITS, DatasetDescription, column_to_numpy, split_dir
 from dnacnn.data.motifs import Motif, read_meme
 from dnacnn.genome import Genome
 from dnacnn.variants.alleles import check_allele
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def dataset_sequences(dataset: str | Path, split: str = "test", max_sequences: i
     if seq_len is not None and description.seq_len != seq_len:
         raise ValueError(f"{dataset} holds {description.seq_len} bp windows; this model takes exactly "
                          f"{seq_len} bp: give a dataset of its window length")
+    if split not in SPLITS:
+        raise ValueError(f"--split {split!r} is not a split of a dataset ({dataset}): one of {', '.join(SPLITS)}")
     folder = split_dir(dataset, split)
     if not folder.is_dir():
         raise FileNotFoundError(f"{dataset} has no {split} split (no folder {folder})")
@@ -144,13 +149,14 @@ def implanted_motifs(dataset: str | Path) -> list[Motif] | None:
     return None
 
 
-def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
-    """Every record of a FASTA file; each must have bases, ``seq_len`` of them when given
-    (else the first record's length), only bases and IUPAC codes (read as unknown), never other
-    characters read as N, and a name no other record has (the outputs are keyed by it)."""
+def fasta_sequences(path: str | Path, seq_len: int | None, limit: int | None = None) -> Sequences:
+    """The records of a FASTA file (the first ``limit`` of them, said when there are more; each
+    record is checked); each must have bases, ``seq_len`` of them when given (else the first
+    record's length), only bases and IUPAC codes (read as unknown), never other characters
+    read as N, and a name no other record has (the outputs are keyed by it)."""
     from dnacnn.data.labelled_fasta import read_fasta_records
 
-    names, seqs = [], []
+    names, seqs, number = [], [], {}
     for name, seq in read_fasta_records(path):
         if not seq:
             raise ValueError(f"{path}: record {name} is empty (a header without bases); remove it or add its sequence")
@@ -161,11 +167,15 @@ def fasta_sequences(path: str | Path, seq_len: int | None) -> Sequences:
                              f"cut or pad it to {length} bp")
         if problem := sequence.non_dna(seq):
             raise ValueError(f"{path}: record {name} {problem}")
-        if name in names:
-            raise ValueError(f"{path}: record {name} is the name of record {names.index(name) + 1} too "
+        if name in number:
+            raise ValueError(f"{path}: record {name} is the name of record {number[name]} too "
                              f"(record {len(names) + 1}); give each record its own name")
+        number[name] = len(names) + 1
         names.append(name)
         seqs.append(seq)
+    if limit is not None and len(seqs) > limit:
+        log.warning("%s: using its first %d of %d records (--max-sequences)", path, limit, len(seqs))
+        names, seqs = names[:limit], seqs[:limit]
     return Sequences(names, sequence.encode_batch(seqs, len(seqs[0])))
 
 

@@ -18,6 +18,8 @@ informative as its columns on average (its core, not its flanks).
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from dnacnn.data.motifs import Motif, split_matrix_id
+
+log = logging.getLogger(__name__)
 
 MATCH_COLUMNS = ["query", "match_id", "match_name", "p_value", "q_value", "strand", "offset", "overlap",
                  "query_coverage", "match_coverage", "match_length_share"]
@@ -79,7 +83,7 @@ class TomtomResult:
 
     def best(self) -> pd.DataFrame:
         """One row per query, its best (lowest p) target: :data:`MATCH_COLUMNS`."""
-        return self._rows(np.arange(len(self.queries)), self.p.argmin(axis=1))
+        return self._rows(np.arange(len(self.queries)), np.where(np.isnan(self.p), np.inf, self.p).argmin(axis=1))
 
     def to(self, target_ids: Sequence[str]) -> pd.DataFrame:
         """One row per (query, target) for the targets with these matrix IDs (any version:
@@ -93,6 +97,10 @@ class TomtomResult:
         if len(rows) == 0:
             return pd.DataFrame(columns=MATCH_COLUMNS)
         targets = [self.targets[j] for j in cols]
+        offsets, overlaps = self.offsets[rows, cols], self.overlaps[rows, cols]
+        # memelite leaves a pair no alignment (NaN) where every offset scores alike (a uniform
+        # target, say): no offset (NA), no overlap, no coverage; not a cast NaN (-2^63)
+        aligned = np.isfinite(offsets) & np.isfinite(overlaps)
         table = pd.DataFrame({
             "query": [self.queries[i].id for i in rows],
             "match_id": [t.id for t in targets],
@@ -100,11 +108,12 @@ class TomtomResult:
             "p_value": self.p[rows, cols],
             "q_value": self.q[rows, cols],
             "strand": np.where(self.strands[rows, cols] == 0, "+", "-"),
-            "offset": self.offsets[rows, cols].astype(int),
-            "overlap": self.overlaps[rows, cols].astype(int),
+            "offset": pd.array(np.where(aligned, offsets, 0).astype(int), dtype="Int64"),
+            "overlap": np.where(aligned, overlaps, 0).astype(int),
         })
-        coverage = [information_coverage(self.queries[i], t, strand, offset)
-                    for i, t, strand, offset in zip(rows, targets, table["strand"], table["offset"])]
+        table.loc[~aligned, "offset"] = pd.NA
+        coverage = [information_coverage(self.queries[i], t, strand, int(offset)) if ok else (0.0, 0.0)
+                    for i, t, strand, offset, ok in zip(rows, targets, table["strand"], table["offset"], aligned)]
         table["query_coverage"] = [c[0] for c in coverage]
         table["match_coverage"] = [c[1] for c in coverage]
         table["match_length_share"] = table["overlap"] / np.array([t.width for t in targets])
@@ -123,8 +132,14 @@ def run_tomtom(queries: Sequence[Motif], targets: Sequence[Motif]) -> TomtomResu
     if not queries:
         empty = np.zeros((0, len(targets)))
         return TomtomResult(tuple(queries), tuple(targets), empty, empty, empty, empty, empty)
-    p, _scores, offsets, overlaps, strands = tomtom(
-        [m.probs.T for m in queries], [t.probs.T for t in targets], n_jobs=1)  # each (Q, M)
+    with warnings.catch_warnings(record=True) as said:  # memelite's few-targets warning: one line of ours
+        warnings.simplefilter("always", UserWarning)
+        p, _scores, offsets, overlaps, strands = tomtom(
+            [m.probs.T for m in queries], [t.probs.T for t in targets], n_jobs=1)  # each (Q, M)
+    if any("target motifs" in str(w.message) for w in said):
+        log.warning("TomTom against %d motif(s) only: its p-values take the targets' columns as the background, "
+                    "so with few targets they depend on which are given (a whole database, such as JASPAR's, "
+                    "gives reliable ones)", len(targets))
     return TomtomResult(tuple(queries), tuple(targets), p, benjamini_hochberg(p), offsets, overlaps, strands)
 
 

@@ -21,7 +21,7 @@ from dnacnn.interpret.attention import attention_maps, site_attention
 from dnacnn.interpret.filters import filter_motifs
 from dnacnn.interpret.influence import filter_influence
 from dnacnn.interpret.inputs import Sequences, Variant
-from dnacnn.interpret.ism import importance, ism
+from dnacnn.interpret.ism import SCALES, importance, ism
 from dnacnn.interpret.matching import recovered_factors, run_tomtom, significant_matches
 from dnacnn.models import LoadedModel
 from dnacnn.sequence import ALPHABET
@@ -40,7 +40,10 @@ def fresh_folder(out: Path, outputs: Sequence[str]) -> None:
 
 def write_index(out_dir: Path, title: str, summary: dict, tables: Sequence[str],
                 images: Sequence[tuple[str, str]]) -> Path:
-    """``index.html``: the summary, links to the tables and files, the images with captions."""
+    """``index.html``: the summary, links to the tables and files this report wrote (``tables``
+    that it did not write, an influence table without labels say, are left out), the images
+    with captions."""
+    tables = [t for t in tables if (out_dir / t).is_file()]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em} figure{display:inline-block;margin:.5em}"
              " img{max-width:100%} figcaption{font-size:small}</style></head><body>",
@@ -237,6 +240,10 @@ def variant_summary(variant: Variant, effects: np.ndarray, tasks: Sequence[str])
 #: Sequences per call of ``ism`` in :func:`ism_report` (each call holds (n, L, 4, T) arrays).
 ISM_CHUNK = 64
 
+#: Longest sequence ISM takes (bp): 3 mutants a base, each a whole sequence through the model
+#: (a multi-scale model takes any length: 2 kb took 20 s on 2 CPU cores, 20 kb ran out of patience).
+MAX_ISM_LENGTH = 4_096
+
 
 def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
                tasks: Sequence[str] | None = None, scale: str = "probability",
@@ -250,11 +257,17 @@ def ism_report(loaded: LoadedModel, seqs: Sequences, out_dir: str | Path,
     the variant (see :func:`variant_summary`).
     """
     out = Path(out_dir)
-    tasks = list(tasks) if tasks else loaded.tasks[:4]
+    tasks = list(dict.fromkeys(tasks)) if tasks else loaded.tasks[:4]  # a task given twice: once
     unknown = [t for t in tasks if t not in loaded.tasks]
     if unknown:
         raise ValueError(f"--task {unknown[0]!r} is not a task of this model; its tasks: "
                          f"{', '.join(loaded.tasks[:10])}{' ...' if len(loaded.tasks) > 10 else ''}")
+    if scale not in SCALES:  # before the folder is cleared
+        raise ValueError(f"--scale {scale!r} is not one of {', '.join(SCALES)}")
+    if seqs.onehot.shape[1] > MAX_ISM_LENGTH:
+        raise ValueError(f"{seqs.onehot.shape[1]:,} bp sequences: ISM scores 3 mutants a base, each a whole "
+                         f"sequence (time grows as the length squared); give sequences of at most "
+                         f"{MAX_ISM_LENGTH:,} bp (a --region, or shorter --fasta records)")
     fresh_folder(out, ["ism.parquet", "importance.parquet", "ism_*.png", "summary.json", "index.html"])
     cols = [loaded.tasks.index(t) for t in tasks]
     # (N, L, 4, t): ISM of ISM_CHUNK sequences at a time, of which only the chosen tasks are

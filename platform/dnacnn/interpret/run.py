@@ -3,6 +3,7 @@ sequences, write the report, log it beside a registry model."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 from pathlib import Path
 
@@ -34,29 +35,40 @@ def _fixed_len(loaded: LoadedModel) -> int | None:
     return None if loaded.name == "multiscale" else loaded.seq_len
 
 
-def _sequences(loaded: LoadedModel, dataset=None, split="test", fasta=None, genome=None, bed=None,
+def _sequences(loaded: LoadedModel, dataset=None, split=None, fasta=None, genome=None, bed=None,
                max_sequences=None, labelled: bool = False, takes_bed: bool = True) -> inputs.Sequences:
-    """The sequences of the one source given; ``labelled``: a dataset's labels will be
-    compared with the model's outputs, so its tasks must be the model's; ``takes_bed``:
-    the command has --bed and --genome (a message names only the options it has)."""
+    """The sequences of the one source given; ``split``: of the dataset (None: test);
+    ``max_sequences``: a random subset of a dataset's rows, the first records of a FASTA;
+    ``labelled``: a dataset's labels will be compared with the model's outputs, so its tasks
+    must be the model's; ``takes_bed``: the command has --bed and --genome (a message names
+    only the options it has)."""
     given = [name for name, v in (("--dataset", dataset), ("--fasta", fasta), ("--bed", bed)) if v]
     if len(given) != 1:
         options = "--dataset, --fasta, --bed (with --genome)" if takes_bed else "--dataset or --fasta"
         raise ValueError(f"give exactly one of {options}; got {given or 'none'}")
     if genome and not bed:
         raise ValueError(f"--genome is read only with --bed; {given[0]} needs no genome: leave --genome out")
+    if split is not None and not dataset:
+        raise ValueError(f"--split chooses a split of a --dataset; {given[0]} has none: leave --split out")
     if dataset:
-        return inputs.dataset_sequences(dataset, split, max_sequences, seq_len=_fixed_len(loaded),
+        return inputs.dataset_sequences(dataset, split or "test", max_sequences, seq_len=_fixed_len(loaded),
                                         tasks=loaded.tasks if labelled else None)
     if fasta:
-        return inputs.fasta_sequences(fasta, _fixed_len(loaded))
+        return inputs.fasta_sequences(fasta, _fixed_len(loaded), max_sequences)
     if not genome:
         raise ValueError("--bed needs --genome (the indexed FASTA its intervals are on)")
     return inputs.bed_sequences(genome, bed, loaded.seq_len)
 
 
 def _publish(run_id: str | None, out: Path, what: str, summary: dict) -> dict:
-    logged = log_beside_model(run_id, out, f"interpretation/{what}")
+    """Log the report beside the model, in a folder of its own (``interpretation/WHAT/UTC time``:
+    an earlier report's figures are not mixed with it), and say where it is."""
+    at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    try:
+        logged = log_beside_model(run_id, out, f"interpretation/{what}/{at}")
+    except Exception as err:  # MLflow's or the store's own error: said with what was done before
+        raise ValueError(f"the report is written in full in {out}, but logging it to the model's run {run_id} "
+                         f"failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}") from None
     if logged:
         log.info("logged %s to %s", out, logged)
         summary["logged_to"] = logged
@@ -64,7 +76,7 @@ def _publish(run_id: str | None, out: Path, what: str, summary: dict) -> dict:
     return summary
 
 
-def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="test", fasta=None,
+def interpret_filters(model: str | Path, out: str | Path, dataset=None, split=None, fasta=None,
                       genome=None, bed=None, max_sequences: int | None = None,
                       influence_sequences: int | None = 2000, motifs: str | Path | None = None,
                       max_logos: int | None = None, batch_size: int = 128) -> dict:
@@ -86,7 +98,7 @@ def interpret_filters(model: str | Path, out: str | Path, dataset=None, split="t
     return _publish(run_id, out, "filters", summary)
 
 
-def interpret_attention(model: str | Path, out: str | Path, dataset=None, split="test", fasta=None,
+def interpret_attention(model: str | Path, out: str | Path, dataset=None, split=None, fasta=None,
                         max_sequences: int | None = 500, pad: int = 3, max_plots: int = 12) -> dict:
     """``dnacnn interpret attention``: attention maps of a multi-scale model."""
     check_output_folder(out, "--out")
