@@ -375,3 +375,17 @@ def test_a_contig_named_twice_is_refused_when_its_index_is_built(tmp_path):
         assert not (tmp_path / "dup.fa.fai").exists()
     fasta.write_text(">20 first\nACGTACGT\n>21\nGGGG\n>22\nTTTTTTTT\n")
     assert Genome(fasta).contigs == ["20", "21", "22"]
+
+
+def test_a_fasta_of_headers_only_or_under_an_index_that_does_not_fit_says_which(tmp_path):
+    """Both were "index it with `samtools faidx`": a FASTA of '>' lines only, and one whose own
+    index (whole numbers, but not this file's layout) htslib refused."""
+    headers = tmp_path / "headers.fa"
+    headers.write_text(">20\n>21\n")
+    with pytest.raises(ValueError, match=r"headers\.fa .*it holds no bases \(only '>' lines\)"):
+        Genome(headers)
+    fasta = tmp_path / "g.fa"
+    _plain_fasta(fasta, {"20": "ACGT" * 50})
+    (tmp_path / "g.fa.fai").write_text("20\t200\t4\t60\t59\n")  # a line of 60 bases in 59 bytes
+    with pytest.raises(ValueError, match=r"its index .*g\.fa\.fai does not fit it; rebuild it"):
+        Genome(fasta)

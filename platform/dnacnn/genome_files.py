@@ -132,7 +132,13 @@ def fasta_advice(path: str) -> str:
         return "it is not a FASTA (the first line must be a '>name' header)"
     if cr_only_lines(head):
         return CR_ONLY
-    return _layout_problem(path) or "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
+    if len(head) < 1 << 16 and all(not line.strip() or line.startswith(b">") for line in head.splitlines()):
+        return "it holds no bases (only '>' lines)"
+    if (problem := _layout_problem(path)) is not None:
+        return problem
+    if Path(f"{path}.fai").is_file():
+        return f"its index {path}.fai does not fit it; {REBUILD.format(path=path)}"
+    return "index it with `samtools faidx` (pysam builds the index when the folder can be written)"
 
 
 def _layout_problem(path: str, scan_bytes: int = 1 << 28) -> str | None:
