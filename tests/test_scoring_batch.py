@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pysam
 import pytest
@@ -162,6 +163,40 @@ def test_fixture_run_outputs_and_accounting(clean_run):
     assert records[0].info["DNACNN_MAXABS"][0] == pytest.approx(scores["max_abs_delta"][0], rel=1e-5)
     assert records[0].info["DNACNN_TASK"][0] == scores["max_task"][0].strip().replace(" ", "_")
     assert (out / "top_effects.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_scores_vcf_keeps_every_task_its_own_name_and_leaves_out_what_a_vcf_cannot_name(
+        clean_run, tmp_path, caplog):
+    """Were: 'CD4+ T cell' and 'CD4+_T_cell' both DNACNN_TASK=CD4+_T_cell; a contig named 'x,y'
+    failed the whole job after every shard was scored ("Invalid chromosome/contig")."""
+    from dnacnn.scoring.score_outputs import info_names, write_scores_vcf
+
+    assert info_names(["CD4+ T cell", "CD4+_T_cell", "a,b=c;d", "é", "é"]) == {
+        "CD4+ T cell": "CD4+_T_cell", "CD4+_T_cell": "CD4+_T_cell_2", "a,b=c;d": "a_b_c_d", "é": "__5"}
+    out = tmp_path / "out"
+    shutil.copytree(clean_run[0], out)
+    first = sorted((out / "scores").glob("part-*.parquet"))[0]
+    table = pq.read_table(first)
+    moved = table.num_rows
+    pq.write_table(table.set_column(table.schema.get_field_index("chrom"), "chrom",
+                                    pa.array(["x,y"] * moved, table.schema.field("chrom").type)), first)
+    with caplog.at_level(logging.WARNING, logger="dnacnn"):
+        path, indexed = write_scores_vcf(out, Genome(FIXTURE_FASTA))
+    assert f"its {moved} scored allele(s) on contig 'x,y' are left out (a VCF cannot name that contig)" in caplog.text
+    pysam.set_verbosity(3)
+    try:
+        with pysam.VariantFile(str(path)) as vcf:
+            assert sum(1 for _ in vcf) == clean_run[1]["alleles_scored"] - moved and moved > 0
+    finally:
+        pysam.set_verbosity(0)
+
+
+def test_a_folder_where_an_output_file_goes_is_refused_before_any_work(model_dir, tmp_path):
+    """--out holding a folder named scores.vcf.gz failed the job after every shard was scored."""
+    (tmp_path / "out" / "scores.vcf.gz").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"holds a folder named scores\.vcf\.gz, where the job writes its file"):
+        score_vcf(str(model_dir), FIXTURE_FASTA, FIXTURE_VCF, tmp_path / "out", vcf_out=True)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scores.vcf.gz"]
 
 
 def test_precision_is_chosen_recorded_and_bf16_stays_close(clean_run, model_dir, tmp_path):

@@ -181,6 +181,10 @@ def score_vcf(
     info = inspect_vcf(vcf)
     out = Path(out_dir)
     check_output_folder(out, "--out")
+    for name in ("scores.vcf.gz", "scores.vcf.gz.tbi", "summary.json", "top_effects.png"):  # written at the end
+        if (out / name).exists() and not (out / name).is_file():
+            raise ValueError(f"--out {out} holds a folder named {name}, where the job writes its file: "
+                             "move it away or give another --out")
     warnings = list(info.warnings)
     for warning in warnings:
         log.warning(warning)
@@ -306,7 +310,9 @@ def _write_outputs(out: Path, shards: list[Shard], tasks: list[str], t0: float, 
     summary.update({"vcf": vcf, "genome": ref.path, "rc": bool(rc), "precision": precision, "model": model_name,
                     "model_sha256": fingerprint, "warnings": warnings + aliases + problems})
     if vcf_out:
-        summary["vcf_out"] = str(write_scores_vcf(out, ref)[0])
+        with warnings_of("dnacnn.variants.writing", "dnacnn.scoring.score_outputs") as said:  # unsorted; a contig left out
+            summary["vcf_out"] = str(write_scores_vcf(out, ref)[0])
+        summary["warnings"] += said
     if plot:
         summary["plot"] = str(plot_top_effects(out, tasks))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")

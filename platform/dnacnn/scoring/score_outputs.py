@@ -10,6 +10,7 @@ Neither holds more than one Parquet batch (and the figure's top rows) in memory.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import os
 import re
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 from dnacnn.genome import Genome
 from dnacnn.scoring.job_state import temporary_name
 from dnacnn.variants import InfoField, write_vcf
+
+log = logging.getLogger(__name__)
 
 SCORE_INFO = (
     InfoField("DNACNN_MAXABS", "A", "Float", "max over tasks of |p_alt - p_ref|"),
@@ -41,29 +44,56 @@ def _info_safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text.strip()) or "_"
 
 
+def info_names(tasks: list[str]) -> dict[str, str]:
+    """Each task's name as an INFO value: characters VCF forbids there as ``_``; a name that two
+    tasks would share (``CD4+ T cell`` and ``CD4+_T_cell``) gets the later task's number
+    (1-based) after it, so that every task keeps a name of its own."""
+    names: dict[str, str] = {}
+    for number, task in enumerate(tasks, start=1):
+        name = _info_safe(task)
+        while name in names.values():
+            name = f"{name}_{number}"
+        names[task] = name
+    return names
+
+
+#: A contig name a VCF can carry (VCF 4.3, section 1.4.7); others (a ',' or a quote in it) cannot
+#: be written in a ``##contig`` line or a record.
+_VCF_CONTIG = re.compile(r"^[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*$")
+
+
 def write_scores_vcf(out_dir: str | Path, genome: Genome) -> tuple[Path, bool]:
-    """``out_dir/scores.vcf.gz`` (+ ``.tbi`` when the rows are sorted): one record per scored
-    allele with INFO ``DNACNN_MAXABS`` and ``DNACNN_TASK`` (the task name, with spaces and
-    other characters VCF forbids in INFO replaced by ``_``).
+    """``out_dir/scores.vcf.gz`` (+ ``.tbi`` when the rows are sorted): a sites-only VCF of one
+    record per scored allele (the Parquet ``scores/`` rows, in their order; rejected alleles are in
+    ``rejects/``, not here) with INFO ``DNACNN_MAXABS`` (written as htslib writes VCF floats: 6
+    significant digits) and ``DNACNN_TASK`` (the task's name as :func:`info_names` gives it; the
+    header's ``##dnacnn_tasks`` lists them in task order). Alleles on a contig whose name a VCF
+    cannot hold are left out, and said.
 
     Returns:
         (path, indexed): an unsorted input VCF (read whole) gives an unindexed file.
     """
     out = Path(out_dir)
     tasks = (out / "tasks.txt").read_text().splitlines()
-    chroms: dict[str, None] = {}
+    chroms: dict[str, int] = {}
     for batch in iter_score_parts(out, ["chrom"]):
-        chroms.update(dict.fromkeys(pc.unique(batch.column("chrom")).to_pylist()))
+        for found in pc.value_counts(batch.column("chrom")).to_pylist():  # {"values": chrom, "counts": n}
+            chroms[found["values"]] = chroms.get(found["values"], 0) + found["counts"]
+    for chrom in [c for c in chroms if not _VCF_CONTIG.match(c)]:
+        log.warning("%s: its %d scored allele(s) on contig %r are left out (a VCF cannot name that contig); "
+                    "they are in %s", out / "scores.vcf.gz", chroms.pop(chrom), chrom, out / "scores")
     contigs = {c: genome.length(c) for c in chroms}  # scored rows' contigs are in the genome
+    names = info_names(tasks)
 
     def rows():
         columns = ["chrom", "pos", "id", "ref", "alt", "max_abs_delta", "max_task"]
         for batch in iter_score_parts(out, columns):
             for c, p, i, r, a, m, t in zip(*batch.to_pydict().values()):
-                yield c, p, i, r, a, {"DNACNN_MAXABS": (float(m),), "DNACNN_TASK": (_info_safe(t),)}
+                if c in contigs:
+                    yield c, p, i, r, a, {"DNACNN_MAXABS": (float(m),), "DNACNN_TASK": (names[t],)}
 
     target = out / "scores.vcf.gz"
-    meta = {"source": "dnacnn score", "dnacnn_tasks": ",".join(_info_safe(t) for t in tasks)}
+    meta = {"source": "dnacnn score", "dnacnn_tasks": ",".join(names.values())}
     indexed = write_vcf(target, contigs, rows(), info=SCORE_INFO, meta=meta)
     return target, indexed
 

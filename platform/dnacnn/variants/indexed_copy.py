@@ -110,7 +110,7 @@ def indexed_copy(vcf: str | Path, work_dir: str | Path) -> tuple[str, bool]:
         log.warning(
             "cannot index %s (%s): it is unsorted or has a line whose CHROM/POS cannot be "
             "read; scoring it as one shard, from the start (sort it with `bcftools sort` "
-            "to split the work by region)", vcf, err,
+            "to split the work by region)", vcf, str(err).replace(f"{plain}.gz", "its copy"),  # (removed below)
         )
         for leftover in (plain, Path(f"{plain}.gz"), Path(f"{plain}.gz.tbi")):
             leftover.unlink(missing_ok=True)
