@@ -82,6 +82,11 @@ def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a["max_task"]) == list(b["max_task"])
 
 
+def _write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def assert_accounting(summary: dict, out: Path) -> None:
     assert summary["alleles_read"] == summary["alleles_scored"] + summary["alleles_rejected"]
     assert summary["alleles_rejected"] == sum(summary["rejected_by_reason"].values())
@@ -189,6 +194,29 @@ def test_the_scores_vcf_keeps_every_task_its_own_name_and_leaves_out_what_a_vcf_
             assert sum(1 for _ in vcf) == clean_run[1]["alleles_scored"] - moved and moved > 0
     finally:
         pysam.set_verbosity(0)
+
+
+def test_a_vcf_on_many_small_contigs_is_a_few_shards_and_every_record_is_counted(ray_session, model_dir, tmp_path):
+    """Each contig was a shard of its own (500 scaffolds: 500 shards, 1,000 parts); a shard of
+    several contigs reads each whole, its records counted once each (their indices restart
+    with every read)."""
+    from dnacnn.data.simulation_files import write_fasta_bgzip
+
+    rng = np.random.default_rng(3)
+    contigs = {f"s{i}": rng.choice(list(b"ACGT"), 400).astype(np.uint8).tobytes() for i in range(30)}
+    genome = write_fasta_bgzip(contigs, tmp_path / "scaffolds.fa.gz")
+    lines = ["##fileformat=VCFv4.2", *(f"##contig=<ID={c},length=400>" for c in contigs),
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    for i, (name, seq) in enumerate(contigs.items()):
+        for pos in (150, 250)[: 1 + i % 2]:  # one record, then two: a read's indices start at 0 again
+            ref = chr(seq[pos - 1])
+            lines.append(f"{name}\t{pos}\t{name}_{pos}\t{ref}\t{'A' if ref != 'A' else 'C'},{'G' if ref != 'G' else 'T'}"
+                         "\t.\t.\t.")
+    vcf = _write_text(tmp_path / "scaffolds.vcf", "\n".join(lines) + "\n")
+    summary = score_vcf(str(model_dir), genome, vcf, tmp_path / "out", shard_variants=10, plot=False)
+    assert summary["shards"] == 5 == len(list((tmp_path / "out" / "scores").glob("part-*.parquet")))
+    assert (summary["records_read"], summary["alleles_read"], summary["alleles_scored"]) == (45, 90, 90)
+    assert_accounting(summary, tmp_path / "out")
 
 
 def test_a_folder_where_an_output_file_goes_is_refused_before_any_work(model_dir, tmp_path):

@@ -116,11 +116,12 @@ def score_shard(scorer: VariantScorer, vcf: str, shard: Shard, out_dir: str | Pa
 
     try:
         last_record = None
-        for allele in read_alleles(vcf, scorer.genome, region=shard.region, source=source):
+        for record, allele in (((n, a.record), a) for n, region in enumerate(shard.regions)  # (read, record)
+                               for a in read_alleles(vcf, scorer.genome, region=region, source=source)):
             counts.alleles += 1
-            if allele.record != last_record:
+            if record != last_record:
                 counts.records += 1
-                last_record = allele.record
+                last_record = record
             if allele.reject:
                 reasons[allele.reject] += 1
                 rejects.append(_reject_row(allele))

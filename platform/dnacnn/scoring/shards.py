@@ -1,15 +1,18 @@
 """The batch job's units of work: shards planned from the VCF's own records, and their counts.
 
 A shard is a run of about ``shard_variants`` consecutive records of one contig,
-read back by a region query on the tabix index. Shards are planned from the
-records' positions in the index (their number and where they lie), so a VCF of
-200 variants is one shard whatever the genome's size, and a dense region is cut
-into as many shards as it needs. A shard boundary never separates two records
-of the same POS. An unindexable VCF (unsorted) is one whole-file shard.
+read back by a region query on the tabix index, or, for contigs of fewer records,
+several whole contigs (a VCF on hundreds of scaffolds is not hundreds of shards).
+Shards are planned from the records' positions in the index (their number and
+where they lie), so a VCF of 200 variants is one shard whatever the genome's
+size, and a dense region is cut into as many shards as it needs. A shard boundary
+never separates two records of the same POS. An unindexable VCF (unsorted) is one
+whole-file shard.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -27,7 +30,8 @@ class ShardFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class Shard:
-    """One unit of work: records of ``chrom`` whose 0-based POS - 1 is in [start, end).
+    """One unit of work: records of ``chrom`` whose 0-based POS - 1 is in [start, end), then
+    every record of each contig in ``more`` (whole contigs of few records, in index order).
 
     ``whole_file`` shards read an unindexable VCF from its start (then with line numbers).
     """
@@ -37,19 +41,27 @@ class Shard:
     start: int = 0
     end: int = 0
     whole_file: bool = False
+    more: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return f"{self.index:06d}"
 
     @property
-    def region(self) -> tuple[str, int, int] | None:
-        return None if self.whole_file else (self.chrom, self.start, self.end)
+    def regions(self) -> list[tuple[str, int, int] | None]:
+        """The region reads that make the shard, in order (None: the whole file)."""
+        if self.whole_file:
+            return [None]
+        return [(self.chrom, self.start, self.end), *((chrom, 0, OPEN_END) for chrom in self.more)]
 
     def describe(self) -> str:
         if self.whole_file:
             return "the whole VCF"
-        return f"{self.chrom}:{self.start}-" + ("end" if self.end == OPEN_END else str(self.end))
+        first = f"{self.chrom}:{self.start}-" + ("end" if self.end == OPEN_END else str(self.end))
+        if not self.more:
+            return first
+        shown = ", ".join(self.more[:2]) + (f" and {len(self.more) - 2} more" if len(self.more) > 2 else "")
+        return f"{first} with contigs {shown}"
 
 
 @dataclass
@@ -93,9 +105,10 @@ def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
     if not indexed:
         return [Shard(0, whole_file=True)]
     shards: list[Shard] = []
+    bundle = 0  # records of the last shard when it holds whole contigs only (more may join it), else 0
     with open_tabix(vcf) as tbx:
         for chrom in tbx.contigs:
-            start, count, last = 0, 0, None
+            start, count, last, first = 0, 0, None, len(shards)
 
             def cut(err: Exception) -> None:  # a cut or damaged file: its records up to here are scored
                 log.warning("%s: reading %s stopped after POS %s (%s): the file is cut or damaged; "
@@ -112,6 +125,15 @@ def plan_shards(vcf: str, indexed: bool, shard_variants: int) -> list[Shard]:
                     start, count = pos0, 0
                 count += 1
                 last = pos0
-            if count:
+            if not count:
+                continue
+            if len(shards) > first:  # the contig is cut: its last piece starts at a record
                 shards.append(Shard(len(shards), chrom, start, OPEN_END))
+                bundle = 0
+            elif bundle and bundle + count <= shard_variants:  # a whole contig joins the last shard
+                shards[-1] = dataclasses.replace(shards[-1], more=(*shards[-1].more, chrom))
+                bundle += count
+            else:
+                shards.append(Shard(len(shards), chrom, 0, OPEN_END))
+                bundle = count if count < shard_variants else 0
     return shards
