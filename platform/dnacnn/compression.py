@@ -13,6 +13,7 @@ import io
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -206,3 +207,31 @@ CR_ONLY = "its lines end in a carriage return alone (old Mac text): end them wit
 def cr_only_lines(head: bytes) -> bool:
     """Whether text (its first bytes, decompressed) ends its lines in a carriage return alone."""
     return b"\r" in head and b"\n" not in head
+
+
+def lines_starting_with(handle: BinaryIO, marker: bytes, piece: int = 4 << 20) -> Iterator[tuple[int, bytes]]:
+    """The lines that begin with ``marker`` in the text ``handle`` reads from where it is (a line
+    start): (the line's 1-based number counted from there, the line without its line break).
+
+    The text is searched in pieces of ``piece`` bytes, not line by line (about 0.2 s per million
+    lines); a line is held whole only when it begins with ``marker`` (a long line of bases is not).
+    ``marker`` holds no line break.
+    """
+    # newlines before `data`: the line break `pending` stands for first, a virtual one at the start
+    newlines, pending, found = -1, b"\n", b"\n" + marker
+    for chunk in iter(lambda: handle.read(piece), b""):
+        data = pending + chunk
+        end = data.rfind(b"\n")  # the last line break: lines before it are whole
+        at = data.find(found, 0, max(end, 0))
+        while at >= 0:
+            stop = data.index(b"\n", at + 1)
+            yield newlines + data.count(b"\n", 0, at + 1) + 1, data[at + 1:stop]
+            at = data.find(found, stop, end)
+        tail = data[end + 1:]  # the start of the line the next piece goes on with
+        if end >= 0 and (marker.startswith(tail) or tail.startswith(marker)):
+            newlines, pending = newlines + data.count(b"\n", 0, end), data[end:]
+        else:  # mid-line: no line begins before the next line break
+            newlines, pending = newlines + data.count(b"\n"), b""
+    if pending.startswith(found):  # the last line, without a line break
+        yield newlines + 2, pending[1:]
+

@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
-from dnacnn.compression import CR_ONLY, cr_only_lines, is_bgzf, is_gzip, open_bytes
+from dnacnn.compression import CR_ONLY, cr_only_lines, is_bgzf, is_gzip, lines_starting_with, open_bytes
 from dnacnn.job_paths import inside_job_copy
 
 #: An index older than its FASTA by more than this (seconds) was written for another version
@@ -78,7 +79,7 @@ def _check_fai_lines(fai: Path, path: str) -> None:
 def check_names_once_each(path: str) -> None:
     """Refuse a FASTA naming one contig twice (htslib's index keeps the first, without a word:
     the second's bases could not be read), read through once when htslib has just built its
-    index (the headers found in 4 MiB pieces of text: seconds for a whole genome). The index
+    index (its headers found in 4 MiB pieces of text: seconds for a whole genome). The index
     built is removed, so that the next open says it again.
 
     Raises:
@@ -93,22 +94,14 @@ def check_names_once_each(path: str) -> None:
         first[name] = number
 
 
-def _header_names(path: str):
+def _header_names(path: str) -> Iterator[bytes]:
     """The name (up to the first blank) of each '>' line of a (possibly gzipped) FASTA, in order."""
-    pending = b"\n"  # the text from the last line start read: a '>' line may be cut between pieces
     with open_bytes(path) as handle:
-        for piece in iter(lambda: handle.read(4 << 20), b""):
-            data = pending + piece
-            end = data.rfind(b"\n")
-            for found in _HEADER.finditer(data, 0, max(end, 0)):
-                yield found[1]
-            # from the last line start on, when it may begin a '>' line; else mid-line (a long sequence line)
-            pending = data[end:] if end >= 0 and data[end + 1:end + 2] in (b">", b"") else b""
-        yield from (found[1] for found in _HEADER.finditer(pending + b"\n"))
+        for _, line in lines_starting_with(handle, b">"):
+            yield _BLANK.split(line[1:], maxsplit=1)[0]
 
 
-#: A '>' line's name: from a line start, up to a blank or the line's end.
-_HEADER = re.compile(rb"\n>([^\s]*)")
+_BLANK = re.compile(rb"\s")
 
 
 def check_contig_names(path: str, names: list[str]) -> None:
